@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/user"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"tokenledger/events"
+	"tokenledger/natsapi"
+)
+
+// requestTimeout bounds one client request, so that with no node running a
+// command fails within seconds with exit status 3.
+const requestTimeout = 10 * time.Second
+
+// connect reaches NATS, or fails fast with a message that says what to start.
+func (c *clientConfig) connect() (*nats.Conn, error) {
+	nc, err := c.connectWith(nats.Name("tokenledger cli"), nats.Timeout(3*time.Second), nats.NoReconnect())
+	if err != nil {
+		return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: start a node with `tokenledger serve`, or point --nats at one", c.NATS)
+	}
+	return nc, nil
+}
+
+// withClient connects, runs fn with a service client and a deadline, and closes.
+func (c *clientConfig) withClient(ctx context.Context, fn func(context.Context, *natsapi.Client) error) error {
+	nc, err := c.connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return fn(ctx, natsapi.NewClient(nc, c.Prefix))
+}
+
+// operator is the actor recorded for commands given on the command line.
+func operator() *events.Actor {
+	name := "operator"
+	if u, err := user.Current(); err == nil && u.Username != "" && len(u.Username) <= 64 {
+		name = u.Username
+	}
+	return &events.Actor{Kind: events.ActorOperator, Name: name}
+}
+
+func (e *cli) create(ctx context.Context, args []string) error {
+	var cfg clientConfig
+	var account, name, expires, expiresAt string
+	fs := newFlagSet("create", e.stderr)
+	cfg.register(fs, e.getenv)
+	fs.StringVar(&account, "account", "", "account that owns the token")
+	fs.StringVar(&name, "name", "", "token name: 1-50 of A-Z a-z 0-9 - _")
+	fs.StringVar(&expires, "expires", "", "expiry date YYYY-MM-DD (23:59:59 that day in --tz)")
+	fs.StringVar(&expiresAt, "expires-at", "", "expiry instant in Unix seconds")
+	fs.BoolVar(&cfg.JSON, "json", false, "print the token as JSON")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := checkInput(events.CheckAccount(account)); err != nil {
+		return err
+	}
+	if err := checkInput(events.CheckName(name)); err != nil {
+		return err
+	}
+	loc, err := cfg.location()
+	if err != nil {
+		return err
+	}
+	var exp *int64
+	switch {
+	case expires != "" && expiresAt != "":
+		return usageErrorf("give --expires or --expires-at, not both")
+	case expires != "":
+		t, err := events.ParseDate(expires, loc)
+		if err != nil {
+			return checkInput(err)
+		}
+		x := t.Unix()
+		exp = &x
+	case expiresAt != "":
+		x, err := strconv.ParseInt(expiresAt, 10, 64)
+		if err != nil {
+			return usageErrorf("--expires-at %q: want Unix seconds", expiresAt)
+		}
+		exp = &x
+	}
+	if exp != nil && *exp <= time.Now().Unix() {
+		return usageErrorf("the expiry %s is not in the future", time.Unix(*exp, 0).In(loc).Format(time.RFC3339))
+	}
+	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
+		tok, err := api.Create(ctx, natsapi.CreateRequest{Account: account, Name: name, ExpiresAt: exp, Actor: operator()})
+		if err != nil {
+			return err
+		}
+		if cfg.JSON {
+			return json.NewEncoder(e.stdout).Encode(tok)
+		}
+		_, err = fmt.Fprintln(e.stdout, tok.Token)
+		return err
+	})
+}
+
+func (e *cli) list(ctx context.Context, args []string) error {
+	var cfg clientConfig
+	var account string
+	fs := newFlagSet("list", e.stderr)
+	cfg.register(fs, e.getenv)
+	fs.StringVar(&account, "account", "", "account whose tokens to list")
+	fs.BoolVar(&cfg.JSON, "json", false, "print a JSON array")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := checkInput(events.CheckAccount(account)); err != nil {
+		return err
+	}
+	loc, err := cfg.location()
+	if err != nil {
+		return err
+	}
+	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
+		toks, err := api.List(ctx, account)
+		if err != nil {
+			return err
+		}
+		return printTokens(e.stdout, toks, "", cfg.JSON, loc)
+	})
+}
+
+// printTokens writes tokens as list does: a table, or a JSON array. With
+// account set, the table gains an ACCOUNT column (replay of every account).
+func printTokens(w io.Writer, toks []natsapi.TokenInfo, account string, asJSON bool, loc *time.Location) error {
+	if asJSON {
+		if toks == nil {
+			toks = []natsapi.TokenInfo{}
+		}
+		return json.NewEncoder(w).Encode(toks)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	prefix := ""
+	if account != "" {
+		prefix = "ACCOUNT\t"
+	}
+	fmt.Fprintln(tw, prefix+"NAME\tCREATED\tEXPIRES\tSTATUS")
+	for _, t := range toks {
+		expires := "never"
+		if t.ExpiresAt != nil {
+			expires = time.Unix(*t.ExpiresAt, 0).In(loc).Format(time.RFC3339)
+		}
+		if account != "" {
+			fmt.Fprintf(tw, "%s\t", account)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, time.Unix(t.CreateTime, 0).In(loc).Format(time.RFC3339), expires, t.Status)
+	}
+	return tw.Flush()
+}
+
+func (e *cli) rename(ctx context.Context, args []string) error {
+	var cfg clientConfig
+	var r natsapi.RenameRequest
+	fs := newFlagSet("rename", e.stderr)
+	cfg.register(fs, e.getenv)
+	fs.StringVar(&r.Account, "account", "", "account that owns the token")
+	fs.StringVar(&r.Name, "name", "", "the token's current name")
+	fs.StringVar(&r.NewName, "new-name", "", "the token's new name")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	for _, err := range []error{events.CheckAccount(r.Account), events.CheckName(r.Name), events.CheckName(r.NewName)} {
+		if err := checkInput(err); err != nil {
+			return err
+		}
+	}
+	if r.Name == r.NewName {
+		return usageErrorf("--new-name must differ from --name")
+	}
+	r.Actor = operator()
+	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error { return api.Rename(ctx, r) })
+}
+
+func (e *cli) revoke(ctx context.Context, args []string) error {
+	var cfg clientConfig
+	var r natsapi.RevokeRequest
+	fs := newFlagSet("revoke", e.stderr)
+	cfg.register(fs, e.getenv)
+	fs.StringVar(&r.Account, "account", "", "account that owns the tokens")
+	fs.Var((*names)(&r.Names), "name", "name of a token to revoke (repeatable: all or nothing)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := checkInput(events.CheckAccount(r.Account)); err != nil {
+		return err
+	}
+	if len(r.Names) == 0 {
+		return usageErrorf("give at least one --name")
+	}
+	for _, n := range r.Names {
+		if err := checkInput(events.CheckName(n)); err != nil {
+			return err
+		}
+	}
+	r.Actor = operator()
+	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error { return api.Revoke(ctx, r) })
+}
+
+func (e *cli) validate(ctx context.Context, args []string) error {
+	var cfg clientConfig
+	var account string
+	fs := newFlagSet("validate", e.stderr)
+	cfg.register(fs, e.getenv)
+	fs.StringVar(&account, "account", "", "the account that must own the token")
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageErrorf("validate: give the token as the one argument")
+	}
+	if account != "" {
+		if err := checkInput(events.CheckAccount(account)); err != nil {
+			return err
+		}
+	}
+	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
+		rep, err := api.Validate(ctx, fs.Arg(0), account)
+		if err != nil {
+			return err
+		}
+		if err := json.NewEncoder(e.stdout).Encode(rep); err != nil {
+			return err
+		}
+		if !rep.Valid {
+			return errSilent
+		}
+		return nil
+	})
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/commands"
+	"tokenledger/embedded"
+	"tokenledger/events"
+	"tokenledger/httpapi"
+	"tokenledger/natsapi"
+	"tokenledger/projections"
+)
+
+// version is what `nats micro info tokens` shows.
+const version = "0.1.0"
+
+// serveConfig is every setting of a node, from flags with environment
+// fallbacks. The zero flags give the embedded default that works.
+type serveConfig struct {
+	clientConfig
+	Join     bool // --nats was given: join that NATS, start no server
+	DataDir  string
+	Listen   string
+	HTTP     string
+	WarnDays int
+	Replicas int
+}
+
+func (e *cli) serveFlags(args []string) (serveConfig, error) {
+	var c serveConfig
+	fs := newFlagSet("serve", e.stderr)
+	c.register(fs, e.getenv)
+	fs.StringVar(&c.DataDir, "data-dir", envOr(e.getenv, "TOKENLEDGER_DATA_DIR", "./data"), "embedded NATS: JetStream's directory (env TOKENLEDGER_DATA_DIR)")
+	fs.StringVar(&c.Listen, "listen", envOr(e.getenv, "TOKENLEDGER_LISTEN", "127.0.0.1:4222"), "embedded NATS: client address (env TOKENLEDGER_LISTEN)")
+	fs.StringVar(&c.HTTP, "http", envOr(e.getenv, "TOKENLEDGER_HTTP", "127.0.0.1:8080"), "HTTP address of the API, panel and health checks (env TOKENLEDGER_HTTP)")
+	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
+	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of the stream when this node creates it")
+	if err := parse(fs, args, 0); err != nil {
+		return c, err
+	}
+	fs.Visit(func(f *flag.Flag) { c.Join = c.Join || f.Name == "nats" })
+	c.Join = c.Join || e.getenv("TOKENLEDGER_NATS") != ""
+	if c.WarnDays < 0 {
+		return c, usageErrorf("--warn-days must not be negative")
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return c, usageErrorf("--replicas must be 1 to 5")
+	}
+	if _, err := c.location(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// serve runs a node: NATS (embedded, or joined), the stream, the projections,
+// the `tokens` service and the HTTP server, until SIGINT or SIGTERM.
+func (e *cli) serve(ctx context.Context, args []string) error {
+	cfg, err := e.serveFlags(args)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+
+	var (
+		nc        *nats.Conn
+		clientURL = cfg.NATS
+	)
+	if cfg.Join {
+		opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+		if nc, err = cfg.connectWith(opts...); err != nil {
+			return fmt.Errorf("--nats (or TOKENLEDGER_NATS) is set, so this node joins that NATS rather than start its own: %w", err)
+		}
+	} else {
+		var srv *server.Server
+		if srv, err = embedded.Start(embedded.Options{DataDir: cfg.DataDir, Listen: cfg.Listen}); err != nil {
+			return events.Errorf(events.Unavailable, "%v", err)
+		}
+		defer srv.WaitForShutdown()
+		defer srv.Shutdown()
+		clientURL = srv.ClientURL()
+		if nc, err = nats.Connect("", nats.InProcessServer(srv), nats.Name("tokenledger node")); err != nil {
+			return err
+		}
+	}
+	defer nc.Close()
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	scfg := cfg.streamConfig()
+	scfg.Replicas = cfg.Replicas
+	stream, err := events.Ensure(ctx, js, scfg)
+	if err != nil {
+		return err
+	}
+	table := projections.NewTable(time.Duration(cfg.WarnDays) * 24 * time.Hour)
+	follower := projections.NewFollower(table, stream, log)
+	ledger := commands.New(stream, table, time.Now)
+
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return usageErrorf("--http %s: %v", cfg.HTTP, err)
+	}
+	httpServer := httpapi.Server(httpapi.New(httpapi.Config{Ready: follower.Ready}))
+
+	var g group
+	{ // signals
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		g.add(func() error { <-ctx.Done(); log.Info("stopping"); return nil }, stop)
+	}
+	{ // projections
+		ctx, cancel := context.WithCancel(ctx)
+		g.add(func() error { return follower.Run(ctx) }, cancel)
+	}
+	{ // the `tokens` service, once the projections have caught up
+		ctx, cancel := context.WithCancel(ctx)
+		g.add(func() error {
+			if err := follower.WaitReady(ctx); err != nil {
+				return nil
+			}
+			svc, err := natsapi.Start(nc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "tokenledger serving: nats=%s http=http://%s\n", clientURL, ln.Addr())
+			<-ctx.Done()
+			return svc.Stop()
+		}, cancel)
+	}
+	{ // HTTP
+		g.add(func() error {
+			if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		}, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			httpServer.Shutdown(ctx)
+		})
+	}
+	log.Info("node starting", "nats", clientURL, "http", ln.Addr().String(), "stream", scfg.Stream, "embedded", !cfg.Join)
+	return g.run()
+}
+
+// connectWith connects a node to an existing NATS with cfg's credentials.
+func (c *clientConfig) connectWith(extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{nats.Name("tokenledger node"), nats.Timeout(5 * time.Second)}, extra...)
+	if c.Creds != "" {
+		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	nc, err := nats.Connect(c.NATS, opts...)
+	if err != nil {
+		return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: %v", c.NATS, err)
+	}
+	return nc, nil
+}
+

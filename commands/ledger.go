@@ -1,0 +1,181 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"tokenledger/events"
+)
+
+// Log is what the write side needs of the event stream (*events.Stream).
+type Log interface {
+	Append(ctx context.Context, account string, expect uint64, evs []events.Event) (uint64, error)
+	Read(ctx context.Context, opts events.ReadOptions, fn func(events.Msg) error) error
+	LastSeq(ctx context.Context, account string) (uint64, error)
+}
+
+// Projection is what the write side needs of the node's read side: to wait
+// until an appended event is applied, so a caller reads its own writes.
+type Projection interface {
+	WaitApplied(ctx context.Context, seq uint64) error
+}
+
+// maxAttempts bounds how often a command re-reads its account and decides
+// again after losing a race before it reports a conflict.
+const maxAttempts = 5
+
+// Ledger carries out commands. It keeps each account's decision state in
+// memory, brought up to date from the stream when an append finds it stale,
+// and runs one command per account at a time on this node.
+type Ledger struct {
+	log  Log
+	proj Projection
+	now  func() time.Time
+
+	mu       sync.Mutex
+	accounts map[string]*account
+}
+
+type account struct {
+	mu     sync.Mutex
+	state  State
+	loaded bool // state has been read from the stream at least once
+}
+
+// New returns a Ledger that appends to log, waits on proj, and reads the
+// clock from now.
+func New(log Log, proj Projection, now func() time.Time) *Ledger {
+	return &Ledger{log: log, proj: proj, now: now, accounts: make(map[string]*account)}
+}
+
+// Created is what a successful create returns: the token's event and its
+// secret, which exists nowhere else and must be shown once and then dropped.
+type Created struct {
+	Event  events.Event
+	Secret string
+}
+
+// Create issues a token.
+func (l *Ledger) Create(ctx context.Context, c Create) (Created, error) {
+	if err := c.Check(l.now()); err != nil {
+		return Created{}, err
+	}
+	secret := events.NewSecret()
+	hash, tokenID := events.HashSecret(secret), events.NewID()
+	evs, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
+		return decideCreate(s, c, hash, tokenID, l.now(), events.NewID)
+	})
+	if err != nil {
+		return Created{}, err
+	}
+	return Created{Event: evs[0], Secret: secret}, nil
+}
+
+// Rename gives a live token a new name.
+func (l *Ledger) Rename(ctx context.Context, c Rename) error {
+	if err := c.Check(); err != nil {
+		return err
+	}
+	_, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
+		return decideRename(s, c, l.now(), events.NewID)
+	})
+	return err
+}
+
+// Revoke removes live tokens, all or none.
+func (l *Ledger) Revoke(ctx context.Context, c Revoke) error {
+	if err := c.Check(); err != nil {
+		return err
+	}
+	_, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
+		return decideRevoke(s, c, l.now(), events.NewID)
+	})
+	return err
+}
+
+// execute decides against the account's state and appends the result on
+// condition that no other event of the account was stored in between. A
+// refusal is only given against state known to be current.
+func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) ([]events.Event, error)) ([]events.Event, error) {
+	a := l.account(name)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.loaded {
+		if err := l.catchUp(ctx, name, a); err != nil {
+			return nil, err
+		}
+	}
+	verified := false // the state was checked against the stream in this call
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		evs, err := decide(&a.state)
+		if err != nil {
+			if verified {
+				return nil, err
+			}
+			// Another node may have changed the account since we last looked.
+			last, lerr := l.log.LastSeq(ctx, name)
+			if lerr != nil {
+				return nil, lerr
+			}
+			if last == a.state.Seq {
+				return nil, err
+			}
+			if err := l.catchUp(ctx, name, a); err != nil {
+				return nil, err
+			}
+			verified = true
+			continue
+		}
+		seq, err := l.log.Append(ctx, name, a.state.Seq, evs)
+		if events.ErrorCode(err) == events.Conflict {
+			if err := l.catchUp(ctx, name, a); err != nil {
+				return nil, err
+			}
+			verified = true
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			a.state.Evolve(e)
+		}
+		a.state.Seq = seq
+		if err := l.proj.WaitApplied(ctx, seq); err != nil {
+			return nil, fmt.Errorf("%w: %v", events.Errorf(events.Unavailable, "the change was stored (sequence %d) but this node has not applied it yet", seq), err)
+		}
+		return evs, nil
+	}
+	return nil, events.Errorf(events.Conflict, "the account %s kept changing under this command (%d attempts); try again", name, maxAttempts)
+}
+
+// catchUp folds the account's events stored after the state's sequence.
+// Events that do not decode are skipped but still move the sequence on, since
+// the concurrency check counts every stored message.
+func (l *Ledger) catchUp(ctx context.Context, name string, a *account) error {
+	err := l.log.Read(ctx, events.ReadOptions{Account: name, AfterSeq: a.state.Seq}, func(m events.Msg) error {
+		if m.Err == nil {
+			a.state.Evolve(m.Event)
+		}
+		a.state.Seq = m.Seq
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.loaded = true
+	return nil
+}
+
+func (l *Ledger) account(name string) *account {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.accounts[name]
+	if a == nil {
+		a = &account{}
+		l.accounts[name] = a
+	}
+	return a
+}

@@ -1,0 +1,186 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Event types as they travel. They are fixed: auditors' tools match on them.
+const (
+	TypeCreated = "token.created"
+	TypeRenamed = "token.renamed"
+	TypeRevoked = "token.revoked"
+)
+
+// Version is the envelope's schema version.
+const Version = 1
+
+// Event is one fact about one token of one account, as stored on the stream.
+// Data is exactly one of TokenCreated, TokenRenamed or TokenRevoked.
+type Event struct {
+	ID      string    // a ULID, also the message's Nats-Msg-Id
+	At      time.Time // when the node decided it
+	Account string
+	TokenID string
+	Actor   Actor
+	Data    Data
+}
+
+// Data is the type-specific part of an event.
+type Data interface{ eventType() string }
+
+// TokenCreated: a token was issued. Only its hash is ever recorded.
+type TokenCreated struct {
+	Name       string `json:"name"`
+	TokenHash  string `json:"token_hash"`
+	ExpiresAt  *int64 `json:"expires_at"` // Unix seconds, nil for never
+	FullAccess bool   `json:"full_access"`
+}
+
+// TokenRenamed: a live token took a new name.
+type TokenRenamed struct {
+	OldName string `json:"old_name"`
+	NewName string `json:"new_name"`
+}
+
+// TokenRevoked: a live token was removed for good.
+type TokenRevoked struct {
+	Name string `json:"name"`
+}
+
+func (TokenCreated) eventType() string { return TypeCreated }
+func (TokenRenamed) eventType() string { return TypeRenamed }
+func (TokenRevoked) eventType() string { return TypeRevoked }
+
+// Actor says who caused an event.
+type Actor struct {
+	Kind    string `json:"kind"` // operator, account or token
+	Name    string `json:"name"`
+	TokenID string `json:"token_id,omitempty"`
+	Remote  string `json:"remote,omitempty"`
+}
+
+// Actor kinds.
+const (
+	ActorOperator = "operator"
+	ActorAccount  = "account"
+	ActorToken    = "token"
+)
+
+// Type is the event's type string.
+func (e Event) Type() string { return e.Data.eventType() }
+
+// NewID returns a fresh ULID for an event or a token.
+func NewID() string { return ulid.Make().String() }
+
+// atLayout is the envelope's time format: RFC 3339, UTC, milliseconds.
+const atLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// envelope is the wire form, schema v1.
+type envelope struct {
+	V       int             `json:"v"`
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	At      string          `json:"at"`
+	Account string          `json:"account"`
+	TokenID string          `json:"token_id"`
+	Actor   Actor           `json:"actor"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// MaxEventSize bounds what the decoder accepts; a real event is a few hundred bytes.
+const MaxEventSize = 64 << 10
+
+// Encode writes an event as one JSON object.
+func Encode(e Event) ([]byte, error) {
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(envelope{
+		V: Version, ID: e.ID, Type: e.Type(), At: e.At.UTC().Format(atLayout),
+		Account: e.Account, TokenID: e.TokenID, Actor: e.Actor, Data: data,
+	})
+}
+
+// Decode reads one event and checks that it is well formed: a known version
+// and type, a valid account, ULIDs and the fields its type requires. An event
+// that fails here is never applied.
+func Decode(b []byte) (Event, error) {
+	if len(b) > MaxEventSize {
+		return Event{}, Errorf(Invalid, "event too large: %d bytes", len(b))
+	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return Event{}, Errorf(Invalid, "event is not JSON: %v", err)
+	}
+	if env.V != Version {
+		return Event{}, Errorf(Invalid, "event schema version %d is not supported", env.V)
+	}
+	at, err := time.Parse(time.RFC3339Nano, env.At)
+	if err != nil {
+		return Event{}, Errorf(Invalid, "event time %q is not RFC 3339", clip(env.At))
+	}
+	if err := CheckAccount(env.Account); err != nil {
+		return Event{}, err
+	}
+	if _, err := ulid.ParseStrict(env.ID); err != nil {
+		return Event{}, Errorf(Invalid, "event id %q is not a ULID", clip(env.ID))
+	}
+	if _, err := ulid.ParseStrict(env.TokenID); err != nil {
+		return Event{}, Errorf(Invalid, "token id %q is not a ULID", clip(env.TokenID))
+	}
+	e := Event{ID: env.ID, At: at, Account: env.Account, TokenID: env.TokenID, Actor: env.Actor}
+	switch env.Type {
+	case TypeCreated:
+		var d TokenCreated
+		if err := decodeData(env.Data, &d); err != nil {
+			return Event{}, err
+		}
+		if err := CheckName(d.Name); err != nil {
+			return Event{}, err
+		}
+		if _, err := ParseHash(d.TokenHash); err != nil {
+			return Event{}, err
+		}
+		e.Data = d
+	case TypeRenamed:
+		var d TokenRenamed
+		if err := decodeData(env.Data, &d); err != nil {
+			return Event{}, err
+		}
+		if err := CheckName(d.OldName); err != nil {
+			return Event{}, err
+		}
+		if err := CheckName(d.NewName); err != nil {
+			return Event{}, err
+		}
+		e.Data = d
+	case TypeRevoked:
+		var d TokenRevoked
+		if err := decodeData(env.Data, &d); err != nil {
+			return Event{}, err
+		}
+		if err := CheckName(d.Name); err != nil {
+			return Event{}, err
+		}
+		e.Data = d
+	default:
+		return Event{}, Errorf(Invalid, "unknown event type %q", clip(env.Type))
+	}
+	return e, nil
+}
+
+func decodeData(b []byte, v any) error {
+	if len(b) == 0 {
+		return Errorf(Invalid, "event has no data")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil {
+		return Errorf(Invalid, "event data: %v", err)
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Msg is one stored event as read back: its stream sequence and time, the
+// bytes exactly as stored, and the decoded event or why it could not be decoded.
+type Msg struct {
+	Seq     uint64
+	Stored  time.Time
+	Pending uint64 // messages after this one that match the read's filter
+	Raw     []byte
+	Event   Event
+	Err     error // set when Raw is not a valid event; Event is then zero
+}
+
+// ReadOptions narrow a read; the zero value reads the whole stream.
+type ReadOptions struct {
+	Account  string    // only this account's events
+	AfterSeq uint64    // only events after this sequence
+	Since    time.Time // only events stored at or after this instant
+}
+
+// Read calls fn for each event that matches opts, oldest first, up to the last
+// event stored when Read began, using JetStream's subject filter and start
+// position rather than a scan.
+func (s *Stream) Read(ctx context.Context, opts ReadOptions, fn func(Msg) error) error {
+	filter := s.cfg.AllFilter()
+	if opts.Account != "" {
+		filter = s.cfg.AccountFilter(opts.Account)
+	}
+	last, err := s.last(ctx, filter)
+	if err != nil || last <= opts.AfterSeq {
+		return err
+	}
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}
+	switch {
+	case opts.AfterSeq > 0:
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, opts.AfterSeq+1
+	case !opts.Since.IsZero():
+		since := opts.Since
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	return s.consume(ctx, cc, true, func(m Msg) (bool, error) {
+		if err := fn(m); err != nil {
+			return false, err
+		}
+		return m.Seq < last && m.Pending > 0, nil
+	})
+}
+
+// Follow calls fn for every event after sequence after, then goes on with each
+// new one as it is stored, until ctx ends. It survives reconnects: the ordered
+// consumer recreates itself where it left off.
+func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.cfg.AllFilter()}}
+	if after > 0 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	err := s.consume(ctx, cc, false, func(m Msg) (bool, error) { fn(m); return true, nil })
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// LastSeq is the sequence of the newest event of account, or of the whole
+// stream when account is empty; 0 when there is none.
+func (s *Stream) LastSeq(ctx context.Context, account string) (uint64, error) {
+	if account == "" {
+		return s.last(ctx, s.cfg.AllFilter())
+	}
+	return s.last(ctx, s.cfg.AccountFilter(account))
+}
+
+func (s *Stream) last(ctx context.Context, filter string) (uint64, error) {
+	if filter == s.cfg.AllFilter() {
+		info, err := s.stream.Info(ctx)
+		if err != nil {
+			return 0, natsError(err)
+		}
+		return info.State.LastSeq, nil
+	}
+	m, err := s.stream.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, natsError(err)
+	}
+	return m.Sequence, nil
+}
+
+// consume runs an ordered consumer and hands each message to fn until fn says
+// stop, fn fails, or ctx ends. With bounded, it returns at once when nothing
+// matches, rather than wait for a first message.
+func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig, bounded bool, fn func(Msg) (bool, error)) error {
+	cons, err := s.stream.OrderedConsumer(ctx, cc)
+	if err != nil {
+		return natsError(err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return natsError(err)
+	}
+	defer it.Stop()
+	if bounded {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return natsError(err)
+		}
+		if info.NumPending == 0 {
+			return nil
+		}
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		jm, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return natsError(err)
+		}
+		md, err := jm.Metadata()
+		if err != nil {
+			return err
+		}
+		m := Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()}
+		m.Event, m.Err = Decode(m.Raw)
+		more, err := fn(m)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+func decodeJSON(b []byte, v any) error { return json.NewDecoder(bytes.NewReader(b)).Decode(v) }

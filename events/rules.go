@@ -1,0 +1,145 @@
+package events
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// The domain rules of shared/CONTRACT.md section 1, checked the same way by the
+// CLI, every transport and the command layer, so bad input never reaches NATS.
+
+const (
+	// MaxNameLen is the longest token name.
+	MaxNameLen = 50
+	// SecretLen is the length of a token secret.
+	SecretLen = 32
+	// secretAlphabet is the secret's alphabet: 36 symbols, about 5.17 bits each.
+	secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	// hashPrefix marks the only form in which a secret is ever kept.
+	hashPrefix = "sha256:"
+)
+
+// CheckAccount refuses anything but ^[a-z][a-z0-9]{0,15}$. An account is part
+// of a subject, so '.', '*', '>', spaces and upper case must never get through.
+func CheckAccount(account string) error {
+	if account == "" {
+		return Errorf(Invalid, "an account is required")
+	}
+	ok := len(account) <= 16 && account[0] >= 'a' && account[0] <= 'z'
+	for i := 1; ok && i < len(account); i++ {
+		c := account[i]
+		ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+	}
+	if !ok {
+		return Errorf(Invalid, "the account %q is not valid: it must start with a lower-case letter and have at most 16 lower-case letters and digits", clip(account))
+	}
+	return nil
+}
+
+// CheckName accepts 1 to 50 characters of A-Z a-z 0-9 - _.
+func CheckName(name string) error {
+	if name == "" {
+		return Errorf(Invalid, "a token name is required")
+	}
+	if len(name) > MaxNameLen {
+		return Errorf(Invalid, "the token name %q is too long: at most %d characters", clip(name), MaxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return Errorf(Invalid, "the token name %q is not valid: use only letters, digits, hyphens and underscores", clip(name))
+		}
+	}
+	return nil
+}
+
+// clip keeps a refused value short enough to quote in a one-line message.
+func clip(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
+
+// NewSecret draws a 32-character A-Z0-9 secret from crypto/rand (about 165
+// bits). Rejection sampling keeps every symbol equally likely.
+func NewSecret() string {
+	var out [SecretLen]byte
+	var buf [64]byte
+	n := 0
+	for n < SecretLen {
+		rand.Read(buf[:]) // never fails (crypto/rand panics rather than return short)
+		for _, b := range buf {
+			if b >= 252 { // 252 = 7*36: the largest multiple of 36 below 256
+				continue
+			}
+			out[n] = secretAlphabet[b%36]
+			if n++; n == SecretLen {
+				break
+			}
+		}
+	}
+	return string(out[:])
+}
+
+// IsSecretShaped says whether s could be a secret at all: 32 characters of A-Z0-9.
+func IsSecretShaped(s string) bool {
+	if len(s) != SecretLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Hash is a secret's SHA-256, the only form in which the ledger keeps it.
+type Hash [sha256.Size]byte
+
+// HashSecret hashes a presented secret.
+func HashSecret(secret string) Hash { return sha256.Sum256([]byte(secret)) }
+
+// String writes the hash as it travels in events: sha256:<64 lower-case hex>.
+func (h Hash) String() string { return hashPrefix + hex.EncodeToString(h[:]) }
+
+// ParseHash reads the form String writes.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	hexed, ok := strings.CutPrefix(s, hashPrefix)
+	if !ok || len(hexed) != 2*len(h) || strings.ToLower(hexed) != hexed {
+		return h, Errorf(Invalid, "a token hash must be sha256:<64 lower-case hex>")
+	}
+	if _, err := hex.Decode(h[:], []byte(hexed)); err != nil {
+		return h, Errorf(Invalid, "a token hash must be sha256:<64 lower-case hex>")
+	}
+	return h, nil
+}
+
+// ParseDate reads an expiry date YYYY-MM-DD as 23:59:59 of that day in loc.
+func ParseDate(date string, loc *time.Location) (time.Time, error) {
+	d, err := time.ParseInLocation(time.DateOnly, date, loc)
+	if err != nil {
+		return time.Time{}, Errorf(Invalid, "the date %q is not valid: use YYYY-MM-DD", clip(date))
+	}
+	return time.Date(d.Year(), d.Month(), d.Day(), 23, 59, 59, 0, loc), nil
+}
+
+// CheckActor refuses an actor that an audit could not read: an unknown kind,
+// or fields too long to be what they claim.
+func CheckActor(a Actor) error {
+	switch a.Kind {
+	case ActorOperator, ActorAccount, ActorToken:
+	default:
+		return Errorf(Invalid, "actor kind %q is not operator, account or token", clip(a.Kind))
+	}
+	if a.Name == "" || len(a.Name) > 64 || len(a.TokenID) > 26 || len(a.Remote) > 64 {
+		return Errorf(Invalid, "actor needs a name of at most 64 bytes, a token id of 26 and a remote of 64")
+	}
+	return nil
+}

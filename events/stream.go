@@ -1,0 +1,211 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config names the stream and its subjects. The zero value is not usable;
+// start from DefaultConfig.
+type Config struct {
+	Stream   string // TOKENS
+	Prefix   string // tokens: events go on <Prefix>.events.<account>.<token_id>
+	Replicas int    // copies kept by a JetStream cluster; 1 on a single server
+}
+
+// DefaultConfig is the contract's stream and subject prefix.
+func DefaultConfig() Config { return Config{Stream: "TOKENS", Prefix: "tokens", Replicas: 1} }
+
+// Subject is where an event about token tokenID of account goes.
+func (c Config) Subject(account, tokenID string) string {
+	return c.Prefix + ".events." + account + "." + tokenID
+}
+
+// AccountFilter matches every event of one account: the scope of optimistic
+// concurrency, so that two nodes racing on one account cannot both win.
+func (c Config) AccountFilter(account string) string { return c.Prefix + ".events." + account + ".*" }
+
+// AllFilter matches every event.
+func (c Config) AllFilter() string { return c.Prefix + ".events.>" }
+
+// StreamConfig is the append-only stream: no delete, no purge, no limit that
+// discards events. Atomic batches make a revoke of several names all or nothing.
+func (c Config) StreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:               c.Stream,
+		Description:        "tokenledger events: append-only",
+		Subjects:           []string{c.AllFilter()},
+		Storage:            jetstream.FileStorage,
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardNew,
+		MaxMsgs:            -1,
+		MaxBytes:           -1,
+		MaxMsgsPerSubject:  -1,
+		MaxMsgSize:         MaxEventSize,
+		Duplicates:         2 * time.Minute,
+		Replicas:           max(c.Replicas, 1),
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowAtomicPublish: true,
+	}
+}
+
+// Stream is the ledger's event log on JetStream: the one place that appends
+// and reads events.
+type Stream struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    Config
+}
+
+// Ensure opens the stream, creating it if it is missing. An existing stream
+// whose configuration could lose or reject events is refused, never changed.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Stream, error) {
+	s, err := js.CreateStream(ctx, cfg.StreamConfig())
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		if s, err = js.Stream(ctx, cfg.Stream); err == nil {
+			err = compatible(s.CachedInfo().Config, cfg)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, natsError(err))
+	}
+	return &Stream{js: js, stream: s, cfg: cfg}, nil
+}
+
+// Open opens an existing stream for reading: all an auditor needs.
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Stream, error) {
+	s, err := js.Stream(ctx, cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, Errorf(Unavailable, "stream %s not found: has a node (tokenledger serve) run on this NATS?", cfg.Stream)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, natsError(err))
+	}
+	return &Stream{js: js, stream: s, cfg: cfg}, nil
+}
+
+// compatible refuses a stream that would not keep every event, with a message
+// that says which setting is wrong.
+func compatible(have jetstream.StreamConfig, cfg Config) error {
+	want := cfg.StreamConfig()
+	var problems []string
+	if !slices.Contains(have.Subjects, want.Subjects[0]) {
+		problems = append(problems, fmt.Sprintf("subjects %v do not include %s", have.Subjects, want.Subjects[0]))
+	}
+	if !have.DenyDelete || !have.DenyPurge {
+		problems = append(problems, "it allows delete or purge")
+	}
+	if have.MaxMsgs > 0 || have.MaxBytes > 0 || have.MaxAge > 0 || have.MaxMsgsPerSubject > 0 {
+		problems = append(problems, "it has limits that discard events")
+	}
+	if have.Retention != jetstream.LimitsPolicy {
+		problems = append(problems, "its retention is not limits")
+	}
+	if !have.AllowAtomicPublish {
+		problems = append(problems, "it does not allow atomic publish")
+	}
+	if len(problems) > 0 {
+		return Errorf(Invalid, "existing stream %s is not compatible (%v); fix or replace it by hand, tokenledger will not change it", cfg.Stream, problems)
+	}
+	return nil
+}
+
+// Config returns the stream's names.
+func (s *Stream) Config() Config { return s.cfg }
+
+// Append stores evs, all about one account, as one atomic unit, on condition
+// that the account's last event is still at sequence expect (0: none yet). It
+// returns the sequence of the last stored event. A lost race is a Conflict.
+func (s *Stream) Append(ctx context.Context, account string, expect uint64, evs []Event) (uint64, error) {
+	if len(evs) == 0 {
+		return 0, Errorf(Invalid, "nothing to append")
+	}
+	msgs := make([]*nats.Msg, len(evs))
+	for i, e := range evs {
+		if e.Account != account {
+			return 0, Errorf(Internal, "event for account %s appended to %s", e.Account, account)
+		}
+		b, err := Encode(e)
+		if err != nil {
+			return 0, err
+		}
+		m := nats.NewMsg(s.cfg.Subject(e.Account, e.TokenID))
+		m.Data = b
+		m.Header.Set(jetstream.MsgIDHeader, e.ID)
+		msgs[i] = m
+	}
+	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, s.cfg.AccountFilter(account))
+	if len(msgs) == 1 {
+		ack, err := s.js.PublishMsg(ctx, msgs[0])
+		if err != nil {
+			return 0, natsError(err)
+		}
+		return ack.Sequence, nil
+	}
+	return s.appendBatch(ctx, msgs)
+}
+
+// appendBatch publishes msgs as one JetStream atomic batch: the server stores
+// all of them or none. Only the first carries the concurrency check.
+func (s *Stream) appendBatch(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	batch := NewID()
+	nc := s.js.Conn()
+	for i, m := range msgs {
+		m.Header.Set("Nats-Batch-Id", batch)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i == len(msgs)-1 {
+			m.Header.Set("Nats-Batch-Commit", "1")
+			ack, err := s.js.PublishMsg(ctx, m)
+			if err != nil {
+				return 0, natsError(err)
+			}
+			return ack.Sequence, nil
+		}
+		// Before the commit the server answers each message with an empty
+		// acknowledgement once it is staged, or with an error.
+		reply, err := nc.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			return 0, natsError(err)
+		}
+		if len(reply.Data) > 0 {
+			var r struct {
+				Error *jetstream.APIError `json:"error"`
+			}
+			if json := decodeJSON(reply.Data, &r); json != nil || r.Error == nil {
+				return 0, fmt.Errorf("unexpected reply to batch message: %q", reply.Data)
+			}
+			return 0, natsError(r.Error)
+		}
+	}
+	panic("unreachable")
+}
+
+// natsError translates NATS failures once, at this edge: a lost race on the
+// expected sequence (10071, or 10164 on a replicated stream) is a Conflict;
+// no server or no answer is Unavailable.
+func natsError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return fmt.Errorf("%w: %v", Errorf(Conflict, "another change to this account was stored first"), err)
+		}
+		return err
+	}
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return fmt.Errorf("%w: %v", Errorf(Unavailable, "JetStream did not answer"), err)
+	}
+	return err
+}

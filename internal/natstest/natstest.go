@@ -1,0 +1,49 @@
+// Package natstest starts real NATS servers for tests: one embedded server
+// with JetStream on a random port in a temporary directory, stopped when the
+// test ends. No test in tokenledger mocks NATS.
+package natstest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"tokenledger/embedded"
+)
+
+// MustServer starts an embedded JetStream server on a random loopback port.
+func MustServer(tb testing.TB) *server.Server {
+	tb.Helper()
+	s, err := embedded.Start(embedded.Options{DataDir: tb.TempDir(), Listen: "127.0.0.1:0", NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// MustConnect connects a client to s and closes it when the test ends.
+func MustConnect(tb testing.TB, s *server.Server) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.Timeout(10*time.Second))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// Eventually fails the test unless cond holds within a generous deadline,
+// checking it often: tests wait on conditions, never on fixed sleeps.
+func Eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -1,0 +1,228 @@
+package natsapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"tokenledger/commands"
+	"tokenledger/events"
+	"tokenledger/projections"
+)
+
+// ServiceName and QueueGroup are fixed by the contract: `nats micro ls` shows
+// the service by this name, and every node answers a share of the requests.
+const (
+	ServiceName = "tokens"
+	QueueGroup  = "tokens"
+	// MaxRequest bounds every request body; a real one is under a kilobyte.
+	MaxRequest = 16 << 10
+	// commandTimeout bounds one command from receipt to reply.
+	commandTimeout = 30 * time.Second
+	// maxInFlight bounds the commands a node works on at once.
+	maxInFlight = 256
+)
+
+// Config wires the service to the node's write and read sides.
+type Config struct {
+	Prefix  string // subject prefix, "tokens"
+	Ledger  *commands.Ledger
+	Table   *projections.Table
+	Now     func() time.Time
+	Log     *slog.Logger
+	Version string
+}
+
+// Service is a running `tokens` micro service.
+type Service struct {
+	svc      micro.Service
+	cfg      Config
+	inFlight sync.WaitGroup
+	slots    chan struct{}
+}
+
+// Start registers the service and its endpoints on nc. Validation is answered
+// in the subscription's own goroutine, since it is a memory lookup; commands
+// wait on JetStream, so each runs in a goroutine of its own.
+func Start(nc *nats.Conn, cfg Config) (*Service, error) {
+	s := &Service{cfg: cfg, slots: make(chan struct{}, maxInFlight)}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        ServiceName,
+		Version:     cfg.Version,
+		Description: "tokenledger: API token validation and commands",
+		QueueGroup:  QueueGroup,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.svc = svc
+	root := svc.AddGroup(cfg.Prefix)
+	cmd := root.AddGroup("cmd")
+	for _, e := range []struct {
+		group   micro.Group
+		name    string
+		handler micro.HandlerFunc
+	}{
+		{root, "validate", s.validate},
+		{cmd, "create", s.async(s.create)},
+		{cmd, "rename", s.async(s.rename)},
+		{cmd, "revoke", s.async(s.revoke)},
+		{cmd, "list", s.list},
+	} {
+		if err := e.group.AddEndpoint(e.name, e.handler); err != nil {
+			svc.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Stop stops taking requests and waits for the commands in flight.
+func (s *Service) Stop() error {
+	err := s.svc.Stop()
+	s.inFlight.Wait()
+	return err
+}
+
+func (s *Service) validate(req micro.Request) {
+	var r projections.Result
+	if secret, account, ok := parseValidate(req.Data()); ok {
+		r = s.cfg.Table.Validate(secret, account, s.cfg.Now())
+	} else {
+		r = projections.Result{Reason: projections.ReasonMalformed}
+	}
+	b, _ := json.Marshal(validateReply(r))
+	req.Respond(b)
+}
+
+// parseValidate reads a JSON request or a bare secret. Anything else, too
+// large or not JSON, is malformed.
+func parseValidate(body []byte) (secret, account string, ok bool) {
+	if len(body) > MaxRequest {
+		return "", "", false
+	}
+	trimmed := strings.TrimSpace(string(body))
+	if !strings.HasPrefix(trimmed, "{") {
+		return trimmed, "", true
+	}
+	var v ValidateRequest
+	if err := json.Unmarshal(body, &v); err != nil {
+		return "", "", false
+	}
+	if v.Account != "" && events.CheckAccount(v.Account) != nil {
+		return "", "", false
+	}
+	return v.Token, v.Account, true
+}
+
+// async runs a command handler in a goroutine the service owns, with a
+// deadline, at most maxInFlight at once.
+func (s *Service) async(h func(context.Context, micro.Request)) micro.HandlerFunc {
+	return func(req micro.Request) {
+		s.slots <- struct{}{}
+		s.inFlight.Add(1)
+		go func() {
+			defer func() { <-s.slots; s.inFlight.Done() }()
+			ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+			defer cancel()
+			h(ctx, req)
+		}()
+	}
+}
+
+func (s *Service) create(ctx context.Context, req micro.Request) {
+	var r CreateRequest
+	if !s.decode(req, &r) {
+		return
+	}
+	c, err := s.cfg.Ledger.Create(ctx, commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt, Actor: actor(r.Actor)})
+	if err != nil {
+		s.fail(req, err)
+		return
+	}
+	t := NewTokenOf(c)
+	s.respond(req, reply{OK: true, Token: &t})
+}
+
+func (s *Service) rename(ctx context.Context, req micro.Request) {
+	var r RenameRequest
+	if !s.decode(req, &r) {
+		return
+	}
+	err := s.cfg.Ledger.Rename(ctx, commands.Rename{Account: r.Account, Name: r.Name, NewName: r.NewName, Actor: actor(r.Actor)})
+	if err != nil {
+		s.fail(req, err)
+		return
+	}
+	s.respond(req, reply{OK: true})
+}
+
+func (s *Service) revoke(ctx context.Context, req micro.Request) {
+	var r RevokeRequest
+	if !s.decode(req, &r) {
+		return
+	}
+	err := s.cfg.Ledger.Revoke(ctx, commands.Revoke{Account: r.Account, Names: r.Names, Actor: actor(r.Actor)})
+	if err != nil {
+		s.fail(req, err)
+		return
+	}
+	s.respond(req, reply{OK: true})
+}
+
+func (s *Service) list(req micro.Request) {
+	var r ListRequest
+	if !s.decode(req, &r) {
+		return
+	}
+	if err := events.CheckAccount(r.Account); err != nil {
+		s.fail(req, err)
+		return
+	}
+	s.respond(req, listReply{OK: true, Tokens: TokenInfos(s.cfg.Table.List(r.Account, s.cfg.Now()))})
+}
+
+// actor fills in who acted when a request does not say: an operator.
+func actor(a *events.Actor) events.Actor {
+	if a == nil || a.Kind == "" {
+		return events.Actor{Kind: events.ActorOperator, Name: "operator"}
+	}
+	return *a
+}
+
+func (s *Service) decode(req micro.Request, v any) bool {
+	if len(req.Data()) > MaxRequest {
+		s.fail(req, events.Errorf(events.Invalid, "request larger than %d bytes", MaxRequest))
+		return false
+	}
+	if err := json.Unmarshal(req.Data(), v); err != nil {
+		s.fail(req, events.Errorf(events.Invalid, "request is not valid JSON: %v", err))
+		return false
+	}
+	return true
+}
+
+func (s *Service) fail(req micro.Request, err error) {
+	code := events.ErrorCode(err)
+	if code == events.Internal {
+		s.cfg.Log.Error("command failed", "subject", req.Subject(), "err", err)
+	}
+	b, _ := json.Marshal(reply{Code: code, Error: events.ErrorMessage(err)})
+	if code == events.Internal || code == events.Unavailable {
+		// Counted as errors in `nats micro stats`; the body is still the JSON reply.
+		req.Error("500", events.ErrorMessage(err), b)
+		return
+	}
+	req.Respond(b)
+}
+
+func (s *Service) respond(req micro.Request, v any) {
+	b, _ := json.Marshal(v)
+	req.Respond(b)
+}

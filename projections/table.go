@@ -1,0 +1,272 @@
+package projections
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"tokenledger/events"
+)
+
+// Statuses, derived when read.
+const (
+	Active   = "active"
+	Expiring = "expiring"
+	Expired  = "expired"
+)
+
+// Reasons a validation fails.
+const (
+	ReasonUnknown      = "unknown"
+	ReasonExpired      = "expired"
+	ReasonRevoked      = "revoked"
+	ReasonWrongAccount = "wrong_account"
+	ReasonMalformed    = "malformed"
+)
+
+// DefaultWarn is the default warning window before expiry.
+const DefaultWarn = 7 * 24 * time.Hour
+
+// Table is the current token table of every account, with an index from each
+// secret's hash to its token so that a validation is one map lookup.
+type Table struct {
+	warn time.Duration
+
+	mu       sync.RWMutex
+	byHash   map[events.Hash]*token // every token ever created, revoked ones too
+	accounts map[string]*accountTokens
+	applied  uint64        // last stream sequence folded in
+	waiting  int           // callers blocked in WaitApplied
+	notify   chan struct{} // closed when applied moves and someone waits
+}
+
+type token struct {
+	id        string
+	account   string
+	name      string
+	seq       uint64 // stream sequence of its creation: the table's order
+	created   time.Time
+	expiresAt int64 // Unix seconds; 0 for never
+	revoked   bool
+}
+
+type accountTokens struct {
+	live map[string]*token // by token id
+}
+
+// NewTable returns an empty table whose tokens turn "expiring" warn before
+// they expire.
+func NewTable(warn time.Duration) *Table {
+	return &Table{
+		warn:     warn,
+		byHash:   make(map[events.Hash]*token),
+		accounts: make(map[string]*accountTokens),
+		notify:   make(chan struct{}),
+	}
+}
+
+// Apply folds the event stored at seq into the table. It never fails: an
+// event that does not fit the table (a rename of a token not live, a second
+// creation with a known hash) changes nothing.
+func (t *Table) Apply(seq uint64, e events.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.apply(seq, e)
+	t.advance(seq)
+}
+
+func (t *Table) apply(seq uint64, e events.Event) {
+	switch d := e.Data.(type) {
+	case events.TokenCreated:
+		h, err := events.ParseHash(d.TokenHash)
+		if err != nil || t.byHash[h] != nil {
+			return
+		}
+		a := t.accounts[e.Account]
+		if a == nil {
+			a = &accountTokens{live: make(map[string]*token)}
+			t.accounts[e.Account] = a
+		}
+		if a.live[e.TokenID] != nil {
+			return
+		}
+		tok := &token{id: e.TokenID, account: e.Account, name: d.Name, seq: seq, created: e.At}
+		if d.ExpiresAt != nil {
+			tok.expiresAt = *d.ExpiresAt
+		}
+		t.byHash[h] = tok
+		a.live[e.TokenID] = tok
+	case events.TokenRenamed:
+		if tok := t.live(e.Account, e.TokenID); tok != nil && tok.name == d.OldName {
+			tok.name = d.NewName
+		}
+	case events.TokenRevoked:
+		if tok := t.live(e.Account, e.TokenID); tok != nil && tok.name == d.Name {
+			tok.revoked = true
+			delete(t.accounts[e.Account].live, e.TokenID)
+		}
+	}
+}
+
+func (t *Table) live(account, id string) *token {
+	if a := t.accounts[account]; a != nil {
+		return a.live[id]
+	}
+	return nil
+}
+
+// Skip records that the message at seq was read and not applied (it did not
+// decode), so that waiting on later sequences still works.
+func (t *Table) Skip(seq uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.advance(seq)
+}
+
+func (t *Table) advance(seq uint64) {
+	if seq > t.applied {
+		t.applied = seq
+	}
+	if t.waiting > 0 {
+		close(t.notify)
+		t.notify = make(chan struct{})
+	}
+}
+
+// Applied is the last stream sequence folded into the table.
+func (t *Table) Applied() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.applied
+}
+
+// WaitApplied blocks until the table has folded in the event at seq, so that
+// whoever appended it reads their own write.
+func (t *Table) WaitApplied(ctx context.Context, seq uint64) error {
+	t.mu.Lock()
+	for t.applied < seq {
+		ch := t.notify
+		t.waiting++
+		t.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.mu.Lock()
+			t.waiting--
+			t.mu.Unlock()
+			return ctx.Err()
+		}
+		t.mu.Lock()
+		t.waiting--
+	}
+	t.mu.Unlock()
+	return nil
+}
+
+// Row is one live token as list shows it.
+type Row struct {
+	Name       string
+	TokenID    string
+	Created    time.Time
+	ExpiresAt  *int64
+	FullAccess bool
+	Status     string
+}
+
+// List returns the account's live tokens, oldest first, with statuses as of now.
+func (t *Table) List(account string, now time.Time) []Row {
+	t.mu.RLock()
+	a := t.accounts[account]
+	var toks []token
+	if a != nil {
+		toks = make([]token, 0, len(a.live))
+		for _, tok := range a.live {
+			toks = append(toks, *tok)
+		}
+	}
+	t.mu.RUnlock()
+	slices.SortFunc(toks, func(a, b token) int { return cmp.Compare(a.seq, b.seq) })
+	rows := make([]Row, len(toks))
+	for i, tok := range toks {
+		rows[i] = Row{Name: tok.name, TokenID: tok.id, Created: tok.created, ExpiresAt: tok.expiry(),
+			FullAccess: true, Status: t.status(tok.expiresAt, now)}
+	}
+	return rows
+}
+
+func (tok token) expiry() *int64 {
+	if tok.expiresAt == 0 {
+		return nil
+	}
+	x := tok.expiresAt
+	return &x
+}
+
+// status derives a token's status from its expiry and the reader's clock.
+func (t *Table) status(expiresAt int64, now time.Time) string {
+	switch {
+	case expiresAt == 0:
+		return Active
+	case !now.Before(time.Unix(expiresAt, 0)):
+		return Expired
+	case time.Unix(expiresAt, 0).Sub(now) <= t.warn:
+		return Expiring
+	}
+	return Active
+}
+
+// Result is a validation's answer.
+type Result struct {
+	Valid     bool
+	Reason    string // when not valid
+	Account   string
+	TokenID   string
+	Name      string
+	ExpiresAt *int64
+	Status    string
+}
+
+// Validate judges a presented secret at now: one hash and one map lookup.
+// When account is not empty the token must belong to it.
+func (t *Table) Validate(secret, account string, now time.Time) Result {
+	if !events.IsSecretShaped(secret) {
+		return Result{Reason: ReasonMalformed}
+	}
+	h := events.HashSecret(secret)
+	t.mu.RLock()
+	tok, found := t.byHash[h]
+	var c token
+	if found {
+		c = *tok
+	}
+	t.mu.RUnlock()
+	switch {
+	case !found:
+		return Result{Reason: ReasonUnknown}
+	case account != "" && account != c.account:
+		return Result{Reason: ReasonWrongAccount}
+	case c.revoked:
+		return Result{Reason: ReasonRevoked}
+	}
+	status := t.status(c.expiresAt, now)
+	if status == Expired {
+		return Result{Reason: ReasonExpired}
+	}
+	return Result{Valid: true, Account: c.account, TokenID: c.id, Name: c.name, ExpiresAt: c.expiry(), Status: status}
+}
+
+// Accounts lists the accounts that have live tokens, in name order.
+func (t *Table) Accounts() []string {
+	t.mu.RLock()
+	names := make([]string, 0, len(t.accounts))
+	for name, a := range t.accounts {
+		if len(a.live) > 0 {
+			names = append(names, name)
+		}
+	}
+	t.mu.RUnlock()
+	slices.Sort(names)
+	return names
+}
