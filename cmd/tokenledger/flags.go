@@ -106,4 +106,3 @@ func checkInput(err error) error {
 	}
 	return nil
 }
-

@@ -173,4 +173,3 @@ func (c *clientConfig) connectWith(extra ...nats.Option) (*nats.Conn, error) {
 	}
 	return nc, nil
 }
-
