@@ -103,7 +103,7 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.loaded {
-		if err := l.catchUp(ctx, name, a); err != nil {
+		if _, err := l.catchUp(ctx, name, a, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -122,15 +122,24 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 			if last == a.state.Seq {
 				return nil, err
 			}
-			if err := l.catchUp(ctx, name, a); err != nil {
+			if _, err := l.catchUp(ctx, name, a, ""); err != nil {
 				return nil, err
 			}
 			verified = true
 			continue
 		}
 		seq, err := l.log.Append(ctx, name, a.state.Seq, evs)
-		if events.ErrorCode(err) == events.Conflict {
-			if err := l.catchUp(ctx, name, a); err != nil {
+		if code := events.ErrorCode(err); code == events.Conflict || code == events.Unavailable {
+			// Either another change came first, or our append was stored and
+			// its acknowledgement lost (a retry then meets a moved sequence):
+			// read what is there, and look for our own last event.
+			stored, cerr := l.catchUp(ctx, name, a, evs[len(evs)-1].ID)
+			switch {
+			case cerr != nil:
+				return nil, err
+			case stored > 0:
+				return evs, l.applied(ctx, stored)
+			case code == events.Unavailable:
 				return nil, err
 			}
 			verified = true
@@ -143,29 +152,40 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 			a.state.Evolve(e)
 		}
 		a.state.Seq = seq
-		if err := l.proj.WaitApplied(ctx, seq); err != nil {
-			return nil, fmt.Errorf("%w: %v", events.Errorf(events.Unavailable, "the change was stored (sequence %d) but this node has not applied it yet", seq), err)
-		}
-		return evs, nil
+		return evs, l.applied(ctx, seq)
 	}
 	return nil, events.Errorf(events.Conflict, "the account %s kept changing under this command (%d attempts); try again", name, maxAttempts)
 }
 
-// catchUp folds the account's events stored after the state's sequence.
+// catchUp folds the account's events stored after the state's sequence and
+// returns the sequence of the event with id mine, if it is among them.
 // Events that do not decode are skipped but still move the sequence on, since
 // the concurrency check counts every stored message.
-func (l *Ledger) catchUp(ctx context.Context, name string, a *account) error {
+func (l *Ledger) catchUp(ctx context.Context, name string, a *account, mine string) (uint64, error) {
+	var found uint64
 	err := l.log.Read(ctx, events.ReadOptions{Account: name, AfterSeq: a.state.Seq}, func(m events.Msg) error {
 		if m.Err == nil {
 			a.state.Evolve(m.Event)
+			if mine != "" && m.Event.ID == mine {
+				found = m.Seq
+			}
 		}
 		a.state.Seq = m.Seq
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	a.loaded = true
+	return found, nil
+}
+
+// applied waits until this node's projection holds the event at seq, so the
+// caller reads its own write.
+func (l *Ledger) applied(ctx context.Context, seq uint64) error {
+	if err := l.proj.WaitApplied(ctx, seq); err != nil {
+		return fmt.Errorf("%w: %v", events.Errorf(events.Unavailable, "the change was stored (sequence %d) but this node has not applied it yet", seq), err)
+	}
 	return nil
 }
 

@@ -1,0 +1,150 @@
+package commands
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"tokenledger/events"
+)
+
+var (
+	now   = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	actor = events.Actor{Kind: events.ActorOperator, Name: "test"}
+)
+
+// ids returns deterministic ULID-shaped ids for pure decisions.
+func ids() func() string {
+	n := 0
+	return func() string { n++; return fmt.Sprintf("01JD%022d", n) }
+}
+
+// stateOf folds events into a fresh state, as the ledger does.
+func stateOf(evs ...events.Event) *State {
+	s := &State{}
+	for _, e := range evs {
+		s.Evolve(e)
+	}
+	return s
+}
+
+func created(id, name string) events.Event {
+	return events.Event{ID: "e" + id, Account: "bob", TokenID: id, Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(id).String()}}
+}
+
+func TestDecideCreate(t *testing.T) {
+	s := stateOf(created("T1", "deploy"), created("T2", "old"),
+		events.Event{Account: "bob", TokenID: "T2", Data: events.TokenRevoked{Name: "old"}})
+	for _, tt := range []struct {
+		name string
+		have string
+		want string // error code, "" for success
+	}{
+		{"free name", "ci", ""},
+		{"live name", "deploy", events.Duplicate},
+		{"revoked name may be used again", "old", ""},
+		{"names are compared exactly as written", "Deploy", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := decideCreate(s, Create{Account: "bob", Name: tt.have, Actor: actor}, events.HashSecret("S"), "T9", now, ids())
+			if have := events.ErrorCode(err); have != tt.want {
+				t.Fatalf("code %q, want %q (%v)", have, tt.want, err)
+			}
+			if err == nil {
+				d := evs[0].Data.(events.TokenCreated)
+				if len(evs) != 1 || d.Name != tt.have || !d.FullAccess || d.TokenHash != events.HashSecret("S").String() || evs[0].TokenID != "T9" {
+					t.Fatalf("events %+v", evs)
+				}
+			}
+		})
+	}
+}
+
+func TestDecideRename(t *testing.T) {
+	s := stateOf(created("T1", "a"), created("T2", "b"), created("T3", "c"),
+		events.Event{Account: "bob", TokenID: "T3", Data: events.TokenRevoked{Name: "c"}})
+	for _, tt := range []struct {
+		name     string
+		old, new string
+		want     string
+	}{
+		{"to a free name", "a", "z", ""},
+		{"to a live name", "a", "b", events.Duplicate},
+		{"unknown token", "nope", "z", events.NotFound},
+		{"revoked token", "c", "z", events.NotFound},
+		{"to a revoked token's name", "a", "c", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := decideRename(s, Rename{Account: "bob", Name: tt.old, NewName: tt.new, Actor: actor}, now, ids())
+			if have := events.ErrorCode(err); have != tt.want {
+				t.Fatalf("code %q, want %q (%v)", have, tt.want, err)
+			}
+			if err == nil && (evs[0].TokenID != "T1" || evs[0].Data != (events.TokenRenamed{OldName: tt.old, NewName: tt.new})) {
+				t.Fatalf("events %+v", evs)
+			}
+		})
+	}
+}
+
+func TestDecideRevokeIsAllOrNothing(t *testing.T) {
+	s := stateOf(created("T1", "a"), created("T2", "b"))
+	evs, err := decideRevoke(s, Revoke{Account: "bob", Names: []string{"a", "nope", "b"}, Actor: actor}, now, ids())
+	if events.ErrorCode(err) != events.NotFound || evs != nil {
+		t.Fatalf("with one unknown name: %v, %v; want not_found and no events", evs, err)
+	}
+	if !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("the error should name the unknown token: %v", err)
+	}
+	evs, err = decideRevoke(s, Revoke{Account: "bob", Names: []string{"b", "a", "b"}, Actor: actor}, now, ids())
+	if err != nil || len(evs) != 2 || evs[0].TokenID != "T2" || evs[1].TokenID != "T1" {
+		t.Fatalf("revoke b, a, b: %+v, %v", evs, err)
+	}
+}
+
+func TestEvolveRenameThenRevoke(t *testing.T) {
+	s := stateOf(created("T1", "a"),
+		events.Event{Account: "bob", TokenID: "T1", Data: events.TokenRenamed{OldName: "a", NewName: "b"}})
+	if _, ok := s.live["a"]; ok {
+		t.Fatal("old name still live")
+	}
+	s.Evolve(events.Event{Account: "bob", TokenID: "T1", Data: events.TokenRevoked{Name: "b"}})
+	if len(s.live) != 0 {
+		t.Fatalf("live after revoke: %v", s.live)
+	}
+}
+
+func TestChecks(t *testing.T) {
+	past, present, future := now.Unix()-1, now.Unix(), now.Unix()+1
+	long := strings.Repeat("x", 51)
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"create", Create{Account: "bob", Name: "a", Actor: actor}.Check(now), true},
+		{"create in the future", Create{Account: "bob", Name: "a", ExpiresAt: &future, Actor: actor}.Check(now), true},
+		{"create expiring now", Create{Account: "bob", Name: "a", ExpiresAt: &present, Actor: actor}.Check(now), false},
+		{"create in the past", Create{Account: "bob", Name: "a", ExpiresAt: &past, Actor: actor}.Check(now), false},
+		{"create with a bad account", Create{Account: "bob.*", Name: "a", Actor: actor}.Check(now), false},
+		{"create with a long name", Create{Account: "bob", Name: long, Actor: actor}.Check(now), false},
+		{"create with no actor", Create{Account: "bob", Name: "a"}.Check(now), false},
+		{"rename", Rename{Account: "bob", Name: "a", NewName: "b", Actor: actor}.Check(), true},
+		{"rename to the same name", Rename{Account: "bob", Name: "a", NewName: "a", Actor: actor}.Check(), false},
+		{"rename to a bad name", Rename{Account: "bob", Name: "a", NewName: "a b", Actor: actor}.Check(), false},
+		{"revoke", Revoke{Account: "bob", Names: []string{"a", "b"}, Actor: actor}.Check(), true},
+		{"revoke nothing", Revoke{Account: "bob", Actor: actor}.Check(), false},
+		{"revoke a bad name", Revoke{Account: "bob", Names: []string{"a", ">"}, Actor: actor}.Check(), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if have := tt.err == nil; have != tt.want {
+				t.Fatalf("ok=%v, want %v (%v)", have, tt.want, tt.err)
+			}
+			var e *events.Error
+			if tt.err != nil && (!errors.As(tt.err, &e) || e.Code != events.Invalid) {
+				t.Fatalf("want an invalid error, have %v", tt.err)
+			}
+		})
+	}
+}

@@ -1,0 +1,271 @@
+package commands_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/commands"
+	"tokenledger/events"
+	"tokenledger/internal/natstest"
+	"tokenledger/projections"
+)
+
+var operator = events.Actor{Kind: events.ActorOperator, Name: "test"}
+
+// node is the write and read side of one ledger node on a shared server.
+type node struct {
+	stream *events.Stream
+	table  *projections.Table
+	ledger *commands.Ledger
+}
+
+func mustNode(t *testing.T, s *server.Server) *node {
+	t.Helper()
+	js, err := jetstream.New(natstest.MustConnect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := events.Ensure(ctx, js, events.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := projections.NewTable(projections.DefaultWarn)
+	f := projections.NewFollower(table, stream, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := f.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &node{stream: stream, table: table, ledger: commands.New(stream, table, time.Now)}
+}
+
+func names(rows []projections.Row) []string {
+	var out []string
+	for _, r := range rows {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestCommandsReadTheirOwnWrites(t *testing.T) {
+	n := mustNode(t, natstest.MustServer(t))
+	ctx := context.Background()
+	c, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: "deploy", Actor: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !events.IsSecretShaped(c.Secret) {
+		t.Fatalf("secret %q", c.Secret)
+	}
+	// No wait: the command returns only once this node's table has it.
+	if have := names(n.table.List("bob", time.Now())); !equal(have, []string{"deploy"}) {
+		t.Fatalf("list after create: %v", have)
+	}
+	if r := n.table.Validate(c.Secret, "bob", time.Now()); !r.Valid {
+		t.Fatalf("new token does not validate: %+v", r)
+	}
+	if _, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: "deploy", Actor: operator}); events.ErrorCode(err) != events.Duplicate {
+		t.Fatalf("second create: %v, want duplicate", err)
+	}
+	if err := n.ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "deploy", NewName: "ci", Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	if have := names(n.table.List("bob", time.Now())); !equal(have, []string{"ci"}) {
+		t.Fatalf("list after rename: %v", have)
+	}
+	if r := n.table.Validate(c.Secret, "", time.Now()); !r.Valid || r.Name != "ci" {
+		t.Fatalf("renamed token keeps its secret: %+v", r)
+	}
+	if err := n.ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"ci"}, Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	if have := n.table.List("bob", time.Now()); len(have) != 0 {
+		t.Fatalf("list after revoke: %v", have)
+	}
+	if r := n.table.Validate(c.Secret, "", time.Now()); r.Valid || r.Reason != projections.ReasonRevoked {
+		t.Fatalf("revoked token: %+v", r)
+	}
+	// A revoked token's name may be used again.
+	if _, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator}); err != nil {
+		t.Fatalf("create under a revoked name: %v", err)
+	}
+}
+
+func TestRevokeSeveralIsAllOrNothing(t *testing.T) {
+	n := mustNode(t, natstest.MustServer(t))
+	ctx := context.Background()
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: name, Actor: operator}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, _ := n.stream.LastSeq(ctx, "")
+	err := n.ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a", "zzz", "c"}, Actor: operator})
+	if events.ErrorCode(err) != events.NotFound {
+		t.Fatalf("revoke with an unknown name: %v", err)
+	}
+	if after, _ := n.stream.LastSeq(ctx, ""); after != last {
+		t.Fatalf("a refused revoke appended events: last %d -> %d", last, after)
+	}
+	if have := names(n.table.List("bob", time.Now())); !equal(have, []string{"a", "b", "c"}) {
+		t.Fatalf("list: %v", have)
+	}
+	if err := n.ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a", "c"}, Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	if have := names(n.table.List("bob", time.Now())); !equal(have, []string{"b"}) {
+		t.Fatalf("list: %v", have)
+	}
+}
+
+// TestTwoNodesRaceOnOneAccount: many writers on two nodes create the same
+// name at once. Exactly one wins; the others are told the name is taken.
+func TestTwoNodesRaceOnOneAccount(t *testing.T) {
+	s := natstest.MustServer(t)
+	a, b := mustNode(t, s), mustNode(t, s)
+	ctx := context.Background()
+	for round := range 5 {
+		name := "race" + string(rune('a'+round))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		won, lost := 0, 0
+		for i := range 16 {
+			n := a
+			if i%2 == 1 {
+				n = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: name, Actor: operator})
+				mu.Lock()
+				defer mu.Unlock()
+				switch events.ErrorCode(err) {
+				case "":
+					won++
+				case events.Duplicate, events.Conflict:
+					lost++
+				default:
+					t.Errorf("create: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won != 1 || lost != 15 {
+			t.Fatalf("round %d: %d won, %d lost; want 1 and 15", round, won, lost)
+		}
+	}
+	natstest.Eventually(t, "both nodes to list the five tokens", func() bool {
+		return len(a.table.List("bob", time.Now())) == 5 && len(b.table.List("bob", time.Now())) == 5
+	})
+}
+
+// TestDifferentNamesOnTwoNodesAllSucceed: a lost race on the account's
+// sequence is retried against the new state, so distinct names all land.
+func TestDifferentNamesOnTwoNodesAllSucceed(t *testing.T) {
+	s := natstest.MustServer(t)
+	nodes := []*node{mustNode(t, s), mustNode(t, s)}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := nodes[i%2].ledger.Create(ctx, commands.Create{Account: "bob", Name: "t" + string(rune('a'+i)), Actor: operator})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			// Five attempts per command; on 2 cores under -race a few may
+			// still lose every time, and must then say so as a conflict.
+			if events.ErrorCode(err) != events.Conflict {
+				t.Fatalf("create: %v", err)
+			}
+			failed++
+		}
+	}
+	natstest.Eventually(t, "both tables to agree", func() bool {
+		return len(nodes[0].table.List("bob", time.Now())) == 20-failed && len(nodes[1].table.List("bob", time.Now())) == 20-failed
+	})
+	if failed > 2 {
+		t.Fatalf("%d of 20 creates gave up", failed)
+	}
+}
+
+// TestStaleNodeDoesNotRefuseWrongly: node b has looked at bob's account
+// before node a created a token; b must still rename it, not say not_found.
+func TestStaleNodeDoesNotRefuseWrongly(t *testing.T) {
+	s := natstest.MustServer(t)
+	a, b := mustNode(t, s), mustNode(t, s)
+	ctx := context.Background()
+	if _, err := b.ledger.Create(ctx, commands.Create{Account: "bob", Name: "first", Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ledger.Create(ctx, commands.Create{Account: "bob", Name: "second", Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "second", NewName: "renamed", Actor: operator}); err != nil {
+		t.Fatalf("rename on the stale node: %v", err)
+	}
+	if err := b.ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "second", NewName: "again", Actor: operator}); events.ErrorCode(err) != events.NotFound {
+		t.Fatalf("rename of a name that is gone: %v, want not_found", err)
+	}
+}
+
+// TestRestartRebuildsTheSameTable: a node that starts on an existing stream
+// builds exactly the table the first node had.
+func TestRestartRebuildsTheSameTable(t *testing.T) {
+	s := natstest.MustServer(t)
+	a := mustNode(t, s)
+	ctx := context.Background()
+	exp := time.Now().Add(48 * time.Hour).Unix()
+	for _, name := range []string{"a", "b", "c", "d"} {
+		if _, err := a.ledger.Create(ctx, commands.Create{Account: "bob", Name: name, ExpiresAt: &exp, Actor: operator}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "b", NewName: "bb", Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"c"}, Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	later := mustNode(t, s) // ready only once caught up
+	now := time.Now()
+	want, have := a.table.List("bob", now), later.table.List("bob", now)
+	if len(want) != 3 || len(have) != len(want) {
+		t.Fatalf("rebuilt %v, want %v", have, want)
+	}
+	for i, w := range want {
+		h := have[i]
+		if h.Name != w.Name || h.TokenID != w.TokenID || !h.Created.Equal(w.Created) || *h.ExpiresAt != *w.ExpiresAt || h.Status != w.Status {
+			t.Fatalf("row %d: rebuilt %+v, want %+v", i, h, w)
+		}
+	}
+}
