@@ -1,0 +1,143 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"tokenledger/events"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// fixture builds events for account bob with predictable ids and secrets.
+type fixture struct{ n int }
+
+func (f *fixture) id() string { f.n++; return fmt.Sprintf("01JD%022d", f.n) }
+
+func (f *fixture) create(account, name, secret string, expires *time.Time) events.Event {
+	d := events.TokenCreated{Name: name, TokenHash: events.HashSecret(secret).String(), FullAccess: true}
+	if expires != nil {
+		x := expires.Unix()
+		d.ExpiresAt = &x
+	}
+	return events.Event{ID: f.id(), At: t0, Account: account, TokenID: f.id(), Data: d}
+}
+
+func secret(c byte) string {
+	b := make([]byte, events.SecretLen)
+	for i := range b {
+		b[i] = c
+	}
+	return string(b)
+}
+
+func TestStatusIsDerivedWhenRead(t *testing.T) {
+	tab := NewTable(7 * 24 * time.Hour)
+	var f fixture
+	exp := t0.Add(10 * 24 * time.Hour)
+	tab.Apply(1, f.create("bob", "a", secret('A'), &exp))
+	for _, tt := range []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"well before", t0, Active},
+		{"just outside the window", exp.Add(-7*24*time.Hour - time.Second), Active},
+		{"at the window's start", exp.Add(-7 * 24 * time.Hour), Expiring},
+		{"one second before expiry", exp.Add(-time.Second), Expiring},
+		{"at expiry", exp, Expired},
+		{"long after", exp.Add(365 * 24 * time.Hour), Expired},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rows := tab.List("bob", tt.at)
+			if len(rows) != 1 || rows[0].Status != tt.want {
+				t.Fatalf("at %v: %+v, want %s", tt.at, rows, tt.want)
+			}
+		})
+	}
+	// An expired token stays listed until revoked, and does not validate.
+	if r := tab.Validate(secret('A'), "bob", exp); r.Valid || r.Reason != ReasonExpired {
+		t.Fatalf("validate at expiry: %+v", r)
+	}
+	if r := tab.Validate(secret('A'), "bob", exp.Add(-time.Second)); !r.Valid || r.Status != Expiring {
+		t.Fatalf("validate a second before: %+v", r)
+	}
+}
+
+func TestListIsOldestFirstPerAccount(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	var f fixture
+	evs := []events.Event{
+		f.create("bob", "z", secret('A'), nil),
+		f.create("carol", "c1", secret('B'), nil),
+		f.create("bob", "a", secret('C'), nil),
+		f.create("bob", "m", secret('D'), nil),
+	}
+	for i, e := range evs {
+		tab.Apply(uint64(i+1), e)
+	}
+	tab.Apply(5, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: evs[0].TokenID, Data: events.TokenRenamed{OldName: "z", NewName: "zz"}})
+	tab.Apply(6, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: evs[3].TokenID, Data: events.TokenRevoked{Name: "m"}})
+	var have []string
+	for _, r := range tab.List("bob", t0) {
+		have = append(have, r.Name)
+	}
+	if fmt.Sprint(have) != "[zz a]" {
+		t.Fatalf("bob's list %v, want [zz a]", have)
+	}
+	if rows := tab.List("carol", t0); len(rows) != 1 || rows[0].Name != "c1" {
+		t.Fatalf("carol's list %+v", rows)
+	}
+	if rows := tab.List("nobody", t0); len(rows) != 0 {
+		t.Fatalf("unknown account: %+v", rows)
+	}
+	if fmt.Sprint(tab.Accounts()) != "[bob carol]" {
+		t.Fatalf("accounts %v", tab.Accounts())
+	}
+	if tab.Applied() != 6 {
+		t.Fatalf("applied %d", tab.Applied())
+	}
+}
+
+func TestApplyIgnoresWhatDoesNotFit(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	var f fixture
+	c := f.create("bob", "a", secret('A'), nil)
+	tab.Apply(1, c)
+	// A copy of the creation under another id with the same hash, a rename
+	// with the wrong old name, and a revoke of a token of another account
+	// change nothing.
+	dup := f.create("bob", "b", secret('A'), nil)
+	tab.Apply(2, dup)
+	tab.Apply(3, events.Event{ID: f.id(), Account: "bob", TokenID: c.TokenID, Data: events.TokenRenamed{OldName: "x", NewName: "y"}})
+	tab.Apply(4, events.Event{ID: f.id(), Account: "carol", TokenID: c.TokenID, Data: events.TokenRevoked{Name: "a"}})
+	rows := tab.List("bob", t0)
+	if len(rows) != 1 || rows[0].Name != "a" || rows[0].TokenID != c.TokenID {
+		t.Fatalf("table %+v", rows)
+	}
+	if r := tab.Validate(secret('A'), "", t0); !r.Valid || r.TokenID != c.TokenID {
+		t.Fatalf("validate %+v", r)
+	}
+}
+
+func TestWaitApplied(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	done := make(chan error)
+	go func() { done <- tab.WaitApplied(context.Background(), 2) }()
+	var f fixture
+	tab.Apply(1, f.create("bob", "a", secret('A'), nil))
+	tab.Skip(2)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := tab.WaitApplied(ctx, 3); err == nil {
+		t.Fatal("WaitApplied on a cancelled context returned nil")
+	}
+	if err := tab.WaitApplied(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+}
