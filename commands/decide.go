@@ -96,6 +96,7 @@ const maxRevoke = 1000
 // name, as of the account's last event at stream sequence Seq.
 type State struct {
 	Seq  uint64
+	Head events.Hash // digest of the account's last valid event: the next one's prev
 	live map[string]liveToken
 }
 

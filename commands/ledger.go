@@ -26,13 +26,20 @@ type Projection interface {
 // again after losing a race before it reports a conflict.
 const maxAttempts = 5
 
+// Config is what a Ledger works with.
+type Config struct {
+	Log        Log
+	Projection Projection
+	Now        func() time.Time
+	Signer     *events.Signer // signs every event this node appends
+	Trust      *events.Trust  // keys whose events count when reading an account
+}
+
 // Ledger carries out commands. It keeps each account's decision state in
 // memory, brought up to date from the stream when an append finds it stale,
 // and runs one command per account at a time on this node.
 type Ledger struct {
-	log  Log
-	proj Projection
-	now  func() time.Time
+	Config
 
 	mu       sync.Mutex
 	accounts map[string]*account
@@ -44,10 +51,9 @@ type account struct {
 	loaded bool // state has been read from the stream at least once
 }
 
-// New returns a Ledger that appends to log, waits on proj, and reads the
-// clock from now.
-func New(log Log, proj Projection, now func() time.Time) *Ledger {
-	return &Ledger{log: log, proj: proj, now: now, accounts: make(map[string]*account)}
+// New returns a Ledger.
+func New(cfg Config) *Ledger {
+	return &Ledger{Config: cfg, accounts: make(map[string]*account)}
 }
 
 // Created is what a successful create returns: the token's event and its
@@ -59,13 +65,13 @@ type Created struct {
 
 // Create issues a token.
 func (l *Ledger) Create(ctx context.Context, c Create) (Created, error) {
-	if err := c.Check(l.now()); err != nil {
+	if err := c.Check(l.Now()); err != nil {
 		return Created{}, err
 	}
 	secret := events.NewSecret()
 	hash, tokenID := events.HashSecret(secret), events.NewID()
 	evs, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
-		return decideCreate(s, c, hash, tokenID, l.now(), events.NewID)
+		return decideCreate(s, c, hash, tokenID, l.Now(), events.NewID)
 	})
 	if err != nil {
 		return Created{}, err
@@ -79,7 +85,7 @@ func (l *Ledger) Rename(ctx context.Context, c Rename) error {
 		return err
 	}
 	_, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
-		return decideRename(s, c, l.now(), events.NewID)
+		return decideRename(s, c, l.Now(), events.NewID)
 	})
 	return err
 }
@@ -90,7 +96,7 @@ func (l *Ledger) Revoke(ctx context.Context, c Revoke) error {
 		return err
 	}
 	_, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
-		return decideRevoke(s, c, l.now(), events.NewID)
+		return decideRevoke(s, c, l.Now(), events.NewID)
 	})
 	return err
 }
@@ -115,7 +121,7 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 				return nil, err
 			}
 			// Another node may have changed the account since we last looked.
-			last, lerr := l.log.LastSeq(ctx, name)
+			last, lerr := l.Log.LastSeq(ctx, name)
 			if lerr != nil {
 				return nil, lerr
 			}
@@ -128,7 +134,11 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 			verified = true
 			continue
 		}
-		seq, err := l.log.Append(ctx, name, a.state.Seq, evs)
+		head, err := l.sign(evs, a.state.Head)
+		if err != nil {
+			return nil, err
+		}
+		seq, err := l.Log.Append(ctx, name, a.state.Seq, evs)
 		if code := events.ErrorCode(err); code == events.Conflict || code == events.Unavailable {
 			// Either another change came first, or our append was stored and
 			// its acknowledgement lost (a retry then meets a moved sequence):
@@ -151,7 +161,7 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 		for _, e := range evs {
 			a.state.Evolve(e)
 		}
-		a.state.Seq = seq
+		a.state.Seq, a.state.Head = seq, head
 		return evs, l.applied(ctx, seq)
 	}
 	return nil, events.Errorf(events.Conflict, "the account %s kept changing under this command (%d attempts); try again", name, maxAttempts)
@@ -159,18 +169,21 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 
 // catchUp folds the account's events stored after the state's sequence and
 // returns the sequence of the event with id mine, if it is among them.
-// Events that do not decode are skipped but still move the sequence on, since
-// the concurrency check counts every stored message.
+// Events that do not decode, verify or continue the chain are skipped but
+// still move the sequence on, since the concurrency check counts every
+// stored message.
 func (l *Ledger) catchUp(ctx context.Context, name string, a *account, mine string) (uint64, error) {
 	var found uint64
-	err := l.log.Read(ctx, events.ReadOptions{Account: name, AfterSeq: a.state.Seq}, func(m events.Msg) error {
-		if m.Err == nil {
-			a.state.Evolve(m.Event)
-			if mine != "" && m.Event.ID == mine {
-				found = m.Seq
-			}
-		}
+	err := l.Log.Read(ctx, events.ReadOptions{Account: name, AfterSeq: a.state.Seq}, func(m events.Msg) error {
 		a.state.Seq = m.Seq
+		if m.Err != nil || l.Trust.Verify(m.Raw, m.Event) != nil || events.Link(m.Event, a.state.Head) != nil {
+			return nil // not part of the account's history; the projection raises the alert
+		}
+		a.state.Evolve(m.Event)
+		a.state.Head = events.Digest(m.Raw)
+		if mine != "" && m.Event.ID == mine {
+			found = m.Seq
+		}
 		return nil
 	})
 	if err != nil {
@@ -180,10 +193,22 @@ func (l *Ledger) catchUp(ctx context.Context, name string, a *account, mine stri
 	return found, nil
 }
 
+// sign seals evs in order, each chained to the one before, the first to
+// head, and returns the digest of the last.
+func (l *Ledger) sign(evs []events.Event, head events.Hash) (events.Hash, error) {
+	for i := range evs {
+		var err error
+		if head, err = l.Signer.Sign(&evs[i], head); err != nil {
+			return events.Hash{}, err
+		}
+	}
+	return head, nil
+}
+
 // applied waits until this node's projection holds the event at seq, so the
 // caller reads its own write.
 func (l *Ledger) applied(ctx context.Context, seq uint64) error {
-	if err := l.proj.WaitApplied(ctx, seq); err != nil {
+	if err := l.Projection.WaitApplied(ctx, seq); err != nil {
 		return fmt.Errorf("%w: %v", events.Errorf(events.Unavailable, "the change was stored (sequence %d) but this node has not applied it yet", seq), err)
 	}
 	return nil

@@ -2,50 +2,26 @@ package commands_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
+	"tokenledger/internal/nodetest"
 	"tokenledger/projections"
 )
 
 var operator = events.Actor{Kind: events.ActorOperator, Name: "test"}
 
-// node is the write and read side of one ledger node on a shared server.
-type node struct {
-	stream *events.Stream
-	table  *projections.Table
-	ledger *commands.Ledger
-}
+type node = nodetest.Node
 
 func mustNode(t *testing.T, s *server.Server) *node {
 	t.Helper()
-	js, err := jetstream.New(natstest.MustConnect(t, s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := events.Ensure(ctx, js, events.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	table := projections.NewTable(projections.DefaultWarn)
-	f := projections.NewFollower(table, stream, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	done := make(chan struct{})
-	go func() { defer close(done); f.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	if err := f.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &node{stream: stream, table: table, ledger: commands.New(stream, table, time.Now)}
+	return nodetest.MustNode(t, s, nodetest.Options{})
 }
 
 func names(rows []projections.Row) []string {
@@ -71,7 +47,7 @@ func equal(a, b []string) bool {
 func TestCommandsReadTheirOwnWrites(t *testing.T) {
 	n := mustNode(t, natstest.MustServer(t))
 	ctx := context.Background()
-	c, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: "deploy", Actor: operator})
+	c, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "deploy", Actor: operator})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,35 +55,35 @@ func TestCommandsReadTheirOwnWrites(t *testing.T) {
 		t.Fatalf("secret %q", c.Secret)
 	}
 	// No wait: the command returns only once this node's table has it.
-	if have := names(n.table.List("bob", time.Now())); !equal(have, []string{"deploy"}) {
+	if have := names(n.Table.List("bob", time.Now())); !equal(have, []string{"deploy"}) {
 		t.Fatalf("list after create: %v", have)
 	}
-	if r := n.table.Validate(c.Secret, "bob", time.Now()); !r.Valid {
+	if r := n.Table.Validate(c.Secret, "bob", time.Now()); !r.Valid {
 		t.Fatalf("new token does not validate: %+v", r)
 	}
-	if _, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: "deploy", Actor: operator}); events.ErrorCode(err) != events.Duplicate {
+	if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "deploy", Actor: operator}); events.ErrorCode(err) != events.Duplicate {
 		t.Fatalf("second create: %v, want duplicate", err)
 	}
-	if err := n.ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "deploy", NewName: "ci", Actor: operator}); err != nil {
+	if err := n.Ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "deploy", NewName: "ci", Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
-	if have := names(n.table.List("bob", time.Now())); !equal(have, []string{"ci"}) {
+	if have := names(n.Table.List("bob", time.Now())); !equal(have, []string{"ci"}) {
 		t.Fatalf("list after rename: %v", have)
 	}
-	if r := n.table.Validate(c.Secret, "", time.Now()); !r.Valid || r.Name != "ci" {
+	if r := n.Table.Validate(c.Secret, "", time.Now()); !r.Valid || r.Name != "ci" {
 		t.Fatalf("renamed token keeps its secret: %+v", r)
 	}
-	if err := n.ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"ci"}, Actor: operator}); err != nil {
+	if err := n.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"ci"}, Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
-	if have := n.table.List("bob", time.Now()); len(have) != 0 {
+	if have := n.Table.List("bob", time.Now()); len(have) != 0 {
 		t.Fatalf("list after revoke: %v", have)
 	}
-	if r := n.table.Validate(c.Secret, "", time.Now()); r.Valid || r.Reason != projections.ReasonRevoked {
+	if r := n.Table.Validate(c.Secret, "", time.Now()); r.Valid || r.Reason != projections.ReasonRevoked {
 		t.Fatalf("revoked token: %+v", r)
 	}
 	// A revoked token's name may be used again.
-	if _, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator}); err != nil {
+	if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator}); err != nil {
 		t.Fatalf("create under a revoked name: %v", err)
 	}
 }
@@ -116,25 +92,25 @@ func TestRevokeSeveralIsAllOrNothing(t *testing.T) {
 	n := mustNode(t, natstest.MustServer(t))
 	ctx := context.Background()
 	for _, name := range []string{"a", "b", "c"} {
-		if _, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: name, Actor: operator}); err != nil {
+		if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: name, Actor: operator}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	last, _ := n.stream.LastSeq(ctx, "")
-	err := n.ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a", "zzz", "c"}, Actor: operator})
+	last, _ := n.Stream.LastSeq(ctx, "")
+	err := n.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a", "zzz", "c"}, Actor: operator})
 	if events.ErrorCode(err) != events.NotFound {
 		t.Fatalf("revoke with an unknown name: %v", err)
 	}
-	if after, _ := n.stream.LastSeq(ctx, ""); after != last {
+	if after, _ := n.Stream.LastSeq(ctx, ""); after != last {
 		t.Fatalf("a refused revoke appended events: last %d -> %d", last, after)
 	}
-	if have := names(n.table.List("bob", time.Now())); !equal(have, []string{"a", "b", "c"}) {
+	if have := names(n.Table.List("bob", time.Now())); !equal(have, []string{"a", "b", "c"}) {
 		t.Fatalf("list: %v", have)
 	}
-	if err := n.ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a", "c"}, Actor: operator}); err != nil {
+	if err := n.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a", "c"}, Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
-	if have := names(n.table.List("bob", time.Now())); !equal(have, []string{"b"}) {
+	if have := names(n.Table.List("bob", time.Now())); !equal(have, []string{"b"}) {
 		t.Fatalf("list: %v", have)
 	}
 }
@@ -158,7 +134,7 @@ func TestTwoNodesRaceOnOneAccount(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := n.ledger.Create(ctx, commands.Create{Account: "bob", Name: name, Actor: operator})
+				_, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: name, Actor: operator})
 				mu.Lock()
 				defer mu.Unlock()
 				switch events.ErrorCode(err) {
@@ -177,7 +153,7 @@ func TestTwoNodesRaceOnOneAccount(t *testing.T) {
 		}
 	}
 	natstest.Eventually(t, "both nodes to list the five tokens", func() bool {
-		return len(a.table.List("bob", time.Now())) == 5 && len(b.table.List("bob", time.Now())) == 5
+		return len(a.Table.List("bob", time.Now())) == 5 && len(b.Table.List("bob", time.Now())) == 5
 	})
 }
 
@@ -193,7 +169,7 @@ func TestDifferentNamesOnTwoNodesAllSucceed(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := nodes[i%2].ledger.Create(ctx, commands.Create{Account: "bob", Name: "t" + string(rune('a'+i)), Actor: operator})
+			_, err := nodes[i%2].Ledger.Create(ctx, commands.Create{Account: "bob", Name: "t" + string(rune('a'+i)), Actor: operator})
 			errs <- err
 		}()
 	}
@@ -211,7 +187,7 @@ func TestDifferentNamesOnTwoNodesAllSucceed(t *testing.T) {
 		}
 	}
 	natstest.Eventually(t, "both tables to agree", func() bool {
-		return len(nodes[0].table.List("bob", time.Now())) == 20-failed && len(nodes[1].table.List("bob", time.Now())) == 20-failed
+		return len(nodes[0].Table.List("bob", time.Now())) == 20-failed && len(nodes[1].Table.List("bob", time.Now())) == 20-failed
 	})
 	if failed > 2 {
 		t.Fatalf("%d of 20 creates gave up", failed)
@@ -224,16 +200,16 @@ func TestStaleNodeDoesNotRefuseWrongly(t *testing.T) {
 	s := natstest.MustServer(t)
 	a, b := mustNode(t, s), mustNode(t, s)
 	ctx := context.Background()
-	if _, err := b.ledger.Create(ctx, commands.Create{Account: "bob", Name: "first", Actor: operator}); err != nil {
+	if _, err := b.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "first", Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ledger.Create(ctx, commands.Create{Account: "bob", Name: "second", Actor: operator}); err != nil {
+	if _, err := a.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "second", Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "second", NewName: "renamed", Actor: operator}); err != nil {
+	if err := b.Ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "second", NewName: "renamed", Actor: operator}); err != nil {
 		t.Fatalf("rename on the stale node: %v", err)
 	}
-	if err := b.ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "second", NewName: "again", Actor: operator}); events.ErrorCode(err) != events.NotFound {
+	if err := b.Ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "second", NewName: "again", Actor: operator}); events.ErrorCode(err) != events.NotFound {
 		t.Fatalf("rename of a name that is gone: %v, want not_found", err)
 	}
 }
@@ -246,19 +222,19 @@ func TestRestartRebuildsTheSameTable(t *testing.T) {
 	ctx := context.Background()
 	exp := time.Now().Add(48 * time.Hour).Unix()
 	for _, name := range []string{"a", "b", "c", "d"} {
-		if _, err := a.ledger.Create(ctx, commands.Create{Account: "bob", Name: name, ExpiresAt: &exp, Actor: operator}); err != nil {
+		if _, err := a.Ledger.Create(ctx, commands.Create{Account: "bob", Name: name, ExpiresAt: &exp, Actor: operator}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := a.ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "b", NewName: "bb", Actor: operator}); err != nil {
+	if err := a.Ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "b", NewName: "bb", Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"c"}, Actor: operator}); err != nil {
+	if err := a.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"c"}, Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
 	later := mustNode(t, s) // ready only once caught up
 	now := time.Now()
-	want, have := a.table.List("bob", now), later.table.List("bob", now)
+	want, have := a.Table.List("bob", now), later.Table.List("bob", now)
 	if len(want) != 3 || len(have) != len(want) {
 		t.Fatalf("rebuilt %v, want %v", have, want)
 	}

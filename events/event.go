@@ -27,6 +27,9 @@ type Event struct {
 	TokenID string
 	Actor   Actor
 	Data    Data
+	Prev    string // digest of the account's previous event; "" for its first
+	Signer  string // public key of the node that signed it
+	Sig     string // Ed25519 signature, base64url; see sign.go
 }
 
 // Data is the type-specific part of an event.
@@ -89,6 +92,9 @@ type envelope struct {
 	TokenID string          `json:"token_id"`
 	Actor   Actor           `json:"actor"`
 	Data    json.RawMessage `json:"data"`
+	Prev    string          `json:"prev,omitempty"`
+	Signer  string          `json:"signer,omitempty"`
+	Sig     string          `json:"sig,omitempty"` // always last: the signature covers what precedes it
 }
 
 // MaxEventSize bounds what the decoder accepts; a real event is a few hundred bytes.
@@ -103,6 +109,7 @@ func Encode(e Event) ([]byte, error) {
 	return json.Marshal(envelope{
 		V: Version, ID: e.ID, Type: e.Type(), At: e.At.UTC().Format(atLayout),
 		Account: e.Account, TokenID: e.TokenID, Actor: e.Actor, Data: data,
+		Prev: e.Prev, Signer: e.Signer, Sig: e.Sig,
 	})
 }
 
@@ -133,7 +140,8 @@ func Decode(b []byte) (Event, error) {
 	if _, err := ulid.ParseStrict(env.TokenID); err != nil {
 		return Event{}, Errorf(Invalid, "token id %q is not a ULID", clip(env.TokenID))
 	}
-	e := Event{ID: env.ID, At: at, Account: env.Account, TokenID: env.TokenID, Actor: env.Actor}
+	e := Event{ID: env.ID, At: at, Account: env.Account, TokenID: env.TokenID, Actor: env.Actor,
+		Prev: env.Prev, Signer: env.Signer, Sig: env.Sig}
 	switch env.Type {
 	case TypeCreated:
 		var d TokenCreated

@@ -20,15 +20,17 @@ type Source interface {
 type Follower struct {
 	table *Table
 	src   Source
+	trust *events.Trust
 	log   *slog.Logger
 	ready atomic.Bool
 	once  sync.Once
 	up    chan struct{} // closed once ready
 }
 
-// NewFollower returns a follower that feeds table from src.
-func NewFollower(table *Table, src Source, log *slog.Logger) *Follower {
-	return &Follower{table: table, src: src, log: log, up: make(chan struct{})}
+// NewFollower returns a follower that feeds table from src with the events
+// that trust's keys signed.
+func NewFollower(table *Table, src Source, trust *events.Trust, log *slog.Logger) *Follower {
+	return &Follower{table: table, src: src, trust: trust, log: log, up: make(chan struct{})}
 }
 
 // Ready says whether the table has caught up with the stream.
@@ -45,11 +47,9 @@ func (f *Follower) Run(ctx context.Context) error {
 		f.markReady(target)
 	}
 	return f.src.Follow(ctx, f.table.Applied(), func(m events.Msg) {
-		if m.Err != nil {
-			f.log.Warn("event ignored: it does not decode", "seq", m.Seq, "err", m.Err)
-			f.table.Skip(m.Seq)
-		} else {
-			f.table.Apply(m.Seq, m.Event)
+		if err := f.apply(m); err != nil {
+			// Someone wrote to the stream who should not have: an alert.
+			f.log.Error("ALERT: event ignored", "seq", m.Seq, "reason", err)
 		}
 		if !f.ready.Load() && (m.Seq >= target || m.Pending == 0) {
 			f.markReady(m.Seq)
@@ -73,4 +73,18 @@ func (f *Follower) WaitReady(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// apply folds in one message if it decodes, is signed by a trusted key and
+// continues its account's chain.
+func (f *Follower) apply(m events.Msg) error {
+	err := m.Err
+	if err == nil {
+		err = f.trust.Verify(m.Raw, m.Event)
+	}
+	if err != nil {
+		f.table.Skip(m.Seq)
+		return err
+	}
+	return f.table.Apply(m.Seq, m.Event, events.Digest(m.Raw))
 }

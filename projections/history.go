@@ -70,12 +70,15 @@ func bore(e events.Event, name string) bool {
 
 // AsOf rebuilds the token table as it stood at instant t by replaying only the
 // events stored up to t (of account, or of all accounts when it is empty).
-func AsOf(ctx context.Context, r Reader, account string, t time.Time, warn time.Duration) (*Table, error) {
+// Only events that verify (signature and chain) are applied, as on a node.
+func AsOf(ctx context.Context, r Reader, account string, t time.Time, warn time.Duration, verify func(raw []byte, e events.Event) error) (*Table, error) {
 	table := NewTable(warn)
 	err := readUntil(ctx, r, events.ReadOptions{Account: account}, t, func(m events.Msg) error {
-		if m.Err == nil {
-			table.Apply(m.Seq, m.Event)
+		if m.Err != nil || verify(m.Raw, m.Event) != nil {
+			table.Skip(m.Seq)
+			return nil
 		}
+		table.Apply(m.Seq, m.Event, events.Digest(m.Raw))
 		return nil
 	})
 	return table, err

@@ -10,12 +10,16 @@ import (
 
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
+	"tokenledger/internal/nodetest"
 	"tokenledger/projections"
 )
 
 type ledger struct {
 	t      *testing.T
 	stream *events.Stream
+	signer *events.Signer
+	trust  *events.Trust
+	heads  map[string]events.Hash
 }
 
 func mustLedger(t *testing.T) *ledger {
@@ -27,7 +31,9 @@ func mustLedger(t *testing.T) *ledger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ledger{t: t, stream: s}
+	signer := nodetest.SharedSigner(t)
+	trust, _ := events.NewTrust(signer.PublicKey())
+	return &ledger{t: t, stream: s, signer: signer, trust: trust, heads: make(map[string]events.Hash)}
 }
 
 // append stores one event and returns its storage time as read back.
@@ -38,8 +44,12 @@ func (l *ledger) append(account, tokenID string, d events.Data) time.Time {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	seq, err := l.stream.Append(ctx, account, last, []events.Event{{ID: events.NewID(), At: time.Now(), Account: account,
-		TokenID: tokenID, Actor: events.Actor{Kind: events.ActorOperator, Name: "test"}, Data: d}})
+	e := events.Event{ID: events.NewID(), At: time.Now(), Account: account,
+		TokenID: tokenID, Actor: events.Actor{Kind: events.ActorOperator, Name: "test"}, Data: d}
+	if l.heads[account], err = l.signer.Sign(&e, l.heads[account]); err != nil {
+		l.t.Fatal(err)
+	}
+	seq, err := l.stream.Append(ctx, account, last, []events.Event{e})
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -72,7 +82,7 @@ func TestAsOf(t *testing.T) {
 		{"after the revoke", t4, "[x2]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			table, err := projections.AsOf(context.Background(), l.stream, "bob", tt.at, projections.DefaultWarn)
+			table, err := projections.AsOf(context.Background(), l.stream, "bob", tt.at, projections.DefaultWarn, l.trust.Verify)
 			if err != nil {
 				t.Fatal(err)
 			}

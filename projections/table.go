@@ -37,9 +37,10 @@ type Table struct {
 	mu       sync.RWMutex
 	byHash   map[events.Hash]*token // every token ever created, revoked ones too
 	accounts map[string]*accountTokens
-	applied  uint64        // last stream sequence folded in
-	waiting  int           // callers blocked in WaitApplied
-	notify   chan struct{} // closed when applied moves and someone waits
+	heads    map[string]events.Hash // digest of each account's last applied event
+	applied  uint64                 // last stream sequence folded in
+	waiting  int                    // callers blocked in WaitApplied
+	notify   chan struct{}          // closed when applied moves and someone waits
 }
 
 type token struct {
@@ -63,18 +64,26 @@ func NewTable(warn time.Duration) *Table {
 		warn:     warn,
 		byHash:   make(map[events.Hash]*token),
 		accounts: make(map[string]*accountTokens),
+		heads:    make(map[string]events.Hash),
 		notify:   make(chan struct{}),
 	}
 }
 
-// Apply folds the event stored at seq into the table. It never fails: an
-// event that does not fit the table (a rename of a token not live, a second
-// creation with a known hash) changes nothing.
-func (t *Table) Apply(seq uint64, e events.Event) {
+// Apply folds the event stored at seq, whose stored bytes have the given
+// digest, into the table, if it continues its account's chain; it reports
+// whether it did. The caller has checked the event's signature. Apply never
+// fails otherwise: an event that does not fit the table (a rename of a token
+// not live, a second creation with a known hash) changes nothing but the chain.
+func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.advance(seq)
+	if err := events.Link(e, t.heads[e.Account]); err != nil {
+		return err
+	}
+	t.heads[e.Account] = digest
 	t.apply(seq, e)
-	t.advance(seq)
+	return nil
 }
 
 func (t *Table) apply(seq uint64, e events.Event) {

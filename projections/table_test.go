@@ -11,8 +11,30 @@ import (
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
-// fixture builds events for account bob with predictable ids and secrets.
-type fixture struct{ n int }
+// fixture builds events with predictable ids and chains them per account.
+type fixture struct {
+	n     int
+	heads map[string]events.Hash
+}
+
+// apply links e to its account's chain and applies it.
+func (f *fixture) apply(t *testing.T, tab *Table, seq uint64, e events.Event) {
+	t.Helper()
+	if f.heads == nil {
+		f.heads = make(map[string]events.Hash)
+	}
+	if h := f.heads[e.Account]; h != (events.Hash{}) {
+		e.Prev = h.String()
+	}
+	raw, err := events.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.Apply(seq, e, events.Digest(raw)); err != nil {
+		t.Fatalf("apply %d: %v", seq, err)
+	}
+	f.heads[e.Account] = events.Digest(raw)
+}
 
 func (f *fixture) id() string { f.n++; return fmt.Sprintf("01JD%022d", f.n) }
 
@@ -37,7 +59,7 @@ func TestStatusIsDerivedWhenRead(t *testing.T) {
 	tab := NewTable(7 * 24 * time.Hour)
 	var f fixture
 	exp := t0.Add(10 * 24 * time.Hour)
-	tab.Apply(1, f.create("bob", "a", secret('A'), &exp))
+	f.apply(t, tab, 1, f.create("bob", "a", secret('A'), &exp))
 	for _, tt := range []struct {
 		name string
 		at   time.Time
@@ -76,10 +98,10 @@ func TestListIsOldestFirstPerAccount(t *testing.T) {
 		f.create("bob", "m", secret('D'), nil),
 	}
 	for i, e := range evs {
-		tab.Apply(uint64(i+1), e)
+		f.apply(t, tab, uint64(i+1), e)
 	}
-	tab.Apply(5, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: evs[0].TokenID, Data: events.TokenRenamed{OldName: "z", NewName: "zz"}})
-	tab.Apply(6, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: evs[3].TokenID, Data: events.TokenRevoked{Name: "m"}})
+	f.apply(t, tab, 5, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: evs[0].TokenID, Data: events.TokenRenamed{OldName: "z", NewName: "zz"}})
+	f.apply(t, tab, 6, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: evs[3].TokenID, Data: events.TokenRevoked{Name: "m"}})
 	var have []string
 	for _, r := range tab.List("bob", t0) {
 		have = append(have, r.Name)
@@ -105,14 +127,14 @@ func TestApplyIgnoresWhatDoesNotFit(t *testing.T) {
 	tab := NewTable(DefaultWarn)
 	var f fixture
 	c := f.create("bob", "a", secret('A'), nil)
-	tab.Apply(1, c)
+	f.apply(t, tab, 1, c)
 	// A copy of the creation under another id with the same hash, a rename
 	// with the wrong old name, and a revoke of a token of another account
 	// change nothing.
 	dup := f.create("bob", "b", secret('A'), nil)
-	tab.Apply(2, dup)
-	tab.Apply(3, events.Event{ID: f.id(), Account: "bob", TokenID: c.TokenID, Data: events.TokenRenamed{OldName: "x", NewName: "y"}})
-	tab.Apply(4, events.Event{ID: f.id(), Account: "carol", TokenID: c.TokenID, Data: events.TokenRevoked{Name: "a"}})
+	f.apply(t, tab, 2, dup)
+	f.apply(t, tab, 3, events.Event{ID: f.id(), Account: "bob", TokenID: c.TokenID, Data: events.TokenRenamed{OldName: "x", NewName: "y"}})
+	f.apply(t, tab, 4, events.Event{ID: f.id(), Account: "carol", TokenID: c.TokenID, Data: events.TokenRevoked{Name: "a"}})
 	rows := tab.List("bob", t0)
 	if len(rows) != 1 || rows[0].Name != "a" || rows[0].TokenID != c.TokenID {
 		t.Fatalf("table %+v", rows)
@@ -127,7 +149,7 @@ func TestWaitApplied(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- tab.WaitApplied(context.Background(), 2) }()
 	var f fixture
-	tab.Apply(1, f.create("bob", "a", secret('A'), nil))
+	f.apply(t, tab, 1, f.create("bob", "a", secret('A'), nil))
 	tab.Skip(2)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -139,5 +161,30 @@ func TestWaitApplied(t *testing.T) {
 	}
 	if err := tab.WaitApplied(context.Background(), 1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestApplyKeepsEachAccountsChain(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	var f fixture
+	first := f.create("bob", "a", secret('A'), nil)
+	f.apply(t, tab, 1, first)
+	// A second "first" event of bob (no prev) is a replay or a forgery.
+	again := f.create("bob", "b", secret('B'), nil)
+	raw, _ := events.Encode(again)
+	if err := tab.Apply(2, again, events.Digest(raw)); events.ErrorCode(err) != events.Invalid {
+		t.Fatalf("unchained event: %v", err)
+	}
+	// Carol's chain is her own.
+	f.apply(t, tab, 3, f.create("carol", "c", secret('C'), nil))
+	if r := tab.Validate(secret('B'), "", t0); r.Valid {
+		t.Fatal("an event off the chain made a token valid")
+	}
+	if tab.Applied() != 3 {
+		t.Fatalf("applied %d, want 3: a refused event still moves the sequence", tab.Applied())
+	}
+	f.apply(t, tab, 4, f.create("bob", "d", secret('D'), nil))
+	if rows := tab.List("bob", t0); len(rows) != 2 {
+		t.Fatalf("bob: %+v", rows)
 	}
 }

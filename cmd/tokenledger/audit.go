@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -149,9 +149,10 @@ func actorText(a events.Actor) string {
 
 func (e *cli) replay(ctx context.Context, args []string) error {
 	var cfg clientConfig
-	var account, asOf string
+	var account, asOf, trusted string
 	fs := newFlagSet("replay", e.stderr)
 	cfg.register(fs, e.getenv)
+	fs.StringVar(&trusted, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of node public keys to trust (without it, each event is checked against the key it names)")
 	fs.StringVar(&account, "account", "", "only this account")
 	fs.StringVar(&asOf, "as-of", "", "the RFC 3339 instant to replay to")
 	fs.BoolVar(&cfg.JSON, "json", false, "print a JSON array")
@@ -174,29 +175,27 @@ func (e *cli) replay(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	verify, err := auditVerifier(trusted)
+	if err != nil {
+		return err
+	}
 	return cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
-		table, err := projections.AsOf(ctx, s, account, t, projections.DefaultWarn)
+		table, err := projections.AsOf(ctx, s, account, t, projections.DefaultWarn, verify)
 		if err != nil {
 			return err
 		}
 		if account != "" {
-			return printTokens(e.stdout, natsapi.TokenInfos(table.List(account, t)), "", cfg.JSON, loc)
+			return printTokens(e.stdout, natsapi.TokenInfos(table.List(account, t)), cfg.JSON, loc)
+		}
+		// Every account: JSON maps each account to its list; the table gains
+		// an ACCOUNT column.
+		all := make(map[string][]natsapi.TokenInfo)
+		for _, a := range table.Accounts() {
+			all[a] = natsapi.TokenInfos(table.List(a, t))
 		}
 		if cfg.JSON {
-			var all []natsapi.TokenInfo
-			for _, a := range table.Accounts() {
-				all = append(all, natsapi.TokenInfos(table.List(a, t))...)
-			}
-			return printTokens(e.stdout, all, "", true, loc)
+			return json.NewEncoder(e.stdout).Encode(all)
 		}
-		for i, a := range table.Accounts() {
-			if err := printTokens(e.stdout, natsapi.TokenInfos(table.List(a, t)), a, false, loc); err != nil {
-				return err
-			}
-			_ = i
-		}
-		return nil
+		return printAccounts(e.stdout, all, table.Accounts(), loc)
 	})
 }
-
-var _ io.Writer

@@ -50,8 +50,26 @@ type cliNode struct {
 	cmd     *exec.Cmd
 	natsURL string
 	httpURL string
-	stderr  *bytes.Buffer
+	stderr  *syncBuffer
 	done    chan struct{}
+}
+
+// syncBuffer is a buffer a process writes to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 var readyLine = regexp.MustCompile(`^tokenledger serving: nats=(\S+) http=(\S+)$`)
@@ -66,7 +84,7 @@ func cliServe(t *testing.T, dataDir string, extra ...string) *cliNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &cliNode{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	n := &cliNode{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = n.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

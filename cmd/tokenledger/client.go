@@ -129,13 +129,12 @@ func (e *cli) list(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return printTokens(e.stdout, toks, "", cfg.JSON, loc)
+		return printTokens(e.stdout, toks, cfg.JSON, loc)
 	})
 }
 
-// printTokens writes tokens as list does: a table, or a JSON array. With
-// account set, the table gains an ACCOUNT column (replay of every account).
-func printTokens(w io.Writer, toks []natsapi.TokenInfo, account string, asJSON bool, loc *time.Location) error {
+// printTokens writes tokens as list does: a table, or a JSON array.
+func printTokens(w io.Writer, toks []natsapi.TokenInfo, asJSON bool, loc *time.Location) error {
 	if asJSON {
 		if toks == nil {
 			toks = []natsapi.TokenInfo{}
@@ -143,22 +142,31 @@ func printTokens(w io.Writer, toks []natsapi.TokenInfo, account string, asJSON b
 		return json.NewEncoder(w).Encode(toks)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	prefix := ""
-	if account != "" {
-		prefix = "ACCOUNT\t"
-	}
-	fmt.Fprintln(tw, prefix+"NAME\tCREATED\tEXPIRES\tSTATUS")
+	fmt.Fprintln(tw, "NAME\tCREATED\tEXPIRES\tSTATUS")
 	for _, t := range toks {
-		expires := "never"
-		if t.ExpiresAt != nil {
-			expires = time.Unix(*t.ExpiresAt, 0).In(loc).Format(time.RFC3339)
-		}
-		if account != "" {
-			fmt.Fprintf(tw, "%s\t", account)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, time.Unix(t.CreateTime, 0).In(loc).Format(time.RFC3339), expires, t.Status)
+		fmt.Fprintln(tw, tokenRow(t, loc))
 	}
 	return tw.Flush()
+}
+
+// printAccounts writes several accounts' tokens as one table.
+func printAccounts(w io.Writer, all map[string][]natsapi.TokenInfo, order []string, loc *time.Location) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tNAME\tCREATED\tEXPIRES\tSTATUS")
+	for _, a := range order {
+		for _, t := range all[a] {
+			fmt.Fprintln(tw, a+"\t"+tokenRow(t, loc))
+		}
+	}
+	return tw.Flush()
+}
+
+func tokenRow(t natsapi.TokenInfo, loc *time.Location) string {
+	expires := "never"
+	if t.ExpiresAt != nil {
+		expires = time.Unix(*t.ExpiresAt, 0).In(loc).Format(time.RFC3339)
+	}
+	return t.Name + "\t" + time.Unix(t.CreateTime, 0).In(loc).Format(time.RFC3339) + "\t" + expires + "\t" + t.Status
 }
 
 func (e *cli) rename(ctx context.Context, args []string) error {

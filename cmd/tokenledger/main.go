@@ -32,7 +32,9 @@ commands:
   revoke     revoke tokens, all or nothing: --account A --name N [--name N2 ...]
   validate   ask whether a token is valid: [--account A] TOKEN
   history    the audit history: [--account A] [--name N] [--token-id ID] [--since T] [--until T] [--json]
-  replay     the table as of an instant: --as-of T [--account A] [--json]
+  replay     the table as of an instant: --as-of T [--account A] [--json] [--trusted-keys FILE]
+  verify     check every signature and chain: [--account A] [--trusted-keys FILE]
+  keygen     print a new signing seed for nodes
 
 Run 'tokenledger COMMAND -h' for a command's flags.`
 
@@ -61,6 +63,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.history(ctx, rest)
 	case "replay":
 		return e.replay(ctx, rest)
+	case "verify":
+		return e.verify(ctx, rest)
+	case "keygen":
+		return e.keygen(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -32,12 +33,14 @@ const version = "0.1.0"
 // fallbacks. The zero flags give the embedded default that works.
 type serveConfig struct {
 	clientConfig
-	Join     bool // --nats was given: join that NATS, start no server
-	DataDir  string
-	Listen   string
-	HTTP     string
-	WarnDays int
-	Replicas int
+	Join        bool // --nats was given: join that NATS, start no server
+	DataDir     string
+	Listen      string
+	HTTP        string
+	WarnDays    int
+	Replicas    int
+	SigningKey  string // seed file; default <data-dir>/signing.nk
+	TrustedKeys string // file of further public keys to trust
 }
 
 func (e *cli) serveFlags(args []string) (serveConfig, error) {
@@ -47,6 +50,8 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&c.DataDir, "data-dir", envOr(e.getenv, "TOKENLEDGER_DATA_DIR", "./data"), "embedded NATS: JetStream's directory (env TOKENLEDGER_DATA_DIR)")
 	fs.StringVar(&c.Listen, "listen", envOr(e.getenv, "TOKENLEDGER_LISTEN", "127.0.0.1:4222"), "embedded NATS: client address (env TOKENLEDGER_LISTEN)")
 	fs.StringVar(&c.HTTP, "http", envOr(e.getenv, "TOKENLEDGER_HTTP", "127.0.0.1:8080"), "HTTP address of the API, panel and health checks (env TOKENLEDGER_HTTP)")
+	fs.StringVar(&c.SigningKey, "signing-key", e.getenv("TOKENLEDGER_SIGNING_KEY"), "file with this node's signing seed (default: made on first start as <data-dir>/signing.nk)")
+	fs.StringVar(&c.TrustedKeys, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of further node public keys whose events to trust, one a line")
 	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of the stream when this node creates it")
 	if err := parse(fs, args, 0); err != nil {
@@ -74,6 +79,10 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	signer, trust, err := cfg.keys()
+	if err != nil {
+		return err
+	}
 
 	var (
 		nc        *nats.Conn
@@ -109,8 +118,8 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	table := projections.NewTable(time.Duration(cfg.WarnDays) * 24 * time.Hour)
-	follower := projections.NewFollower(table, stream, log)
-	ledger := commands.New(stream, table, time.Now)
+	follower := projections.NewFollower(table, stream, trust, log)
+	ledger := commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust})
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
@@ -154,7 +163,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 			httpServer.Shutdown(ctx)
 		})
 	}
-	log.Info("node starting", "nats", clientURL, "http", ln.Addr().String(), "stream", scfg.Stream, "embedded", !cfg.Join)
+	log.Info("node starting", "signing_key", signer.PublicKey(), "trusted_keys", len(trust.Keys()), "nats", clientURL, "http", ln.Addr().String(), "stream", scfg.Stream, "embedded", !cfg.Join)
 	return g.run()
 }
 
@@ -172,4 +181,37 @@ func (c *clientConfig) connectWith(extra ...nats.Option) (*nats.Conn, error) {
 		return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: %v", c.NATS, err)
 	}
 	return nc, nil
+}
+
+// keys loads the node's signing key, making one in the data directory on
+// first start, and the keys it trusts: its own and those listed.
+func (c *serveConfig) keys() (*events.Signer, *events.Trust, error) {
+	path := c.SigningKey
+	if path == "" {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return nil, nil, err
+		}
+		path = filepath.Join(c.DataDir, "signing.nk")
+	}
+	seed, err := events.LoadOrCreateSeed(path)
+	if err != nil {
+		return nil, nil, usageErrorf("--signing-key %s: %v", path, err)
+	}
+	signer, err := events.NewSigner(seed)
+	if err != nil {
+		return nil, nil, usageErrorf("--signing-key %s: %v", path, events.ErrorMessage(err))
+	}
+	keys := []string{signer.PublicKey()}
+	if c.TrustedKeys != "" {
+		more, err := events.ReadTrustedKeys(c.TrustedKeys)
+		if err != nil {
+			return nil, nil, usageErrorf("--trusted-keys: %v", err)
+		}
+		keys = append(keys, more...)
+	}
+	trust, err := events.NewTrust(keys...)
+	if err != nil {
+		return nil, nil, usageErrorf("--trusted-keys %s: %v", c.TrustedKeys, events.ErrorMessage(err))
+	}
+	return signer, trust, nil
 }

@@ -1,0 +1,217 @@
+package events
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nkeys"
+)
+
+// Anyone with publish rights on NATS can put a message on the stream, so the
+// ledger trusts no message for being there. Every event names the node key
+// that signed it (signer), carries an Ed25519 signature over its own bytes
+// (sig), and the hash of the account's previous event (prev), so that each
+// account's history is a chain: a forged event fails its signature, and a
+// copied, dropped or reordered one breaks the chain.
+//
+// The signature covers the event's JSON exactly as stored, with its trailing
+// "sig" member removed; Encode always writes sig last. prev is the SHA-256 of
+// the previous event's stored bytes, signature included.
+
+// Signer signs events with a node's key (an nkeys server seed).
+type Signer struct {
+	kp  nkeys.KeyPair
+	pub string
+}
+
+// NewSigner reads a seed as `tokenledger keygen` prints it.
+func NewSigner(seed []byte) (*Signer, error) {
+	kp, err := nkeys.FromSeed(bytes.TrimSpace(seed))
+	if err != nil {
+		return nil, Errorf(Invalid, "not a signing seed: %v", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	if !nkeys.IsValidPublicServerKey(pub) {
+		return nil, Errorf(Invalid, "the signing seed is not a node (server) key: make one with `tokenledger keygen`")
+	}
+	return &Signer{kp: kp, pub: pub}, nil
+}
+
+// NewSeed makes a fresh node signing seed.
+func NewSeed() ([]byte, error) {
+	kp, err := nkeys.CreateServer()
+	if err != nil {
+		return nil, err
+	}
+	return kp.Seed()
+}
+
+// LoadOrCreateSeed reads the seed in path, or makes one there (mode 0600)
+// when the file does not exist yet.
+func LoadOrCreateSeed(path string) ([]byte, error) {
+	seed, err := os.ReadFile(path)
+	if err == nil || !os.IsNotExist(err) {
+		return seed, err
+	}
+	if seed, err = NewSeed(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(append(seed, '\n')); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return seed, f.Close()
+}
+
+// PublicKey is the key that verifies this signer's events.
+func (s *Signer) PublicKey() string { return s.pub }
+
+// Sign seals e as the next event after prev (the zero Hash for an account's
+// first event) and returns the digest of the sealed event, the next event's prev.
+func (s *Signer) Sign(e *Event, prev Hash) (Hash, error) {
+	e.Prev, e.Signer, e.Sig = "", s.pub, ""
+	if prev != (Hash{}) {
+		e.Prev = prev.String()
+	}
+	unsigned, err := Encode(*e)
+	if err != nil {
+		return Hash{}, err
+	}
+	sig, err := s.kp.Sign(unsigned)
+	if err != nil {
+		return Hash{}, err
+	}
+	e.Sig = base64.RawURLEncoding.EncodeToString(sig)
+	sealed, err := Encode(*e)
+	if err != nil {
+		return Hash{}, err
+	}
+	return Digest(sealed), nil
+}
+
+// Digest is the hash of an event's stored bytes: what the next event's prev holds.
+func Digest(raw []byte) Hash { return sha256.Sum256(raw) }
+
+// Trust holds the public keys whose events the ledger accepts.
+type Trust struct {
+	keys map[string]nkeys.KeyPair
+}
+
+// NewTrust trusts the given node public keys.
+func NewTrust(pubs ...string) (*Trust, error) {
+	t := &Trust{keys: make(map[string]nkeys.KeyPair)}
+	for _, p := range pubs {
+		kp, err := nkeys.FromPublicKey(p)
+		if err != nil || !nkeys.IsValidPublicServerKey(p) {
+			return nil, Errorf(Invalid, "%q is not a node public key", clip(p))
+		}
+		t.keys[p] = kp
+	}
+	return t, nil
+}
+
+// ReadTrustedKeys reads a file of public keys, one a line; blank lines and
+// lines starting with # are skipped.
+func ReadTrustedKeys(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		keys = append(keys, line)
+	}
+	return keys, nil
+}
+
+// Keys lists the trusted public keys.
+func (t *Trust) Keys() []string {
+	out := make([]string, 0, len(t.keys))
+	for k := range t.keys {
+		out = append(out, k)
+	}
+	return out
+}
+
+// sigMember is how the signature starts in an encoded event.
+var sigMember = []byte(`,"sig":"`)
+
+// Verify checks that raw, decoded as e, is signed by a trusted key. It does
+// not look at the chain: see Link.
+func (t *Trust) Verify(raw []byte, e Event) error {
+	if e.Sig == "" || e.Signer == "" {
+		return Errorf(Invalid, "unsigned event")
+	}
+	kp, ok := t.keys[e.Signer]
+	if !ok {
+		return Errorf(Invalid, "signed by an untrusted key %s", clip(e.Signer))
+	}
+	return verifyWith(kp, raw, e)
+}
+
+// VerifySelfSigned checks the signature against the key the event names,
+// without asking whether that key is trusted: what an auditor can check with
+// no list of keys.
+func VerifySelfSigned(raw []byte, e Event) error {
+	if e.Sig == "" || e.Signer == "" {
+		return Errorf(Invalid, "unsigned event")
+	}
+	kp, err := nkeys.FromPublicKey(e.Signer)
+	if err != nil {
+		return Errorf(Invalid, "signer %q is not a public key", clip(e.Signer))
+	}
+	return verifyWith(kp, raw, e)
+}
+
+func verifyWith(kp nkeys.KeyPair, raw []byte, e Event) error {
+	i := bytes.LastIndex(raw, sigMember)
+	if i < 0 || !bytes.Equal(raw[i+len(sigMember):], []byte(e.Sig+`"}`)) {
+		return Errorf(Invalid, "the signature is not the event's last member")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(e.Sig)
+	if err != nil {
+		return Errorf(Invalid, "the signature is not base64url")
+	}
+	unsigned := append(raw[:i:i], '}')
+	if err := kp.Verify(unsigned, sig); err != nil {
+		return Errorf(Invalid, "bad signature")
+	}
+	return nil
+}
+
+// Link checks that e continues the account's chain whose last event has
+// digest head (the zero Hash when the account has no event yet).
+func Link(e Event, head Hash) error {
+	want := ""
+	if head != (Hash{}) {
+		want = head.String()
+	}
+	if e.Prev != want {
+		if want == "" {
+			want = "none"
+		}
+		return Errorf(Invalid, "broken chain: prev %s, want %s", clip(orNone(e.Prev)), want)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -1,0 +1,95 @@
+package events
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustSigner(t *testing.T) *Signer {
+	t.Helper()
+	seed, err := NewSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSignAndVerify(t *testing.T) {
+	node, other := mustSigner(t), mustSigner(t)
+	trust, err := NewTrust(node.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := Event{ID: NewID(), At: time.Now(), Account: "bob", TokenID: NewID(), Actor: Actor{Kind: ActorOperator, Name: "x"},
+		Data: TokenRevoked{Name: "a"}}
+	prev := HashSecret("the previous event")
+	digest, err := node.Sign(&e, prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := Encode(e)
+	if Digest(raw) != digest {
+		t.Fatal("Sign's digest is not the digest of the stored bytes")
+	}
+	if !strings.HasSuffix(string(raw), `,"sig":"`+e.Sig+`"}`) {
+		t.Fatalf("sig is not the last member: %s", raw)
+	}
+	back, err := Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trust.Verify(raw, back); err != nil {
+		t.Fatalf("a good event: %v", err)
+	}
+	if err := Link(back, prev); err != nil {
+		t.Fatalf("link: %v", err)
+	}
+	if err := Link(back, Hash{}); err == nil {
+		t.Fatal("an event with a prev linked as an account's first")
+	}
+
+	tampered := bytes.Replace(raw, []byte(`"name":"a"`), []byte(`"name":"b"`), 1)
+	tb, _ := Decode(tampered)
+	if err := trust.Verify(tampered, tb); err == nil || !strings.Contains(err.Error(), "bad signature") {
+		t.Fatalf("tampered event: %v", err)
+	}
+	e2 := e
+	other.Sign(&e2, prev)
+	raw2, _ := Encode(e2)
+	if err := trust.Verify(raw2, e2); err == nil || !strings.Contains(err.Error(), "untrusted") {
+		t.Fatalf("event of an untrusted key: %v", err)
+	}
+	if err := VerifySelfSigned(raw2, e2); err != nil {
+		t.Fatalf("self-signed check of a well signed event: %v", err)
+	}
+	unsigned := e
+	unsigned.Sig = ""
+	rawU, _ := Encode(unsigned)
+	if err := trust.Verify(rawU, unsigned); err == nil {
+		t.Fatal("an unsigned event verified")
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	path := t.TempDir() + "/signing.nk"
+	seed, err := LoadOrCreateSeed(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadOrCreateSeed(path)
+	if err != nil || !bytes.Equal(bytes.TrimSpace(again), seed) {
+		t.Fatalf("second load: %q, %v; want the same seed", again, err)
+	}
+	if _, err := NewSigner([]byte("SUAFAKE")); err == nil {
+		t.Fatal("a bad seed made a signer")
+	}
+	if _, err := NewTrust("not a key"); err == nil {
+		t.Fatal("a bad public key was trusted")
+	}
+}
