@@ -1,48 +1,27 @@
 package httpapi
 
-import (
-	"net/http"
-	"time"
-)
+import "net/http"
 
-// Config wires the HTTP server to the node.
-type Config struct {
-	// Ready says whether the node's projections have caught up with the stream.
-	Ready func() bool
+// healthz says the process is up; orchestrators restart it when this fails.
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	text(w, http.StatusOK, "ok\n")
 }
 
-// New returns the node's HTTP handler.
-func New(cfg Config) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		text(w, http.StatusOK, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if cfg.Ready() {
-			text(w, http.StatusOK, "ready\n")
-			return
-		}
-		text(w, http.StatusServiceUnavailable, "catching up with the stream\n")
-	})
-	return mux
+// readyz says whether the projections have caught up with the stream, so a
+// load balancer sends no request to a node that would answer from old state.
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	if h.ready() {
+		text(w, http.StatusOK, "ready\n")
+		return
+	}
+	text(w, http.StatusServiceUnavailable, "catching up with the stream\n")
 }
+
+func (h *handler) ready() bool { return h.cfg.Ready == nil || h.cfg.Ready() }
 
 func text(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write([]byte(body))
-}
-
-// Server returns an http.Server for h with timeouts that keep slow clients
-// from holding connections.
-func Server(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
 }

@@ -1,0 +1,220 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"tokenledger/events"
+)
+
+// maxAccountsFile bounds what is read of an accounts file.
+const maxAccountsFile = 1 << 20
+
+// maxPassword is bcrypt's limit: it ignores nothing, it refuses more.
+const maxPassword = 72
+
+// Accounts is an htpasswd file of account passwords, bcrypt only, as
+// `htpasswd -B` and `tokenledger passwd` write it. It is read again when it
+// changes on disk, so a new or changed password takes effect without a
+// restart.
+type Accounts struct {
+	path string
+
+	mu     sync.Mutex
+	file   fs.FileInfo // what was read; a rename or write makes it differ
+	hashes map[string][]byte
+}
+
+// OpenAccounts reads the accounts file at path.
+func OpenAccounts(path string) (*Accounts, error) {
+	a := &Accounts{path: path}
+	if err := a.reload(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Check says whether password is account's. An unknown account costs as much
+// time as a wrong password, so a caller cannot tell the two apart.
+func (a *Accounts) Check(account, password string) bool {
+	hash := a.lookup(account)
+	if hash == nil || len(password) > maxPassword {
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		return false
+	}
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+}
+
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("no such account"), bcrypt.DefaultCost)
+	return h
+})
+
+func (a *Accounts) lookup(account string) []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// A file that cannot be read now keeps the passwords last read, except
+	// when it is gone: then nobody logs in with a password.
+	if fi, err := os.Stat(a.path); errors.Is(err, fs.ErrNotExist) {
+		a.hashes, a.file = nil, nil
+	} else if err == nil && (a.file == nil || !os.SameFile(fi, a.file) || !fi.ModTime().Equal(a.file.ModTime()) || fi.Size() != a.file.Size()) {
+		a.reloadLocked()
+	}
+	return a.hashes[account]
+}
+
+func (a *Accounts) reload() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reloadLocked()
+}
+
+func (a *Accounts) reloadLocked() error {
+	f, err := os.Open(a.path)
+	if err != nil {
+		return fmt.Errorf("accounts file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("accounts file: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxAccountsFile+1))
+	if err != nil {
+		return fmt.Errorf("accounts file: %w", err)
+	}
+	if len(b) > maxAccountsFile {
+		return fmt.Errorf("accounts file %s is larger than %d bytes", a.path, maxAccountsFile)
+	}
+	entries, err := parseAccounts(b)
+	if err != nil {
+		return fmt.Errorf("accounts file %s: %w", a.path, err)
+	}
+	a.hashes = make(map[string][]byte, len(entries))
+	for _, e := range entries {
+		a.hashes[e.account] = []byte(e.hash)
+	}
+	a.file = fi
+	return nil
+}
+
+type accountEntry struct{ account, hash string }
+
+// parseAccounts reads htpasswd lines "account:hash"; blank lines and lines
+// starting with # are skipped. Only bcrypt hashes are accepted: the others
+// htpasswd can write are too weak to keep.
+func parseAccounts(b []byte) ([]accountEntry, error) {
+	var out []accountEntry
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 4096), maxAccountsFile)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		account, hash, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("line %d: want ACCOUNT:HASH", n)
+		}
+		if err := events.CheckAccount(account); err != nil {
+			return nil, fmt.Errorf("line %d: %v", n, events.ErrorMessage(err))
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("line %d: the password of %s is not a bcrypt hash (use htpasswd -B or tokenledger passwd)", n, account)
+		}
+		out = append(out, accountEntry{account, hash})
+	}
+	return out, sc.Err()
+}
+
+// SetPassword adds account to the accounts file at path, or changes its
+// password, creating the file if need be. The file is replaced in one
+// rename, so a running node never reads half of it.
+func SetPassword(path, account, password string) error {
+	if err := events.CheckAccount(account); err != nil {
+		return err
+	}
+	switch {
+	case password == "":
+		return events.Errorf(events.Invalid, "the password is empty")
+	case len(password) > maxPassword:
+		return events.Errorf(events.Invalid, "the password is longer than %d bytes", maxPassword)
+	}
+	old, err := os.ReadFile(path)
+	mode := fs.FileMode(0o600)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	case len(old) > maxAccountsFile:
+		return fmt.Errorf("accounts file %s is larger than %d bytes", path, maxAccountsFile)
+	default:
+		if _, err := parseAccounts(old); err != nil {
+			return fmt.Errorf("accounts file %s: %w", path, err)
+		}
+		if fi, err := os.Stat(path); err == nil {
+			mode = fi.Mode().Perm()
+		}
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	// Apache's htpasswd -B writes $2y$; Go's bcrypt has no $2a$ bug to tell
+	// apart, so the hash is the same under either name.
+	entry := account + ":$2y$" + strings.TrimPrefix(string(hash), "$2a$")
+
+	var out []string
+	replaced := false
+	for _, line := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch {
+		case line == "" && len(out) == 0:
+			continue
+		case name == account && !replaced:
+			out, replaced = append(out, entry), true
+		case name == account:
+			// a second line for the account would be ignored; drop it
+		default:
+			out = append(out, line)
+		}
+	}
+	if !replaced {
+		out = append(out, entry)
+	}
+	return writeFileAtomic(path, []byte(strings.Join(out, "\n")+"\n"), mode)
+}
+
+func writeFileAtomic(path string, b []byte, mode fs.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

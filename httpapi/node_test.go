@@ -1,0 +1,121 @@
+package httpapi_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"tokenledger/commands"
+	"tokenledger/events"
+	"tokenledger/httpapi"
+	"tokenledger/internal/natstest"
+	"tokenledger/internal/nodetest"
+	"tokenledger/projections"
+)
+
+// clock is the test's clock: the ledger and the HTTP side read it, and the
+// test moves it to make tokens expire.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// node is a ledger node (internal/nodetest, on a real embedded NATS) with
+// its HTTP side on an httptest server.
+type node struct {
+	URL      string
+	Stream   *events.Stream
+	Ledger   *commands.Ledger
+	Table    *projections.Table
+	Clock    *clock
+	Accounts string // the accounts file
+	Location *time.Location
+}
+
+// Passwords of the accounts in every test node's accounts file.
+var passwords = map[string]string{"bob": "bob-secret-pw", "carol": "carol-secret-pw"}
+
+func mustNode(tb testing.TB) *node {
+	tb.Helper()
+	clk := &clock{t: time.Now().Truncate(time.Second)}
+	nd := nodetest.MustNode(tb, natstest.MustServer(tb), nodetest.Options{Now: clk.Now})
+	path := filepath.Join(tb.TempDir(), "accounts")
+	for account, pw := range passwords {
+		if err := httpapi.SetPassword(path, account, pw); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	accounts, err := httpapi.OpenAccounts(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	loc := time.FixedZone("Test", 2*3600)
+	h := httpapi.New(httpapi.Config{
+		Ready: nd.Follower.Ready, Ledger: nd.Ledger, Table: nd.Table, Accounts: accounts,
+		Now: clk.Now, Location: loc, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	srv := httptest.NewServer(h)
+	tb.Cleanup(srv.Close)
+	return &node{URL: srv.URL, Stream: nd.Stream, Ledger: nd.Ledger, Table: nd.Table, Clock: clk, Accounts: path, Location: loc}
+}
+
+// mustToken creates a token straight through the ledger and returns its secret.
+func (n *node) mustToken(tb testing.TB, account, name string, expiresAt *int64) string {
+	tb.Helper()
+	c, err := n.Ledger.Create(context.Background(), commands.Create{
+		Account: account, Name: name, ExpiresAt: expiresAt,
+		Actor: events.Actor{Kind: events.ActorOperator, Name: "test"},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c.Secret
+}
+
+// names lists the account's live token names, oldest first.
+func (n *node) names(account string) []string {
+	var out []string
+	for _, r := range n.Table.List(account, n.Clock.Now()) {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+// events reads every stored event of account.
+func (n *node) events(tb testing.TB, account string) []events.Event {
+	tb.Helper()
+	var out []events.Event
+	err := n.Stream.Read(context.Background(), events.ReadOptions{Account: account}, func(m events.Msg) error {
+		if m.Err != nil {
+			tb.Fatalf("event %d: %v", m.Seq, m.Err)
+		}
+		out = append(out, m.Event)
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+func unix(t time.Time) *int64 {
+	x := t.Unix()
+	return &x
+}

@@ -1,0 +1,410 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"tokenledger/commands"
+	"tokenledger/events"
+	"tokenledger/projections"
+)
+
+// The panel is plain HTML from html/template, a stylesheet and a little
+// JavaScript, all in the binary: no build step, nothing fetched from
+// elsewhere, so it works with no internet. Every page works without
+// JavaScript too; the script only adds live checks, the copy button,
+// select-all and inline confirmations.
+
+//go:embed web
+var webFiles embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
+	},
+}).ParseFS(webFiles, "web/*.html"))
+
+// pageSizes are the panel's choices of rows per page.
+var pageSizes = []int{10, 20, 50, 100}
+
+// panelCSP allows nothing but this server's own files: no inline script, no
+// other origin, no framing.
+const panelCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func (h *handler) panelRoutes(mux *http.ServeMux) {
+	static, _ := fs.Sub(webFiles, "web/static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	cop := http.NewCrossOriginProtection()
+	post := func(pattern string, f http.HandlerFunc) { mux.Handle("POST "+pattern, cop.Handler(f)) }
+	mux.HandleFunc("GET /{$}", h.index)
+	post("/login", h.login)
+	post("/logout", h.logout)
+	mux.HandleFunc("GET /create", h.signedIn(h.createForm))
+	post("/create", h.signedIn(h.create))
+	mux.HandleFunc("GET /saved", h.signedIn(h.saved))
+	mux.HandleFunc("GET /manage", h.signedIn(h.manage))
+	post("/rename", h.signedIn(h.renameToken))
+	post("/revoke", h.signedIn(h.revokeTokens))
+}
+
+// view is what a page template is given.
+type view struct {
+	Page    string // which page: login, list, create, secret, manage, confirm
+	Account string
+	CSRF    string
+	Flash   flash
+	Error   string
+
+	// login
+	Login string
+
+	// list
+	Rows       []rowView
+	Total      int
+	Size       int
+	Sizes      []int
+	PageNum    int
+	PageCount  int
+	PageLinks  []int
+	First      int
+	Last       int
+	WarnNotice string
+
+	// create and manage
+	Name        string
+	NewName     string
+	Expiry      string // never or date
+	Date        string
+	MinDate     string
+	LiveNames   string // JSON list of the account's live names, for the live check
+	MaxNameLen  int
+	Created     *created
+	ExpiresText string
+
+	// confirm
+	Names []string
+}
+
+// rowView is one token as the table shows it.
+type rowView struct {
+	Name    string
+	Created string
+	Expires string
+	Status  string
+}
+
+// signedIn runs f for a request with a live session; a change must also
+// carry the session's CSRF token.
+func (h *handler) signedIn(f func(http.ResponseWriter, *http.Request, *view, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, s, ok := h.session(r)
+		if !ok {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		if r.Method == http.MethodPost {
+			if err := parseForm(r); err != nil {
+				if isTooLarge(err) {
+					tooLarge(w, r)
+					return
+				}
+				text(w, http.StatusBadRequest, "the form cannot be read\n")
+				return
+			}
+			if !sameToken(r.PostForm.Get("csrf"), s.csrf) {
+				text(w, http.StatusForbidden, "this form is stale or did not come from the panel: reload the page and try again\n")
+				return
+			}
+		}
+		v := &view{Account: s.account, CSRF: s.csrf, Flash: h.sessions.takeFlash(id), MaxNameLen: events.MaxNameLen}
+		f(w, r, v, id)
+	}
+}
+
+func (h *handler) session(r *http.Request) (string, session, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" || len(c.Value) > 100 {
+		return "", session{}, false
+	}
+	s, ok := h.sessions.get(c.Value)
+	return c.Value, s, ok
+}
+
+func (h *handler) render(w http.ResponseWriter, status int, v *view) {
+	var b bytes.Buffer
+	if err := pages.ExecuteTemplate(&b, "layout", v); err != nil {
+		h.cfg.Log.Error("panel page failed", "page", v.Page, "err", err)
+		text(w, http.StatusInternalServerError, "internal error\n")
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Security-Policy", panelCSP)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	w.Write(b.Bytes())
+}
+
+// index is the token list, or the login form without a session.
+func (h *handler) index(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := h.session(r); !ok {
+		h.render(w, http.StatusOK, &view{Page: "login"})
+		return
+	}
+	h.signedIn(h.listPage)(w, r)
+}
+
+func (h *handler) login(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(r); err != nil {
+		if isTooLarge(err) {
+			tooLarge(w, r)
+			return
+		}
+		text(w, http.StatusBadRequest, "the form cannot be read\n")
+		return
+	}
+	account, password := r.PostForm.Get("account"), r.PostForm.Get("password")
+	v := &view{Page: "login", Login: clip(account)}
+	if h.cfg.Accounts == nil {
+		v.Error = "Password logins are off: start the server with --accounts FILE."
+		h.render(w, http.StatusUnauthorized, v)
+		return
+	}
+	if !h.checkPassword(account, password) {
+		v.Error = "The login is invalid."
+		h.render(w, http.StatusUnauthorized, v)
+		return
+	}
+	h.setSessionCookie(w, r, h.sessions.start(account))
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
+	if id, s, ok := h.session(r); ok {
+		if parseForm(r) != nil || !sameToken(r.PostForm.Get("csrf"), s.csrf) {
+			text(w, http.StatusForbidden, "this form is stale: reload the page and try again\n")
+			return
+		}
+		h.sessions.end(id)
+	}
+	h.setSessionCookie(w, r, "")
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (h *handler) listPage(w http.ResponseWriter, r *http.Request, v *view, _ string) {
+	now := h.cfg.Now()
+	rows := h.cfg.Table.List(v.Account, now)
+	v.Page, v.Total, v.Sizes = "list", len(rows), pageSizes
+	v.Size = 10
+	if n, err := strconv.Atoi(r.URL.Query().Get("size")); err == nil && slices.Contains(pageSizes, n) {
+		v.Size = n
+	}
+	v.PageCount = max(1, (len(rows)+v.Size-1)/v.Size)
+	v.PageNum = 1
+	if n, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil {
+		v.PageNum = min(max(n, 1), v.PageCount)
+	}
+	for i := 1; i <= v.PageCount; i++ {
+		v.PageLinks = append(v.PageLinks, i)
+	}
+	from, to := (v.PageNum-1)*v.Size, min(v.PageNum*v.Size, len(rows))
+	for _, row := range rows[from:to] {
+		v.Rows = append(v.Rows, h.rowView(row))
+	}
+	v.First, v.Last = from+1, to
+	h.render(w, http.StatusOK, v)
+}
+
+func (h *handler) rowView(row projections.Row) rowView {
+	return rowView{Name: row.Name, Created: h.showTime(row.Created), Expires: h.showExpiry(row.ExpiresAt), Status: row.Status}
+}
+
+func (h *handler) showTime(t time.Time) string {
+	return t.In(h.cfg.Location).Format("Jan 2, 2006 3:04:05 PM")
+}
+
+func (h *handler) showExpiry(at *int64) string {
+	if at == nil {
+		return "Never"
+	}
+	return h.showTime(time.Unix(*at, 0))
+}
+
+func (h *handler) createForm(w http.ResponseWriter, r *http.Request, v *view, _ string) {
+	v.Expiry = "never"
+	h.renderCreate(w, http.StatusOK, v)
+}
+
+// renderCreate shows the create form; the date picker defaults to one year
+// from today and allows nothing before today, in the server's zone.
+func (h *handler) renderCreate(w http.ResponseWriter, status int, v *view) {
+	today := h.cfg.Now().In(h.cfg.Location)
+	v.Page, v.MinDate = "create", today.Format(time.DateOnly)
+	if v.Date == "" {
+		v.Date = today.AddDate(1, 0, 0).Format(time.DateOnly)
+	}
+	names := []string{}
+	for _, row := range h.cfg.Table.List(v.Account, today) {
+		names = append(names, row.Name)
+	}
+	b, _ := json.Marshal(names)
+	v.LiveNames = string(b)
+	h.render(w, status, v)
+}
+
+func (h *handler) create(w http.ResponseWriter, r *http.Request, v *view, id string) {
+	v.Name, v.Expiry, v.Date = r.PostForm.Get("name"), r.PostForm.Get("expiry"), r.PostForm.Get("date")
+	now := h.cfg.Now()
+	var expires *int64
+	err := checkName("name", v.Name)
+	if err == nil && v.Expiry == "date" {
+		var at time.Time
+		if at, err = events.ParseDate(v.Date, h.cfg.Location); err == nil && !at.After(now) {
+			err = events.Errorf(events.Invalid, "The expiration date %s is in the past: choose today or a later day.", v.Date)
+		}
+		x := at.Unix()
+		expires = &x
+	}
+	var t commands.Created
+	if err == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+		defer cancel()
+		t, err = h.cfg.Ledger.Create(ctx, commands.Create{Account: v.Account, Name: v.Name, ExpiresAt: expires, Actor: accountPrincipal(v.Account, r).actor})
+	}
+	if err != nil {
+		v.Error = h.panelRefusal(fnCreate, err, v.Name, "")
+		h.renderCreate(w, http.StatusOK, v)
+		return
+	}
+	d := t.Event.Data.(events.TokenCreated)
+	v.Page = "secret"
+	v.Created = &created{Name: d.Name, Token: t.Secret, CreateTime: t.Event.At.Unix(), ExpiresAt: d.ExpiresAt, HasFullAccess: 1}
+	v.ExpiresText = h.showExpiry(d.ExpiresAt)
+	h.render(w, http.StatusOK, v)
+}
+
+// saved leaves the page that showed a new secret, to another create form or
+// to the list.
+func (h *handler) saved(w http.ResponseWriter, r *http.Request, v *view, _ string) {
+	if r.URL.Query().Get("another") != "" {
+		http.Redirect(w, r, "/create", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (h *handler) manage(w http.ResponseWriter, r *http.Request, v *view, id string) {
+	v.Name = r.URL.Query().Get("name")
+	h.renderManage(w, r, v, id, http.StatusOK)
+}
+
+func (h *handler) renderManage(w http.ResponseWriter, r *http.Request, v *view, id string, status int) {
+	for _, row := range h.cfg.Table.List(v.Account, h.cfg.Now()) {
+		if row.Name == v.Name {
+			v.Page, v.Rows = "manage", []rowView{h.rowView(row)}
+			h.render(w, status, v)
+			return
+		}
+	}
+	h.sessions.setFlash(id, flash{Text: fmt.Sprintf("The API token “%s” does not exist.", clip(v.Name)), Bad: true})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (h *handler) renameToken(w http.ResponseWriter, r *http.Request, v *view, id string) {
+	v.Name, v.NewName = r.PostForm.Get("name"), r.PostForm.Get("new_name")
+	err := checkName("name", v.Name)
+	if err == nil {
+		err = checkName("new_name", v.NewName)
+	}
+	if err == nil && v.Name == v.NewName {
+		err = events.Errorf(events.Invalid, "The new name must be different from the current name.")
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+		defer cancel()
+		err = h.cfg.Ledger.Rename(ctx, commands.Rename{Account: v.Account, Name: v.Name, NewName: v.NewName, Actor: accountPrincipal(v.Account, r).actor})
+	}
+	if err != nil {
+		v.Error = h.panelRefusal(fnRename, err, v.Name, v.NewName)
+		h.renderManage(w, r, v, id, http.StatusOK)
+		return
+	}
+	h.sessions.setFlash(id, flash{Text: fmt.Sprintf("The API token “%s” is now named “%s”.", v.Name, v.NewName)})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// revokeTokens revokes the selected tokens once the user has confirmed; an
+// unconfirmed request (a browser without JavaScript) gets a page that asks.
+func (h *handler) revokeTokens(w http.ResponseWriter, r *http.Request, v *view, id string) {
+	names := r.PostForm["name"]
+	if len(names) == 0 {
+		h.sessions.setFlash(id, flash{Text: "Select the API tokens to revoke.", Bad: true})
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	if r.PostForm.Get("confirmed") != "1" {
+		v.Page, v.Names = "confirm", names
+		h.render(w, http.StatusOK, v)
+		return
+	}
+	err := error(nil)
+	for _, n := range names {
+		if err = checkName("name", n); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+		defer cancel()
+		err = h.cfg.Ledger.Revoke(ctx, commands.Revoke{Account: v.Account, Names: names, Actor: accountPrincipal(v.Account, r).actor})
+	}
+	if err != nil {
+		unknown := names[0]
+		if events.ErrorCode(err) == events.NotFound {
+			unknown = h.firstUnknown(v.Account, names, h.cfg.Now())
+		}
+		h.sessions.setFlash(id, flash{Text: h.panelRefusal(fnRevoke, err, unknown, ""), Bad: true})
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	msg := fmt.Sprintf("The API token “%s” was revoked.", names[0])
+	if len(names) > 1 {
+		msg = fmt.Sprintf("%d API tokens were revoked.", len(names))
+	}
+	h.sessions.setFlash(id, flash{Text: msg})
+	http.Redirect(w, r, "/"+pageQuery(r), http.StatusSeeOther)
+}
+
+// pageQuery keeps the table's page size across a change.
+func pageQuery(r *http.Request) string {
+	if size := r.PostForm.Get("size"); size != "" {
+		return "?" + url.Values{"size": {size}}.Encode()
+	}
+	return ""
+}
+
+// panelRefusal words a refusal as the API does; internal errors are logged
+// and shown without detail.
+func (h *handler) panelRefusal(fn string, err error, name, newName string) string {
+	if events.ErrorCode(err) == events.Internal {
+		h.cfg.Log.Error("panel change failed", "function", fn, "err", err)
+	}
+	_, msg := refusal(fn, err, name, newName)
+	return msg
+}

@@ -1,0 +1,149 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Panel sessions live in this node's memory: a restart logs everyone out,
+// and behind a load balancer a user stays on one node (or logs in again).
+// They age by the wall clock, not the ledger's clock, which tests move.
+const (
+	sessionCookie = "tokenledger_session"
+	sessionIdle   = time.Hour
+	sessionMax    = 12 * time.Hour
+	maxSessions   = 10000
+)
+
+type session struct {
+	account string
+	csrf    string // sent back with every change the panel makes
+	flash   flash  // one message for the next page, then dropped
+	created time.Time
+	seen    time.Time
+}
+
+// sessions are kept by the SHA-256 of their cookie, so the map holds no
+// usable credential.
+type sessions struct {
+	mu   sync.Mutex
+	byID map[[sha256.Size]byte]*session
+}
+
+func newSessions() *sessions { return &sessions{byID: make(map[[sha256.Size]byte]*session)} }
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// start makes a session for account and returns its cookie value.
+func (s *sessions) start(account string) string {
+	id, now := randomToken(), time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.byID) >= maxSessions {
+		s.sweep(now)
+	}
+	if len(s.byID) >= maxSessions {
+		s.dropOldest()
+	}
+	s.byID[sha256.Sum256([]byte(id))] = &session{account: account, csrf: randomToken(), created: now, seen: now}
+	return id
+}
+
+// get returns a copy of the live session with the cookie value id.
+func (s *sessions) get(id string) (session, bool) {
+	now := time.Now()
+	key := sha256.Sum256([]byte(id))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.byID[key]
+	if ss == nil {
+		return session{}, false
+	}
+	if expired(ss, now) {
+		delete(s.byID, key)
+		return session{}, false
+	}
+	ss.seen = now
+	return *ss, true
+}
+
+// takeFlash returns the session's message for this page and drops it.
+func (s *sessions) takeFlash(id string) flash {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.byID[sha256.Sum256([]byte(id))]
+	if ss == nil {
+		return flash{}
+	}
+	msg := ss.flash
+	ss.flash = flash{}
+	return msg
+}
+
+// flash is a message shown once, on the page after a change.
+type flash struct {
+	Text string
+	Bad  bool // an error, not a success
+}
+
+func (s *sessions) setFlash(id string, msg flash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss := s.byID[sha256.Sum256([]byte(id))]; ss != nil {
+		ss.flash = msg
+	}
+}
+
+func (s *sessions) end(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID, sha256.Sum256([]byte(id)))
+}
+
+func expired(ss *session, now time.Time) bool {
+	return now.Sub(ss.seen) > sessionIdle || now.Sub(ss.created) > sessionMax
+}
+
+func (s *sessions) sweep(now time.Time) {
+	for k, ss := range s.byID {
+		if expired(ss, now) {
+			delete(s.byID, k)
+		}
+	}
+}
+
+func (s *sessions) dropOldest() {
+	var oldest [sha256.Size]byte
+	var at time.Time
+	for k, ss := range s.byID {
+		if at.IsZero() || ss.seen.Before(at) {
+			oldest, at = k, ss.seen
+		}
+	}
+	delete(s.byID, oldest)
+}
+
+func sameToken(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// setSessionCookie sets or (with an empty id) clears the session cookie:
+// HttpOnly, SameSite=Strict, and Secure under TLS or when told so.
+func (h *handler) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
+	c := &http.Cookie{
+		Name: sessionCookie, Value: id, Path: "/",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil || h.cfg.SecureCookies,
+	}
+	if id == "" {
+		c.MaxAge = -1
+	}
+	http.SetCookie(w, c)
+}
