@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"tokenledger/events"
 )
 
@@ -30,31 +32,33 @@ const (
 const DefaultWarn = 7 * 24 * time.Hour
 
 // Table is the current token table of every account, with an index from each
-// secret's hash to its token so that a validation is one map lookup.
+// secret's hash to its token so that a validation is one map lookup. It is
+// laid out to stay small: a live token costs about 200 bytes of heap.
 type Table struct {
 	warn time.Duration
 
 	mu       sync.RWMutex
 	byHash   map[events.Hash]*token // every token ever created, revoked ones too
-	accounts map[string]*accountTokens
-	heads    map[string]events.Hash // digest of each account's last applied event
-	applied  uint64                 // last stream sequence folded in
-	waiting  int                    // callers blocked in WaitApplied
-	notify   chan struct{}          // closed when applied moves and someone waits
+	accounts map[string]*account
+	applied  uint64        // last stream sequence folded in
+	waiting  int           // callers blocked in WaitApplied
+	notify   chan struct{} // closed when applied moves and someone waits
+}
+
+type account struct {
+	name string
+	head events.Hash // digest of the account's last applied event
+	live map[ulid.ULID]*token
 }
 
 type token struct {
-	id        string
-	account   string
+	id        ulid.ULID
+	account   *account
 	name      string
 	seq       uint64 // stream sequence of its creation: the table's order
-	created   time.Time
-	expiresAt int64 // Unix seconds; 0 for never
+	created   int64  // Unix milliseconds
+	expiresAt int64  // Unix seconds; 0 for never
 	revoked   bool
-}
-
-type accountTokens struct {
-	live map[string]*token // by token id
 }
 
 // NewTable returns an empty table whose tokens turn "expiring" warn before
@@ -63,65 +67,58 @@ func NewTable(warn time.Duration) *Table {
 	return &Table{
 		warn:     warn,
 		byHash:   make(map[events.Hash]*token),
-		accounts: make(map[string]*accountTokens),
-		heads:    make(map[string]events.Hash),
+		accounts: make(map[string]*account),
 		notify:   make(chan struct{}),
 	}
 }
 
 // Apply folds the event stored at seq, whose stored bytes have the given
-// digest, into the table, if it continues its account's chain; it reports
-// whether it did. The caller has checked the event's signature. Apply never
-// fails otherwise: an event that does not fit the table (a rename of a token
-// not live, a second creation with a known hash) changes nothing but the chain.
+// digest, into the table if it continues its account's chain, and says why
+// not otherwise. The caller has checked the event's signature. An event that
+// does not fit the table (a rename of a token not live, a second creation
+// with a known hash) changes nothing but the chain.
 func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer t.advance(seq)
-	if err := events.Link(e, t.heads[e.Account]); err != nil {
+	a := t.accounts[e.Account]
+	var head events.Hash
+	if a != nil {
+		head = a.head
+	}
+	if err := events.Link(e, head); err != nil {
 		return err
 	}
-	t.heads[e.Account] = digest
-	t.apply(seq, e)
-	return nil
-}
-
-func (t *Table) apply(seq uint64, e events.Event) {
+	if a == nil {
+		a = &account{name: e.Account, live: make(map[ulid.ULID]*token)}
+		t.accounts[e.Account] = a
+	}
+	a.head = digest
+	id, err := ulid.ParseStrict(e.TokenID)
+	if err != nil {
+		return nil // Decode has checked it; nothing to apply
+	}
 	switch d := e.Data.(type) {
 	case events.TokenCreated:
 		h, err := events.ParseHash(d.TokenHash)
-		if err != nil || t.byHash[h] != nil {
-			return
+		if err != nil || t.byHash[h] != nil || a.live[id] != nil {
+			return nil
 		}
-		a := t.accounts[e.Account]
-		if a == nil {
-			a = &accountTokens{live: make(map[string]*token)}
-			t.accounts[e.Account] = a
-		}
-		if a.live[e.TokenID] != nil {
-			return
-		}
-		tok := &token{id: e.TokenID, account: e.Account, name: d.Name, seq: seq, created: e.At}
+		tok := &token{id: id, account: a, name: d.Name, seq: seq, created: e.At.UnixMilli()}
 		if d.ExpiresAt != nil {
 			tok.expiresAt = *d.ExpiresAt
 		}
 		t.byHash[h] = tok
-		a.live[e.TokenID] = tok
+		a.live[id] = tok
 	case events.TokenRenamed:
-		if tok := t.live(e.Account, e.TokenID); tok != nil && tok.name == d.OldName {
+		if tok := a.live[id]; tok != nil && tok.name == d.OldName {
 			tok.name = d.NewName
 		}
 	case events.TokenRevoked:
-		if tok := t.live(e.Account, e.TokenID); tok != nil && tok.name == d.Name {
+		if tok := a.live[id]; tok != nil && tok.name == d.Name {
 			tok.revoked = true
-			delete(t.accounts[e.Account].live, e.TokenID)
+			delete(a.live, id)
 		}
-	}
-}
-
-func (t *Table) live(account, id string) *token {
-	if a := t.accounts[account]; a != nil {
-		return a.live[id]
 	}
 	return nil
 }
@@ -199,7 +196,7 @@ func (t *Table) List(account string, now time.Time) []Row {
 	slices.SortFunc(toks, func(a, b token) int { return cmp.Compare(a.seq, b.seq) })
 	rows := make([]Row, len(toks))
 	for i, tok := range toks {
-		rows[i] = Row{Name: tok.name, TokenID: tok.id, Created: tok.created, ExpiresAt: tok.expiry(),
+		rows[i] = Row{Name: tok.name, TokenID: tok.id.String(), Created: time.UnixMilli(tok.created), ExpiresAt: tok.expiry(),
 			FullAccess: true, Status: t.status(tok.expiresAt, now)}
 	}
 	return rows
@@ -254,7 +251,7 @@ func (t *Table) Validate(secret, account string, now time.Time) Result {
 	switch {
 	case !found:
 		return Result{Reason: ReasonUnknown}
-	case account != "" && account != c.account:
+	case account != "" && account != c.account.name:
 		return Result{Reason: ReasonWrongAccount}
 	case c.revoked:
 		return Result{Reason: ReasonRevoked}
@@ -263,7 +260,7 @@ func (t *Table) Validate(secret, account string, now time.Time) Result {
 	if status == Expired {
 		return Result{Reason: ReasonExpired}
 	}
-	return Result{Valid: true, Account: c.account, TokenID: c.id, Name: c.name, ExpiresAt: c.expiry(), Status: status}
+	return Result{Valid: true, Account: c.account.name, TokenID: c.id.String(), Name: c.name, ExpiresAt: c.expiry(), Status: status}
 }
 
 // Accounts lists the accounts that have live tokens, in name order.
