@@ -35,6 +35,7 @@ commands:
   replay     the table as of an instant: --as-of T [--account A] [--json] [--trusted-keys FILE]
   verify     check every signature and chain: [--account A] [--trusted-keys FILE]
   keygen     print a new signing seed for nodes
+  passwd     add or change an account's password for the HTTP API and panel: --accounts FILE ACCOUNT (password on stdin)
 
 Run 'tokenledger COMMAND -h' for a command's flags.`
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.replay(ctx, rest)
 	case "verify":
 		return e.verify(ctx, rest)
+	case "passwd":
+		return e.passwd(rest)
 	case "keygen":
 		return e.keygen(ctx, rest)
 	case "help", "-h", "--help":

@@ -41,6 +41,8 @@ type serveConfig struct {
 	Replicas    int
 	SigningKey  string // seed file; default <data-dir>/signing.nk
 	TrustedKeys string // file of further public keys to trust
+	Accounts    string // htpasswd file of account passwords for the HTTP API and panel
+	SecureHTTP  bool   // mark the panel's cookie Secure: TLS ends at a proxy in front
 }
 
 func (e *cli) serveFlags(args []string) (serveConfig, error) {
@@ -52,6 +54,8 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&c.HTTP, "http", envOr(e.getenv, "TOKENLEDGER_HTTP", "127.0.0.1:8080"), "HTTP address of the API, panel and health checks (env TOKENLEDGER_HTTP)")
 	fs.StringVar(&c.SigningKey, "signing-key", e.getenv("TOKENLEDGER_SIGNING_KEY"), "file with this node's signing seed (default: made on first start as <data-dir>/signing.nk)")
 	fs.StringVar(&c.TrustedKeys, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of further node public keys whose events to trust, one a line")
+	fs.StringVar(&c.Accounts, "accounts", e.getenv("TOKENLEDGER_ACCOUNTS"), "htpasswd file (bcrypt) of account passwords for the HTTP API and panel; see 'tokenledger passwd' (env TOKENLEDGER_ACCOUNTS)")
+	fs.BoolVar(&c.SecureHTTP, "secure-cookies", false, "mark the panel's session cookie Secure even on plain HTTP (TLS ends at a proxy in front)")
 	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of the stream when this node creates it")
 	if err := parse(fs, args, 0); err != nil {
@@ -125,7 +129,18 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageErrorf("--http %s: %v", cfg.HTTP, err)
 	}
-	httpServer := httpapi.Server(httpapi.New(httpapi.Config{Ready: follower.Ready}))
+	var accounts *httpapi.Accounts
+	if cfg.Accounts != "" {
+		if accounts, err = httpapi.OpenAccounts(cfg.Accounts); err != nil {
+			ln.Close()
+			return usageErrorf("--accounts: %v", err)
+		}
+	}
+	loc, _ := cfg.location()
+	httpServer := httpapi.Server(httpapi.New(httpapi.Config{
+		Ready: follower.Ready, Ledger: ledger, Table: table, Accounts: accounts,
+		Now: time.Now, Location: loc, SecureCookies: cfg.SecureHTTP, Log: log,
+	}))
 
 	var g group
 	{ // signals
