@@ -215,3 +215,31 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// snapshotContext keeps a snapshot signature from being taken for an event's.
+const snapshotContext = "tokenledger snapshot\n"
+
+// SignDigest signs the digest of a projection snapshot.
+func (s *Signer) SignDigest(h Hash) (string, error) {
+	sig, err := s.kp.Sign([]byte(snapshotContext + h.String()))
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// VerifyDigest checks a snapshot's signature by a trusted key.
+func (t *Trust) VerifyDigest(signer string, h Hash, sig string) error {
+	kp, ok := t.keys[signer]
+	if !ok {
+		return Errorf(Invalid, "snapshot signed by an untrusted key %s", clip(signer))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		return Errorf(Invalid, "snapshot signature is not base64url")
+	}
+	if kp.Verify([]byte(snapshotContext+h.String()), raw) != nil {
+		return Errorf(Invalid, "bad snapshot signature")
+	}
+	return nil
+}

@@ -39,10 +39,12 @@ type serveConfig struct {
 	HTTP        string
 	WarnDays    int
 	Replicas    int
-	SigningKey  string // seed file; default <data-dir>/signing.nk
-	TrustedKeys string // file of further public keys to trust
-	Accounts    string // htpasswd file of account passwords for the HTTP API and panel
-	SecureHTTP  bool   // mark the panel's cookie Secure: TLS ends at a proxy in front
+	SnapEvents  uint64        // events between snapshots
+	SnapEvery   time.Duration // most time between snapshots while events arrive
+	SigningKey  string        // seed file; default <data-dir>/signing.nk
+	TrustedKeys string        // file of further public keys to trust
+	Accounts    string        // htpasswd file of account passwords for the HTTP API and panel
+	SecureHTTP  bool          // mark the panel's cookie Secure: TLS ends at a proxy in front
 }
 
 func (e *cli) serveFlags(args []string) (serveConfig, error) {
@@ -56,6 +58,8 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&c.TrustedKeys, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of further node public keys whose events to trust, one a line")
 	fs.StringVar(&c.Accounts, "accounts", e.getenv("TOKENLEDGER_ACCOUNTS"), "htpasswd file (bcrypt) of account passwords for the HTTP API and panel; see 'tokenledger passwd' (env TOKENLEDGER_ACCOUNTS)")
 	fs.BoolVar(&c.SecureHTTP, "secure-cookies", false, "mark the panel's session cookie Secure even on plain HTTP (TLS ends at a proxy in front)")
+	fs.Uint64Var(&c.SnapEvents, "snapshot-events", 100000, "store a snapshot of the projections after this many events")
+	fs.DurationVar(&c.SnapEvery, "snapshot-interval", 10*time.Minute, "or after this long, when any event arrived")
 	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of the stream when this node creates it")
 	if err := parse(fs, args, 0); err != nil {
@@ -121,7 +125,11 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	table := projections.NewTable(time.Duration(cfg.WarnDays) * 24 * time.Hour)
+	snapshots, err := events.OpenSnapshots(ctx, js, scfg)
+	if err != nil {
+		return err
+	}
+	table := projections.Restore(ctx, snapshots, stream, trust, time.Duration(cfg.WarnDays)*24*time.Hour, log)
 	follower := projections.NewFollower(table, stream, trust, log)
 	ledger := commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust})
 
@@ -146,6 +154,12 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	{ // signals
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		g.add(func() error { <-ctx.Done(); log.Info("stopping"); return nil }, stop)
+	}
+	{ // snapshots of the projections, for a quick next start
+		ctx, cancel := context.WithCancel(ctx)
+		snap := &projections.Snapshotter{Table: table, Store: snapshots, Stream: stream, Signer: signer,
+			Events: cfg.SnapEvents, Interval: cfg.SnapEvery, Log: log}
+		g.add(func() error { return snap.Run(ctx) }, cancel)
 	}
 	{ // projections
 		ctx, cancel := context.WithCancel(ctx)
