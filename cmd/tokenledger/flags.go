@@ -16,6 +16,7 @@ type clientConfig struct {
 	Creds    string
 	User     string
 	Password string
+	CA       string
 	Stream   string
 	Prefix   string
 	TZ       string
@@ -31,6 +32,7 @@ func (c *clientConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.Creds, "nats-creds", getenv("TOKENLEDGER_NATS_CREDS"), "NATS credentials file (env TOKENLEDGER_NATS_CREDS)")
 	fs.StringVar(&c.User, "nats-user", getenv("TOKENLEDGER_NATS_USER"), "NATS user (env TOKENLEDGER_NATS_USER)")
 	fs.StringVar(&c.Password, "nats-password", getenv("TOKENLEDGER_NATS_PASSWORD"), "NATS password (env TOKENLEDGER_NATS_PASSWORD)")
+	fs.StringVar(&c.CA, "nats-ca", getenv("TOKENLEDGER_NATS_CA"), "CA certificate (PEM) to verify NATS servers over TLS (env TOKENLEDGER_NATS_CA)")
 	fs.StringVar(&c.Stream, "stream", "TOKENS", "JetStream stream of the events")
 	fs.StringVar(&c.Prefix, "subject-prefix", "tokens", "subject prefix of the events and the service")
 	fs.StringVar(&c.TZ, "tz", getenv("TOKENLEDGER_TZ"), "time zone of dates and tables, e.g. Europe/Berlin (default the machine's)")

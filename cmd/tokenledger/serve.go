@@ -33,10 +33,13 @@ const version = "0.1.0"
 // fallbacks. The zero flags give the embedded default that works.
 type serveConfig struct {
 	clientConfig
-	Join        bool // --nats was given: join that NATS, start no server
+	Join        bool   // --nats was given: join that NATS, start no server
+	NATSConfig  string // embedded server: nats-server configuration file
 	DataDir     string
 	Listen      string
 	HTTP        string
+	TLSCert     string // HTTPS: certificate chain (PEM)
+	TLSKey      string // HTTPS: private key (PEM)
 	WarnDays    int
 	Replicas    int
 	SnapEvents  uint64        // events between snapshots
@@ -52,11 +55,14 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs := newFlagSet("serve", e.stderr)
 	c.register(fs, e.getenv)
 	fs.StringVar(&c.DataDir, "data-dir", envOr(e.getenv, "TOKENLEDGER_DATA_DIR", "./data"), "embedded NATS: JetStream's directory (env TOKENLEDGER_DATA_DIR)")
+	fs.StringVar(&c.NATSConfig, "nats-config", e.getenv("TOKENLEDGER_NATS_CONFIG"), "embedded NATS: a nats-server configuration file (users, permissions, TLS); required to listen beyond loopback")
 	fs.StringVar(&c.Listen, "listen", envOr(e.getenv, "TOKENLEDGER_LISTEN", "127.0.0.1:4222"), "embedded NATS: client address (env TOKENLEDGER_LISTEN)")
 	fs.StringVar(&c.HTTP, "http", envOr(e.getenv, "TOKENLEDGER_HTTP", "127.0.0.1:8080"), "HTTP address of the API, panel and health checks (env TOKENLEDGER_HTTP)")
 	fs.StringVar(&c.SigningKey, "signing-key", e.getenv("TOKENLEDGER_SIGNING_KEY"), "file with this node's signing seed (default: made on first start as <data-dir>/signing.nk)")
 	fs.StringVar(&c.TrustedKeys, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of further node public keys whose events to trust, one a line")
 	fs.StringVar(&c.Accounts, "accounts", e.getenv("TOKENLEDGER_ACCOUNTS"), "htpasswd file (bcrypt) of account passwords for the HTTP API and panel; see 'tokenledger passwd' (env TOKENLEDGER_ACCOUNTS)")
+	fs.StringVar(&c.TLSCert, "tls-cert", e.getenv("TOKENLEDGER_TLS_CERT"), "serve HTTPS with this certificate chain (PEM); needs --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", e.getenv("TOKENLEDGER_TLS_KEY"), "the private key (PEM) of --tls-cert")
 	fs.BoolVar(&c.SecureHTTP, "secure-cookies", false, "mark the panel's session cookie Secure even on plain HTTP (TLS ends at a proxy in front)")
 	fs.Uint64Var(&c.SnapEvents, "snapshot-events", 100000, "store a snapshot of the projections after this many events")
 	fs.DurationVar(&c.SnapEvery, "snapshot-interval", 10*time.Minute, "or after this long, when any event arrived")
@@ -67,6 +73,9 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	}
 	fs.Visit(func(f *flag.Flag) { c.Join = c.Join || f.Name == "nats" })
 	c.Join = c.Join || e.getenv("TOKENLEDGER_NATS") != ""
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, usageErrorf("--tls-cert and --tls-key go together")
+	}
 	if c.WarnDays < 0 {
 		return c, usageErrorf("--warn-days must not be negative")
 	}
@@ -103,14 +112,16 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		}
 	} else {
 		var srv *server.Server
-		if srv, err = embedded.Start(embedded.Options{DataDir: cfg.DataDir, Listen: cfg.Listen}); err != nil {
-			return events.Errorf(events.Unavailable, "%v", err)
+		if srv, err = embedded.Start(embedded.Options{DataDir: cfg.DataDir, Listen: cfg.Listen, ConfigFile: cfg.NATSConfig}); err != nil {
+			return usageErrorf("%v", err)
 		}
 		defer srv.WaitForShutdown()
 		defer srv.Shutdown()
 		clientURL = srv.ClientURL()
-		if nc, err = nats.Connect("", nats.InProcessServer(srv), nats.Name("tokenledger node")); err != nil {
-			return err
+		// The node's own connection skips the socket, and authenticates like
+		// any client when the configuration has users.
+		if nc, err = nats.Connect("", append(cfg.authOptions(), nats.InProcessServer(srv), nats.Name("tokenledger node"))...); err != nil {
+			return fmt.Errorf("connecting to the embedded NATS (with --nats-user/--nats-password or --nats-creds when --nats-config has users): %w", err)
 		}
 	}
 	defer nc.Close()
@@ -175,14 +186,22 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "tokenledger serving: nats=%s http=http://%s\n", clientURL, ln.Addr())
+			scheme := "http"
+			if cfg.TLSCert != "" {
+				scheme = "https"
+			}
+			fmt.Fprintf(e.stdout, "tokenledger serving: nats=%s http=%s://%s\n", clientURL, scheme, ln.Addr())
 			<-ctx.Done()
 			return svc.Stop()
 		}, cancel)
 	}
 	{ // HTTP
 		g.add(func() error {
-			if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serve := func() error { return httpServer.Serve(ln) }
+			if cfg.TLSCert != "" {
+				serve = func() error { return httpServer.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }
+			}
+			if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil
@@ -199,12 +218,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 // connectWith connects a node to an existing NATS with cfg's credentials.
 func (c *clientConfig) connectWith(extra ...nats.Option) (*nats.Conn, error) {
 	opts := append([]nats.Option{nats.Name("tokenledger node"), nats.Timeout(5 * time.Second)}, extra...)
-	if c.Creds != "" {
-		opts = append(opts, nats.UserCredentials(c.Creds))
-	}
-	if c.User != "" {
-		opts = append(opts, nats.UserInfo(c.User, c.Password))
-	}
+	opts = append(opts, c.authOptions()...)
 	nc, err := nats.Connect(c.NATS, opts...)
 	if err != nil {
 		return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: %v", c.NATS, err)
@@ -243,4 +257,19 @@ func (c *serveConfig) keys() (*events.Signer, *events.Trust, error) {
 		return nil, nil, usageErrorf("--trusted-keys %s: %v", c.TrustedKeys, events.ErrorMessage(err))
 	}
 	return signer, trust, nil
+}
+
+// authOptions are the credentials and TLS settings of a NATS connection.
+func (c *clientConfig) authOptions() []nats.Option {
+	var opts []nats.Option
+	if c.Creds != "" {
+		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.CA != "" {
+		opts = append(opts, nats.RootCAs(c.CA))
+	}
+	return opts
 }
