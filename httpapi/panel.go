@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -73,16 +72,15 @@ type view struct {
 	Login string
 
 	// list
-	Rows       []rowView
-	Total      int
-	Size       int
-	Sizes      []int
-	PageNum    int
-	PageCount  int
-	PageLinks  []int
-	First      int
-	Last       int
-	WarnNotice string
+	Rows      []rowView
+	Total     int
+	Size      int
+	Sizes     []int
+	PageNum   int
+	PageCount int
+	PageLinks []int
+	First     int
+	Last      int
 
 	// create and manage
 	Name        string
@@ -97,6 +95,8 @@ type view struct {
 
 	// confirm
 	Names []string
+
+	size int // the session's page size
 }
 
 // rowView is one token as the table shows it.
@@ -130,7 +130,7 @@ func (h *handler) signedIn(f func(http.ResponseWriter, *http.Request, *view, str
 				return
 			}
 		}
-		v := &view{Account: s.account, CSRF: s.csrf, Flash: h.sessions.takeFlash(id), MaxNameLen: events.MaxNameLen}
+		v := &view{Account: s.account, CSRF: s.csrf, Flash: h.sessions.takeFlash(id), MaxNameLen: events.MaxNameLen, size: s.size}
 		f(w, r, v, id)
 	}
 }
@@ -207,13 +207,14 @@ func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-func (h *handler) listPage(w http.ResponseWriter, r *http.Request, v *view, _ string) {
+func (h *handler) listPage(w http.ResponseWriter, r *http.Request, v *view, id string) {
 	now := h.cfg.Now()
 	rows := h.cfg.Table.List(v.Account, now)
 	v.Page, v.Total, v.Sizes = "list", len(rows), pageSizes
-	v.Size = 10
+	v.Size = max(v.size, pageSizes[0])
 	if n, err := strconv.Atoi(r.URL.Query().Get("size")); err == nil && slices.Contains(pageSizes, n) {
 		v.Size = n
+		h.sessions.setSize(id, n)
 	}
 	v.PageCount = max(1, (len(rows)+v.Size-1)/v.Size)
 	v.PageNum = 1
@@ -388,15 +389,7 @@ func (h *handler) revokeTokens(w http.ResponseWriter, r *http.Request, v *view, 
 		msg = fmt.Sprintf("%d API tokens were revoked.", len(names))
 	}
 	h.sessions.setFlash(id, flash{Text: msg})
-	http.Redirect(w, r, "/"+pageQuery(r), http.StatusSeeOther)
-}
-
-// pageQuery keeps the table's page size across a change.
-func pageQuery(r *http.Request) string {
-	if size := r.PostForm.Get("size"); size != "" {
-		return "?" + url.Values{"size": {size}}.Encode()
-	}
-	return ""
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // panelRefusal words a refusal as the API does; internal errors are logged

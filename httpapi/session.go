@@ -24,6 +24,7 @@ type session struct {
 	account string
 	csrf    string // sent back with every change the panel makes
 	flash   flash  // one message for the next page, then dropped
+	size    int    // rows a page in the token table, once chosen
 	created time.Time
 	seen    time.Time
 }
@@ -100,6 +101,15 @@ func (s *sessions) setFlash(id string, msg flash) {
 	defer s.mu.Unlock()
 	if ss := s.byID[sha256.Sum256([]byte(id))]; ss != nil {
 		ss.flash = msg
+	}
+}
+
+// setSize remembers the table's page size for the rest of the session.
+func (s *sessions) setSize(id string, size int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss := s.byID[sha256.Sum256([]byte(id))]; ss != nil {
+		ss.size = size
 	}
 }
 
