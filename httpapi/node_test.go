@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -41,6 +42,7 @@ func (c *clock) Advance(d time.Duration) {
 // its HTTP side on an httptest server.
 type node struct {
 	URL      string
+	Handler  http.Handler
 	Stream   *events.Stream
 	Ledger   *commands.Ledger
 	Table    *projections.Table
@@ -73,7 +75,7 @@ func mustNode(tb testing.TB) *node {
 	})
 	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
-	return &node{URL: srv.URL, Stream: nd.Stream, Ledger: nd.Ledger, Table: nd.Table, Clock: clk, Accounts: path, Location: loc}
+	return &node{URL: srv.URL, Handler: h, Stream: nd.Stream, Ledger: nd.Ledger, Table: nd.Table, Clock: clk, Accounts: path, Location: loc}
 }
 
 // mustToken creates a token straight through the ledger and returns its secret.
