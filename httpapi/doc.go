@@ -1,4 +1,22 @@
-// Package httpapi is tokenledger's HTTP transport: the health endpoints that
-// orchestrators probe, and (see shared/CONTRACT.md section 5) the place for
-// the cPanel-compatible UAPI and the panel.
+// Package httpapi is tokenledger's HTTP transport (shared/CONTRACT.md
+// section 5): the health and metrics endpoints that orchestrators probe, the
+// cPanel-compatible UAPI that scripts call, and the "Manage API Tokens" panel
+// that people use.
+//
+// The UAPI (/execute/Tokens/create_full_access, list, rename, revoke) takes
+// cPanel's parameter names and answers in UAPI's envelope with cPanel's
+// wording, so a script written for cPanel works unchanged. It authenticates
+// with "Authorization: cpanel ACCOUNT:TOKEN" (validated from the node's
+// in-memory table) or HTTP Basic with a password from the accounts file, an
+// htpasswd file of bcrypt hashes (Accounts). An account only ever sees and
+// changes its own tokens, and every change records who made it and from what
+// address.
+//
+// The panel is server-rendered HTML with a stylesheet and a little
+// JavaScript, all embedded, behind a login with the account's password:
+// sessions in an HttpOnly, SameSite=Strict cookie (Secure under TLS), a CSRF
+// token on every change, and no secret ever in a URL or a log.
+//
+// Both call the node's ledger (commands) and table (projections) in-process,
+// through the small Ledger and Table interfaces; neither goes through NATS.
 package httpapi

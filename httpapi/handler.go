@@ -64,6 +64,7 @@ type Config struct {
 type handler struct {
 	cfg      Config
 	sessions *sessions
+	metrics  *metrics
 }
 
 // New returns the node's HTTP handler.
@@ -77,10 +78,11 @@ func New(cfg Config) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	h := &handler{cfg: cfg, sessions: newSessions()}
+	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
+	mux.HandleFunc("GET /metrics", h.metricsPage)
 	mux.HandleFunc("/execute/", h.execute)
 	h.panelRoutes(mux)
 	return limitBody(mux)

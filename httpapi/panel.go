@@ -186,7 +186,9 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusUnauthorized, v)
 		return
 	}
-	if !h.checkPassword(account, password) {
+	ok := h.checkPassword(account, password)
+	h.metrics.login(ok)
+	if !ok {
 		v.Error = "The login is invalid."
 		h.render(w, http.StatusUnauthorized, v)
 		return

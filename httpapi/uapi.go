@@ -144,9 +144,11 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
 		if events.ErrorCode(err) == events.Internal {
 			h.cfg.Log.Error("UAPI call failed", "function", fn, "account", who.account, "err", err)
 		}
+		h.metrics.call(fn, status)
 		writeUAPI(w, status, envelope{Errors: []string{msg}})
 		return
 	}
+	h.metrics.call(fn, http.StatusOK)
 	writeUAPI(w, http.StatusOK, envelope{Status: 1, Data: data})
 }
 

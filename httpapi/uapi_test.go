@@ -404,3 +404,26 @@ func TestTransport(t *testing.T) {
 		t.Fatalf("bob's tokens %v", have)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	n := mustNode(t)
+	auth := cpanel("bob", n.mustToken(t, "bob", "admin", nil))
+	n.uapi(t, "GET", "list", auth, nil).ok(t)
+	n.uapi(t, "GET", "rename", auth, url.Values{"name": {"nope"}, "new_name": {"x"}})
+	resp, err := http.Get(n.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		"tokenledger_ready 1\n",
+		`tokenledger_uapi_calls_total{function="list",code="200"} 1` + "\n",
+		`tokenledger_uapi_calls_total{function="rename",code="200"} 1` + "\n",
+		`tokenledger_panel_logins_total{result="ok"} 0` + "\n",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics has no %q:\n%s", want, b)
+		}
+	}
+}
