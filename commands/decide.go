@@ -9,10 +9,36 @@ import (
 
 // Create asks for a new token. ExpiresAt is Unix seconds, nil for never.
 type Create struct {
-	Account   string
-	Name      string
-	ExpiresAt *int64
-	Actor     events.Actor
+	Account    string
+	Name       string
+	ExpiresAt  *int64
+	AllowedIPs []string // addresses and CIDR ranges the token may be used from; none: any
+	Actor      events.Actor
+}
+
+// Rotate asks for a new secret for a live token, same id, name and expiry.
+// The old secret keeps working for Grace (0: it stops at once).
+type Rotate struct {
+	Account string
+	Name    string
+	Grace   time.Duration
+	Actor   events.Actor
+}
+
+// SetAllowedIPs replaces a live token's address allow-list (empty: any).
+type SetAllowedIPs struct {
+	Account    string
+	Name       string
+	AllowedIPs []string
+	Actor      events.Actor
+}
+
+// Use records that a token validated, from IP if known.
+type Use struct {
+	Account string
+	TokenID string
+	IP      string
+	At      time.Time
 }
 
 // Rename asks for a live token to take a new name.
@@ -44,7 +70,50 @@ func (c Create) Check(now time.Time) error {
 	if c.ExpiresAt != nil && *c.ExpiresAt <= now.Unix() {
 		return events.Errorf(events.Invalid, "the expiry %s is not in the future", time.Unix(*c.ExpiresAt, 0).Format(time.RFC3339))
 	}
+	_, err := events.ParsePrefixes(c.AllowedIPs)
+	return err
+}
+
+// CheckLifetime refuses, when a policy sets a longest lifetime, a token that
+// would never expire or expire later than that.
+func (c Create) CheckLifetime(now time.Time, longest time.Duration) error {
+	if longest <= 0 {
+		return nil
+	}
+	limit := now.Add(longest)
+	if c.ExpiresAt == nil || time.Unix(*c.ExpiresAt, 0).After(limit) {
+		return events.Errorf(events.Invalid, "tokens must expire within %s (by %s): the lifetime policy of this ledger", longest, limit.UTC().Format(time.RFC3339))
+	}
 	return nil
+}
+
+// Check refuses bad input before anything else happens.
+func (c Rotate) Check() error {
+	if err := events.CheckAccount(c.Account); err != nil {
+		return err
+	}
+	if err := events.CheckActor(c.Actor); err != nil {
+		return err
+	}
+	if c.Grace < 0 || c.Grace > 366*24*time.Hour {
+		return events.Errorf(events.Invalid, "the grace period must be between 0 and a year")
+	}
+	return events.CheckName(c.Name)
+}
+
+// Check refuses bad input before anything else happens.
+func (c SetAllowedIPs) Check() error {
+	if err := events.CheckAccount(c.Account); err != nil {
+		return err
+	}
+	if err := events.CheckActor(c.Actor); err != nil {
+		return err
+	}
+	if err := events.CheckName(c.Name); err != nil {
+		return err
+	}
+	_, err := events.ParsePrefixes(c.AllowedIPs)
+	return err
 }
 
 // Check refuses bad input before anything else happens.
@@ -98,10 +167,12 @@ type State struct {
 	Seq  uint64
 	Head events.Hash // digest of the account's last valid event: the next one's prev
 	live map[string]liveToken
+	ids  map[string]string // token id -> name, of live tokens
 }
 
 type liveToken struct {
 	id        string
+	hash      string // of its current secret
 	expiresAt *int64
 }
 
@@ -109,19 +180,27 @@ type liveToken struct {
 // has no error and no I/O: the event is a fact.
 func (s *State) Evolve(e events.Event) {
 	if s.live == nil {
-		s.live = make(map[string]liveToken)
+		s.live, s.ids = make(map[string]liveToken), make(map[string]string)
 	}
 	switch d := e.Data.(type) {
 	case events.TokenCreated:
-		s.live[d.Name] = liveToken{id: e.TokenID, expiresAt: d.ExpiresAt}
+		s.live[d.Name] = liveToken{id: e.TokenID, hash: d.TokenHash, expiresAt: d.ExpiresAt}
+		s.ids[e.TokenID] = d.Name
+	case events.TokenRotated:
+		if t, ok := s.live[d.Name]; ok && t.id == e.TokenID && t.hash == d.OldTokenHash {
+			t.hash = d.TokenHash
+			s.live[d.Name] = t
+		}
 	case events.TokenRenamed:
 		if t, ok := s.live[d.OldName]; ok && t.id == e.TokenID {
 			delete(s.live, d.OldName)
 			s.live[d.NewName] = t
+			s.ids[e.TokenID] = d.NewName
 		}
 	case events.TokenRevoked:
 		if t, ok := s.live[d.Name]; ok && t.id == e.TokenID {
 			delete(s.live, d.Name)
+			delete(s.ids, e.TokenID)
 		}
 	}
 }
@@ -134,8 +213,57 @@ func decideCreate(s *State, c Create, hash events.Hash, tokenID string, now time
 	}
 	return []events.Event{{
 		ID: newID(), At: now, Account: c.Account, TokenID: tokenID, Actor: c.Actor,
-		Data: events.TokenCreated{Name: c.Name, TokenHash: hash.String(), ExpiresAt: c.ExpiresAt, FullAccess: true},
+		Data: events.TokenCreated{Name: c.Name, TokenHash: hash.String(), ExpiresAt: c.ExpiresAt, FullAccess: true,
+			AllowedIPs: allowed(c.AllowedIPs)},
 	}}, nil
+}
+
+// allowed normalises an allow-list that Check has accepted.
+func allowed(list []string) []string {
+	ps, _ := events.ParsePrefixes(list)
+	if len(ps) == 0 {
+		return nil
+	}
+	return events.PrefixStrings(ps)
+}
+
+// decideRotate gives a live token a new secret.
+func decideRotate(s *State, c Rotate, hash events.Hash, now time.Time, newID func() string) ([]events.Event, error) {
+	t, ok := s.live[c.Name]
+	if !ok {
+		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
+	}
+	d := events.TokenRotated{Name: c.Name, TokenHash: hash.String(), OldTokenHash: t.hash}
+	if c.Grace > 0 {
+		until := now.Add(c.Grace).Unix()
+		d.GraceUntil = &until
+	}
+	return []events.Event{{ID: newID(), At: now, Account: c.Account, TokenID: t.id, Actor: c.Actor, Data: d}}, nil
+}
+
+// decideSetAllowedIPs replaces a live token's allow-list.
+func decideSetAllowedIPs(s *State, c SetAllowedIPs, now time.Time, newID func() string) ([]events.Event, error) {
+	t, ok := s.live[c.Name]
+	if !ok {
+		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
+	}
+	list := allowed(c.AllowedIPs)
+	if list == nil {
+		list = []string{}
+	}
+	return []events.Event{{ID: newID(), At: now, Account: c.Account, TokenID: t.id, Actor: c.Actor,
+		Data: events.AllowedIPsSet{Name: c.Name, AllowedIPs: list}}}, nil
+}
+
+// decideUse records a use of a live token; a token revoked since is not recorded.
+func decideUse(s *State, c Use, newID func() string) ([]events.Event, error) {
+	name, ok := s.ids[c.TokenID]
+	if !ok {
+		return nil, events.Errorf(events.NotFound, "no live token %s", c.TokenID)
+	}
+	return []events.Event{{ID: newID(), At: c.At, Account: c.Account, TokenID: c.TokenID,
+		Actor: events.Actor{Kind: events.ActorToken, Name: name, TokenID: c.TokenID, Remote: c.IP},
+		Data:  events.TokenUsed{IP: c.IP}}}, nil
 }
 
 // decideRename gives a live token a free name.

@@ -33,6 +33,8 @@ type Config struct {
 	Now        func() time.Time
 	Signer     *events.Signer // signs every event this node appends
 	Trust      *events.Trust  // keys whose events count when reading an account
+	// MaxLifetime, when set, refuses tokens that never expire or expire later.
+	MaxLifetime time.Duration
 }
 
 // Ledger carries out commands. It keeps each account's decision state in
@@ -68,6 +70,9 @@ func (l *Ledger) Create(ctx context.Context, c Create) (Created, error) {
 	if err := c.Check(l.Now()); err != nil {
 		return Created{}, err
 	}
+	if err := c.CheckLifetime(l.Now(), l.MaxLifetime); err != nil {
+		return Created{}, err
+	}
 	secret := events.NewSecret()
 	hash, tokenID := events.HashSecret(secret), events.NewID()
 	evs, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
@@ -97,6 +102,41 @@ func (l *Ledger) Revoke(ctx context.Context, c Revoke) error {
 	}
 	_, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
 		return decideRevoke(s, c, l.Now(), events.NewID)
+	})
+	return err
+}
+
+// Rotate gives a live token a new secret; the result's Secret is the new one.
+func (l *Ledger) Rotate(ctx context.Context, c Rotate) (Created, error) {
+	if err := c.Check(); err != nil {
+		return Created{}, err
+	}
+	secret := events.NewSecret()
+	hash := events.HashSecret(secret)
+	evs, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
+		return decideRotate(s, c, hash, l.Now(), events.NewID)
+	})
+	if err != nil {
+		return Created{}, err
+	}
+	return Created{Event: evs[0], Secret: secret}, nil
+}
+
+// SetAllowedIPs replaces a live token's address allow-list.
+func (l *Ledger) SetAllowedIPs(ctx context.Context, c SetAllowedIPs) error {
+	if err := c.Check(); err != nil {
+		return err
+	}
+	_, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
+		return decideSetAllowedIPs(s, c, l.Now(), events.NewID)
+	})
+	return err
+}
+
+// RecordUse appends a token.used event for a live token.
+func (l *Ledger) RecordUse(ctx context.Context, c Use) error {
+	_, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
+		return decideUse(s, c, events.NewID)
 	})
 	return err
 }

@@ -13,13 +13,18 @@ const (
 	TypeCreated = "token.created"
 	TypeRenamed = "token.renamed"
 	TypeRevoked = "token.revoked"
+	// Added after schema v1's first three; old streams simply lack them.
+	TypeRotated    = "token.rotated"
+	TypeAllowedIPs = "token.allowed_ips_set"
+	TypeUsed       = "token.used"
 )
 
 // Version is the envelope's schema version.
 const Version = 1
 
 // Event is one fact about one token of one account, as stored on the stream.
-// Data is exactly one of TokenCreated, TokenRenamed or TokenRevoked.
+// Data is exactly one of TokenCreated, TokenRenamed, TokenRevoked,
+// TokenRotated, AllowedIPsSet or TokenUsed.
 type Event struct {
 	ID      string    // a ULID, also the message's Nats-Msg-Id
 	At      time.Time // when the node decided it
@@ -37,10 +42,11 @@ type Data interface{ eventType() string }
 
 // TokenCreated: a token was issued. Only its hash is ever recorded.
 type TokenCreated struct {
-	Name       string `json:"name"`
-	TokenHash  string `json:"token_hash"`
-	ExpiresAt  *int64 `json:"expires_at"` // Unix seconds, nil for never
-	FullAccess bool   `json:"full_access"`
+	Name       string   `json:"name"`
+	TokenHash  string   `json:"token_hash"`
+	ExpiresAt  *int64   `json:"expires_at"` // Unix seconds, nil for never
+	FullAccess bool     `json:"full_access"`
+	AllowedIPs []string `json:"allowed_ips,omitempty"` // CIDRs; none means any address
 }
 
 // TokenRenamed: a live token took a new name.
@@ -54,7 +60,31 @@ type TokenRevoked struct {
 	Name string `json:"name"`
 }
 
-func (TokenCreated) eventType() string { return TypeCreated }
+// TokenRotated: a live token got a new secret; the old one stops working at
+// GraceUntil (Unix seconds), or at once when it is nil.
+type TokenRotated struct {
+	Name         string `json:"name"`
+	TokenHash    string `json:"token_hash"`
+	OldTokenHash string `json:"old_token_hash"`
+	GraceUntil   *int64 `json:"grace_until"`
+}
+
+// AllowedIPsSet: a live token's address allow-list was replaced (empty: any address).
+type AllowedIPsSet struct {
+	Name       string   `json:"name"`
+	AllowedIPs []string `json:"allowed_ips"`
+}
+
+// TokenUsed: a token validated, at the event's time, from IP if known. Nodes
+// write at most one per token per --used-every.
+type TokenUsed struct {
+	IP string `json:"ip,omitempty"`
+}
+
+func (TokenCreated) eventType() string  { return TypeCreated }
+func (TokenRotated) eventType() string  { return TypeRotated }
+func (AllowedIPsSet) eventType() string { return TypeAllowedIPs }
+func (TokenUsed) eventType() string     { return TypeUsed }
 func (TokenRenamed) eventType() string { return TypeRenamed }
 func (TokenRevoked) eventType() string { return TypeRevoked }
 
@@ -154,6 +184,9 @@ func Decode(b []byte) (Event, error) {
 		if _, err := ParseHash(d.TokenHash); err != nil {
 			return Event{}, err
 		}
+		if _, err := ParsePrefixes(d.AllowedIPs); err != nil {
+			return Event{}, err
+		}
 		e.Data = d
 	case TypeRenamed:
 		var d TokenRenamed
@@ -173,6 +206,39 @@ func Decode(b []byte) (Event, error) {
 			return Event{}, err
 		}
 		if err := CheckName(d.Name); err != nil {
+			return Event{}, err
+		}
+		e.Data = d
+	case TypeRotated:
+		var d TokenRotated
+		if err := decodeData(env.Data, &d); err != nil {
+			return Event{}, err
+		}
+		if err := CheckName(d.Name); err != nil {
+			return Event{}, err
+		}
+		if _, err := ParseHash(d.TokenHash); err != nil {
+			return Event{}, err
+		}
+		if _, err := ParseHash(d.OldTokenHash); err != nil {
+			return Event{}, err
+		}
+		e.Data = d
+	case TypeAllowedIPs:
+		var d AllowedIPsSet
+		if err := decodeData(env.Data, &d); err != nil {
+			return Event{}, err
+		}
+		if err := CheckName(d.Name); err != nil {
+			return Event{}, err
+		}
+		if _, err := ParsePrefixes(d.AllowedIPs); err != nil {
+			return Event{}, err
+		}
+		e.Data = d
+	case TypeUsed:
+		var d TokenUsed
+		if err := decodeData(env.Data, &d); err != nil {
 			return Event{}, err
 		}
 		e.Data = d

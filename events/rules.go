@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -142,4 +144,47 @@ func CheckActor(a Actor) error {
 		return Errorf(Invalid, "actor needs a name of at most 64 bytes, a token id of 26 and a remote of 64")
 	}
 	return nil
+}
+
+// MaxAllowedIPs bounds a token's address allow-list.
+const MaxAllowedIPs = 100
+
+// ParsePrefixes reads an allow-list of IPv4 and IPv6 addresses and CIDR
+// ranges, normalised (a bare address is a /32 or /128; host bits are cleared).
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	if len(list) > MaxAllowedIPs {
+		return nil, Errorf(Invalid, "at most %d allowed addresses or ranges", MaxAllowedIPs)
+	}
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				return nil, Errorf(Invalid, "%q is not an IP address or CIDR range", clip(s))
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			bits := p.Bits() - 96
+			if bits < 0 {
+				return nil, Errorf(Invalid, "%q mixes IPv4 and IPv6 in one range", clip(s))
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), bits)
+		}
+		p = p.Masked()
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// PrefixStrings writes prefixes as they travel in events.
+func PrefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,22 @@ func TestParseDate(t *testing.T) {
 	for _, bad := range []string{"", "2026-13-01", "2026-02-30", "31.12.2026", "2026-12-31T00:00:00Z"} {
 		if _, err := ParseDate(bad, berlin); ErrorCode(err) != Invalid {
 			t.Errorf("ParseDate(%q) = %v, want invalid", bad, err)
+		}
+	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	have, err := ParsePrefixes([]string{"192.0.2.7", "198.51.100.77/24", "2001:db8::1", "2001:db8:1::/48", "::ffff:203.0.113.9", "::ffff:203.0.113.0/120", "192.0.2.7/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[192.0.2.7/32 198.51.100.0/24 2001:db8::1/128 2001:db8:1::/48 203.0.113.9/32 203.0.113.0/24]"
+	if fmt.Sprint(have) != want {
+		t.Fatalf("have %v\nwant %s", have, want)
+	}
+	for _, bad := range [][]string{{"300.1.1.1"}, {"1.2.3.4/33"}, {"fe80::1%eth0"}, {"host.example"}, {""}, make([]string, 101)} {
+		if _, err := ParsePrefixes(bad); ErrorCode(err) != Invalid {
+			t.Errorf("ParsePrefixes(%q) = %v, want invalid", bad, err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -33,7 +34,7 @@ type DigestSource interface {
 	DigestAt(ctx context.Context, seq uint64) (events.Hash, error)
 }
 
-const snapshotMagic = "tokenledger table v1\n"
+const snapshotMagic = "tokenledger table v2\n"
 
 // MaxSnapshot bounds what Restore reads: about ten million tokens.
 const MaxSnapshot = 2 << 30
@@ -59,7 +60,11 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 		bw.Write(a.head[:])
 	}
 	uvarint(uint64(len(t.byHash)))
+	current := make(map[*token]events.Hash, len(t.rotated))
 	for h, tok := range t.byHash {
+		if len(t.rotated) > 0 {
+			current[tok] = h
+		}
 		uvarint(index[tok.account])
 		bw.Write(h[:])
 		bw.Write(tok.id[:])
@@ -67,11 +72,30 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 		uvarint(tok.seq)
 		varint(tok.created)
 		varint(tok.expiresAt)
+		flags := byte(0)
 		if tok.revoked {
-			bw.WriteByte(1)
-		} else {
-			bw.WriteByte(0)
+			flags |= 1
 		}
+		if tok.ext != nil {
+			flags |= 2
+		}
+		bw.WriteByte(flags)
+		if x := tok.ext; x != nil {
+			varint(x.lastUsed)
+			str(x.lastIP)
+			uvarint(uint64(len(x.allowed)))
+			for _, p := range x.allowed {
+				str(p.String())
+			}
+		}
+	}
+	// Secrets replaced by a rotation, by the current hash of their token.
+	uvarint(uint64(len(t.rotated)))
+	for old, r := range t.rotated {
+		cur := current[r.tok]
+		bw.Write(old[:])
+		bw.Write(cur[:])
+		varint(r.until)
 	}
 	return t.applied, bw.Flush()
 }
@@ -146,15 +170,58 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 		if tok.expiresAt, err = binary.ReadVarint(br); err != nil {
 			return fail("token expiry", err)
 		}
-		revoked, err := br.ReadByte()
-		if err != nil || revoked > 1 {
+		flags, err := br.ReadByte()
+		if err != nil || flags > 3 {
 			return fail("token state", errors.New("bad flag"))
 		}
-		tok.revoked = revoked == 1
+		tok.revoked = flags&1 != 0
+		if flags&2 != 0 {
+			x := tok.extra()
+			if x.lastUsed, err = binary.ReadVarint(br); err != nil {
+				return fail("token use", err)
+			}
+			if x.lastIP, err = str(); err != nil {
+				return fail("token use", err)
+			}
+			n, err := binary.ReadUvarint(br)
+			if err != nil || n > events.MaxAllowedIPs {
+				return fail("token allow-list", errors.New("bad count"))
+			}
+			for range n {
+				ps, err := str()
+				if err != nil {
+					return fail("token allow-list", err)
+				}
+				p, err := netip.ParsePrefix(ps)
+				if err != nil {
+					return fail("token allow-list", err)
+				}
+				x.allowed = append(x.allowed, p)
+			}
+		}
 		t.byHash[h] = tok
 		if !tok.revoked {
 			tok.account.live[tok.id] = tok
 		}
+	}
+	nRotated, err := binary.ReadUvarint(br)
+	if err != nil || nRotated > nTokens*16 {
+		return fail("rotations", errors.New("bad count"))
+	}
+	for range nRotated {
+		var old, cur events.Hash
+		if _, err := io.ReadFull(br, old[:]); err != nil {
+			return fail("rotation", err)
+		}
+		if _, err := io.ReadFull(br, cur[:]); err != nil {
+			return fail("rotation", err)
+		}
+		until, err := binary.ReadVarint(br)
+		tok := t.byHash[cur]
+		if err != nil || tok == nil {
+			return fail("rotation", errors.New("unknown token"))
+		}
+		t.rotated[old] = retired{tok: tok, until: until}
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		return fail("trailer", errors.New("data after the last token"))

@@ -3,6 +3,7 @@ package projections
 import (
 	"cmp"
 	"context"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ const (
 	ReasonRevoked      = "revoked"
 	ReasonWrongAccount = "wrong_account"
 	ReasonMalformed    = "malformed"
+	ReasonIPDenied     = "ip_denied"
 )
 
 // DefaultWarn is the default warning window before expiry.
@@ -38,7 +40,8 @@ type Table struct {
 	warn time.Duration
 
 	mu       sync.RWMutex
-	byHash   map[events.Hash]*token // every token ever created, revoked ones too
+	byHash   map[events.Hash]*token  // every token ever created, revoked ones too
+	rotated  map[events.Hash]retired // secrets replaced by a rotation
 	accounts map[string]*account
 	applied  uint64        // last stream sequence folded in
 	waiting  int           // callers blocked in WaitApplied
@@ -59,6 +62,28 @@ type token struct {
 	created   int64  // Unix milliseconds
 	expiresAt int64  // Unix seconds; 0 for never
 	revoked   bool
+	ext       *extra // what most tokens lack; nil until needed
+}
+
+// extra holds a token's rarer attributes, out of line to keep tokens small.
+type extra struct {
+	lastUsed int64 // Unix seconds; 0 for never
+	lastIP   string
+	allowed  []netip.Prefix // addresses it may be used from; none: any
+}
+
+// retired is a secret that a rotation replaced: it works until until (Unix
+// seconds), then is refused as revoked.
+type retired struct {
+	tok   *token
+	until int64
+}
+
+func (tok *token) extra() *extra {
+	if tok.ext == nil {
+		tok.ext = &extra{}
+	}
+	return tok.ext
 }
 
 // NewTable returns an empty table whose tokens turn "expiring" warn before
@@ -67,6 +92,7 @@ func NewTable(warn time.Duration) *Table {
 	return &Table{
 		warn:     warn,
 		byHash:   make(map[events.Hash]*token),
+		rotated:  make(map[events.Hash]retired),
 		accounts: make(map[string]*account),
 		notify:   make(chan struct{}),
 	}
@@ -108,8 +134,40 @@ func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 		if d.ExpiresAt != nil {
 			tok.expiresAt = *d.ExpiresAt
 		}
+		if ps, _ := events.ParsePrefixes(d.AllowedIPs); len(ps) > 0 {
+			tok.extra().allowed = ps
+		}
 		t.byHash[h] = tok
 		a.live[id] = tok
+	case events.TokenRotated:
+		tok := a.live[id]
+		old, err1 := events.ParseHash(d.OldTokenHash)
+		h, err2 := events.ParseHash(d.TokenHash)
+		if tok == nil || tok.name != d.Name || err1 != nil || err2 != nil || t.byHash[old] != tok || t.byHash[h] != nil {
+			return nil
+		}
+		delete(t.byHash, old)
+		t.byHash[h] = tok
+		r := retired{tok: tok}
+		if d.GraceUntil != nil {
+			r.until = *d.GraceUntil
+		}
+		t.rotated[old] = r
+	case events.AllowedIPsSet:
+		if tok := a.live[id]; tok != nil && tok.name == d.Name {
+			ps, _ := events.ParsePrefixes(d.AllowedIPs)
+			if len(ps) == 0 {
+				ps = nil
+			}
+			if ps != nil || tok.ext != nil {
+				tok.extra().allowed = ps
+			}
+		}
+	case events.TokenUsed:
+		if tok := a.live[id]; tok != nil {
+			x := tok.extra()
+			x.lastUsed, x.lastIP = e.At.Unix(), d.IP
+		}
 	case events.TokenRenamed:
 		if tok := a.live[id]; tok != nil && tok.name == d.OldName {
 			tok.name = d.NewName
@@ -179,6 +237,9 @@ type Row struct {
 	ExpiresAt  *int64
 	FullAccess bool
 	Status     string
+	LastUsed   *int64   // Unix seconds of the last recorded use
+	LastIP     string   // where it was last used from, when known
+	AllowedIPs []string // CIDRs it may be used from; none: any
 }
 
 // List returns the account's live tokens, oldest first, with statuses as of now.
@@ -189,7 +250,12 @@ func (t *Table) List(account string, now time.Time) []Row {
 	if a != nil {
 		toks = make([]token, 0, len(a.live))
 		for _, tok := range a.live {
-			toks = append(toks, *tok)
+			c := *tok
+			if tok.ext != nil {
+				x := *tok.ext
+				c.ext = &x
+			}
+			toks = append(toks, c)
 		}
 	}
 	t.mu.RUnlock()
@@ -198,6 +264,16 @@ func (t *Table) List(account string, now time.Time) []Row {
 	for i, tok := range toks {
 		rows[i] = Row{Name: tok.name, TokenID: tok.id.String(), Created: time.UnixMilli(tok.created), ExpiresAt: tok.expiry(),
 			FullAccess: true, Status: t.status(tok.expiresAt, now)}
+		if x := tok.ext; x != nil {
+			if x.lastUsed != 0 {
+				used := x.lastUsed
+				rows[i].LastUsed = &used
+			}
+			rows[i].LastIP = x.lastIP
+			if len(x.allowed) > 0 {
+				rows[i].AllowedIPs = events.PrefixStrings(x.allowed)
+			}
+		}
 	}
 	return rows
 }
@@ -237,15 +313,35 @@ type Result struct {
 // Validate judges a presented secret at now: one hash and one map lookup.
 // When account is not empty the token must belong to it.
 func (t *Table) Validate(secret, account string, now time.Time) Result {
+	return t.ValidateFrom(secret, account, netip.Addr{}, now)
+}
+
+// ValidateFrom is Validate for a request from ip (the zero Addr when not
+// known): a token with an allow-list refuses any other address, and an
+// unknown one.
+func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Time) Result {
 	if !events.IsSecretShaped(secret) {
 		return Result{Reason: ReasonMalformed}
 	}
 	h := events.HashSecret(secret)
+	var (
+		c       token
+		allowed []netip.Prefix
+	)
 	t.mu.RLock()
 	tok, found := t.byHash[h]
-	var c token
+	retiredAt := int64(-1)
+	if !found {
+		var r retired
+		if r, found = t.rotated[h]; found {
+			tok, retiredAt = r.tok, r.until
+		}
+	}
 	if found {
 		c = *tok
+		if tok.ext != nil {
+			allowed = tok.ext.allowed
+		}
 	}
 	t.mu.RUnlock()
 	switch {
@@ -253,14 +349,42 @@ func (t *Table) Validate(secret, account string, now time.Time) Result {
 		return Result{Reason: ReasonUnknown}
 	case account != "" && account != c.account.name:
 		return Result{Reason: ReasonWrongAccount}
-	case c.revoked:
+	case c.revoked, retiredAt >= 0 && now.Unix() >= retiredAt:
 		return Result{Reason: ReasonRevoked}
+	case len(allowed) > 0 && !allows(allowed, ip):
+		return Result{Reason: ReasonIPDenied}
 	}
 	status := t.status(c.expiresAt, now)
 	if status == Expired {
 		return Result{Reason: ReasonExpired}
 	}
 	return Result{Valid: true, Account: c.account.name, TokenID: c.id.String(), Name: c.name, ExpiresAt: c.expiry(), Status: status}
+}
+
+func allows(list []netip.Prefix, ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range list {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// LastUsed is when the live token was last recorded as used; zero if never.
+func (t *Table) LastUsed(account, tokenID string) time.Time {
+	id, err := ulid.ParseStrict(tokenID)
+	if err != nil {
+		return time.Time{}
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if a := t.accounts[account]; a != nil {
+		if tok := a.live[id]; tok != nil && tok.ext != nil && tok.ext.lastUsed != 0 {
+			return time.Unix(tok.ext.lastUsed, 0)
+		}
+	}
+	return time.Time{}
 }
 
 // Accounts lists the accounts that have live tokens, in name order.
