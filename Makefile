@@ -12,6 +12,8 @@ run: build
 
 test:
 	$(GO) vet ./...
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$CI" ] || \
+		printf '\n!!!! No chromium: the panel'"'"'s browser test (httpapi TestPanelInBrowser) will be SKIPPED. apt-get install chromium to run it. !!!!\n\n' >&2
 	$(GO) test -race -count=1 -timeout 9m ./...
 
 # Each fuzz target for a short while beyond its seed corpus (which `make test` runs).
