@@ -400,3 +400,45 @@ func (t *Table) Accounts() []string {
 	slices.Sort(names)
 	return names
 }
+
+// Notice is a live token whose expiry deserves a word: it entered the
+// warning window (Status expiring) or passed (Status expired).
+type Notice struct {
+	Account   string `json:"account"`
+	Name      string `json:"name"`
+	TokenID   string `json:"token_id"`
+	ExpiresAt int64  `json:"expires_at"`
+	Status    string `json:"status"`
+}
+
+// Notices lists the live tokens that are expiring or expired at now. It scans
+// every live token with an expiry.
+func (t *Table) Notices(now time.Time) []Notice {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []Notice
+	for _, a := range t.accounts {
+		for _, tok := range a.live {
+			if tok.expiresAt == 0 {
+				continue
+			}
+			if st := t.status(tok.expiresAt, now); st != Active {
+				out = append(out, Notice{Account: a.name, Name: tok.name, TokenID: tok.id.String(), ExpiresAt: tok.expiresAt, Status: st})
+			}
+		}
+	}
+	return out
+}
+
+// CountByStatus counts live tokens by status at now, for metrics.
+func (t *Table) CountByStatus(now time.Time) map[string]int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	counts := map[string]int{Active: 0, Expiring: 0, Expired: 0}
+	for _, a := range t.accounts {
+		for _, tok := range a.live {
+			counts[t.status(tok.expiresAt, now)]++
+		}
+	}
+	return counts
+}
