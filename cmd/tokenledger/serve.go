@@ -44,6 +44,8 @@ type serveConfig struct {
 	Replicas    int
 	SnapEvents  uint64        // events between snapshots
 	SnapEvery   time.Duration // most time between snapshots while events arrive
+	UsedEvery   time.Duration // at most one token.used event per token per this
+	MaxLifetime time.Duration // refuse tokens that expire later than this, or never
 	SigningKey  string        // seed file; default <data-dir>/signing.nk
 	TrustedKeys string        // file of further public keys to trust
 	Accounts    string        // htpasswd file of account passwords for the HTTP API and panel
@@ -66,6 +68,8 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.BoolVar(&c.SecureHTTP, "secure-cookies", false, "mark the panel's session cookie Secure even on plain HTTP (TLS ends at a proxy in front)")
 	fs.Uint64Var(&c.SnapEvents, "snapshot-events", 100000, "store a snapshot of the projections after this many events")
 	fs.DurationVar(&c.SnapEvery, "snapshot-interval", 10*time.Minute, "or after this long, when any event arrived")
+	fs.DurationVar(&c.UsedEvery, "used-every", 10*time.Minute, "record a token's last use at most once per this period")
+	fs.DurationVar(&c.MaxLifetime, "max-lifetime", 0, "when set, refuse tokens that never expire or expire later than this from now (e.g. 2160h)")
 	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of the stream when this node creates it")
 	if err := parse(fs, args, 0); err != nil {
@@ -75,6 +79,9 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	c.Join = c.Join || e.getenv("TOKENLEDGER_NATS") != ""
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, usageErrorf("--tls-cert and --tls-key go together")
+	}
+	if c.UsedEvery < time.Second || c.MaxLifetime < 0 {
+		return c, usageErrorf("--used-every must be at least 1s and --max-lifetime not negative")
 	}
 	if c.WarnDays < 0 {
 		return c, usageErrorf("--warn-days must not be negative")
@@ -142,7 +149,12 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	}
 	table := projections.Restore(ctx, snapshots, stream, trust, time.Duration(cfg.WarnDays)*24*time.Hour, log)
 	follower := projections.NewFollower(table, stream, trust, log)
-	ledger := commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust})
+	ledger := commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust, MaxLifetime: cfg.MaxLifetime})
+	uses := commands.NewUseRecorder(ledger, table.LastUsed, cfg.UsedEvery, log)
+	claims, err := events.OpenClaims(ctx, js, scfg)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
@@ -171,6 +183,21 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		snap := &projections.Snapshotter{Table: table, Store: snapshots, Stream: stream, Signer: signer,
 			Events: cfg.SnapEvents, Interval: cfg.SnapEvery, Log: log}
 		g.add(func() error { return snap.Run(ctx) }, cancel)
+	}
+	{ // last-use records, written off the validation path
+		ctx, cancel := context.WithCancel(ctx)
+		g.add(func() error { return uses.Run(ctx) }, cancel)
+	}
+	{ // expiry notices, once per token across all nodes
+		ctx, cancel := context.WithCancel(ctx)
+		notifier := &projections.Notifier{Table: table, Claims: claims, Publish: nc.Publish, Prefix: cfg.Prefix,
+			Node: signer.PublicKey(), Every: time.Minute, Now: time.Now, Log: log}
+		g.add(func() error {
+			if follower.WaitReady(ctx) != nil {
+				return nil
+			}
+			return notifier.Run(ctx)
+		}, cancel)
 	}
 	{ // projections
 		ctx, cancel := context.WithCancel(ctx)
