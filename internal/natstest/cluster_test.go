@@ -1,0 +1,56 @@
+package natstest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/internal/natstest"
+)
+
+// The cluster places an R3 stream, keeps it writable with a server stopped,
+// and takes the server back on its old port and store.
+func TestCluster(t *testing.T) {
+	c := natstest.MustCluster(t)
+	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have := s.CachedInfo().Config.Replicas; have != 3 {
+		t.Fatalf("replicas: have %d, want 3", have)
+	}
+	if _, err := js.Publish(ctx, "t.1", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Stop(1)
+	natstest.Eventually(t, "a publish with one server stopped", func() bool {
+		_, err := js.Publish(ctx, "t.2", []byte("b"))
+		return err == nil
+	})
+
+	c.Restart(1)
+	natstest.Eventually(t, "the restarted server current with the stream", func() bool {
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+			return false
+		}
+		for _, r := range info.Cluster.Replicas {
+			if !r.Current {
+				return false
+			}
+		}
+		return true
+	})
+}
