@@ -1,6 +1,9 @@
 package natsapi
 
 import (
+	"encoding/json"
+	"strconv"
+
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/projections"
@@ -111,4 +114,119 @@ func NewTokenOf(c commands.Created) NewToken {
 	d := c.Event.Data.(events.TokenCreated)
 	return NewToken{Name: d.Name, TokenID: c.Event.TokenID, Token: c.Secret, CreateTime: c.Event.At.Unix(),
 		ExpiresAt: d.ExpiresAt, HasFullAccess: 1}
+}
+
+// parseFlatRequest reads b, a whole JSON object with no white space around it, when it is the plain form of
+// a ValidateRequest: members "token" and "account" at most once each, whose
+// values are strings without escapes. It says !simple for anything else
+// (other members, escapes, other values, trailing bytes), which the caller
+// leaves to encoding/json.
+func parseFlatRequest(b []byte) (v ValidateRequest, simple bool) {
+	if len(b) == 0 || b[0] != '{' {
+		return v, false
+	}
+	i := 1
+	space := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+	}
+	str := func() (string, bool) {
+		if i >= len(b) || b[i] != '"' {
+			return "", false
+		}
+		start := i + 1
+		for j := start; j < len(b); j++ {
+			switch c := b[j]; {
+			case c == '"':
+				i = j + 1
+				return string(b[start:j]), true
+			case c == '\\' || c < 0x20 || c >= 0x80:
+				return "", false
+			}
+		}
+		return "", false
+	}
+	var haveToken, haveAccount bool
+	space()
+	if i < len(b) && b[i] == '}' {
+		i++
+		return v, i == len(b)
+	}
+	for {
+		space()
+		key, ok := str()
+		if !ok {
+			return v, false
+		}
+		space()
+		if i >= len(b) || b[i] != ':' {
+			return v, false
+		}
+		i++
+		space()
+		val, ok := str()
+		if !ok {
+			return v, false
+		}
+		switch {
+		case key == "token" && !haveToken:
+			v.Token, haveToken = val, true
+		case key == "account" && !haveAccount:
+			v.Account, haveAccount = val, true
+		default:
+			return v, false
+		}
+		space()
+		if i >= len(b) {
+			return v, false
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			return v, i+1 == len(b)
+		default:
+			return v, false
+		}
+	}
+}
+
+// appendValidateReply appends r as json.Marshal would write it, without
+// reflection: the reply is on the validation's one-at-a-time path.
+func appendValidateReply(b []byte, r ValidateReply) []byte {
+	b = append(b, `{"valid":`...)
+	b = strconv.AppendBool(b, r.Valid)
+	member := func(name, value string) {
+		if value != "" {
+			b = append(b, `,"`...)
+			b = append(b, name...)
+			b = append(b, `":`...)
+			b = appendString(b, value)
+		}
+	}
+	member("reason", r.Reason)
+	member("account", r.Account)
+	member("token_id", r.TokenID)
+	member("name", r.Name)
+	if r.ExpiresAt != nil {
+		b = append(b, `,"expires_at":`...)
+		b = strconv.AppendInt(b, *r.ExpiresAt, 10)
+	}
+	member("status", r.Status)
+	return append(b, '}')
+}
+
+// appendString quotes s as JSON: directly when no byte of it needs escaping
+// (the rules of accounts, names and ids keep them so), else by encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -1,0 +1,122 @@
+// Package reqbench drives NATS request-reply load for the benchmarks: a
+// fixed number of requests from a number of concurrent requesters, with each
+// request's round trip timed. The Go benchmarks and `make bench` share it so
+// that a service and its baseline are measured the same way.
+package reqbench
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Result is one load run.
+type Result struct {
+	Requests int
+	Elapsed  time.Duration
+	P50, P99 time.Duration
+}
+
+// PerSecond is the run's throughput.
+func (r Result) PerSecond() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+
+// Run sends n requests to subject from concurrency goroutines on nc, cycling
+// through bodies, and checks each reply with check (nil: any reply).
+func Run(nc *nats.Conn, subject string, bodies [][]byte, concurrency, n int, check func([]byte) error) (Result, error) {
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		failed  error
+	)
+	lat := make([][]time.Duration, concurrency)
+	start := time.Now()
+	for g := range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, n/concurrency+1)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					break
+				}
+				t := time.Now()
+				msg, err := nc.Request(subject, bodies[i%len(bodies)], 10*time.Second)
+				mine = append(mine, time.Since(t))
+				if err == nil && check != nil {
+					err = check(msg.Data)
+				}
+				if err != nil {
+					errOnce.Do(func() { failed = fmt.Errorf("%s: request %d: %w", subject, i, err) })
+					next.Store(int64(n))
+					break
+				}
+			}
+			lat[g] = mine
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if failed != nil {
+		return Result{}, failed
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	r := Result{Requests: len(all), Elapsed: elapsed}
+	if len(all) > 0 {
+		r.P50, r.P99 = all[len(all)*50/100], all[min(len(all)-1, len(all)*99/100)]
+	}
+	return r, nil
+}
+
+// Compare loads a baseline subject and a service subject alike, in
+// alternating rounds of n requests each so that both meet the same machine
+// noise, and keeps each side's best round (highest throughput; lowest p99).
+func Compare(nc *nats.Conn, baseline, service string, bodies [][]byte, concurrency, n, rounds int, check func([]byte) error) (base, svc Result, err error) {
+	for r := range rounds {
+		order := []string{baseline, service}
+		if r%2 == 1 {
+			order[0], order[1] = service, baseline
+		}
+		for _, subject := range order {
+			res, err := Run(nc, subject, bodies, concurrency, n, check)
+			if err != nil {
+				return Result{}, Result{}, err
+			}
+			if subject == baseline {
+				base = best(base, res)
+			} else {
+				svc = best(svc, res)
+			}
+		}
+	}
+	return base, svc, nil
+}
+
+func best(have, r Result) Result {
+	if have.Requests == 0 {
+		return r
+	}
+	if r.PerSecond() > have.PerSecond() {
+		have.Requests, have.Elapsed, have.P50 = r.Requests, r.Elapsed, r.P50
+	}
+	have.P99 = min(have.P99, r.P99)
+	return have
+}
+
+// Echo answers every request on subject with reply, on nc, until the
+// returned subscription is unsubscribed: the bare responder a service is
+// compared with.
+func Echo(nc *nats.Conn, subject, queue string, reply []byte) (*nats.Subscription, error) {
+	sub, err := nc.QueueSubscribe(subject, queue, func(m *nats.Msg) { m.Respond(reply) })
+	if err != nil {
+		return nil, err
+	}
+	// The server knows of the subscription once the flush returns.
+	return sub, nc.Flush()
+}

@@ -1,0 +1,55 @@
+package natsapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"tokenledger/internal/natstest"
+	"tokenledger/internal/reqbench"
+	"tokenledger/natsapi"
+)
+
+// BenchmarkValidate measures tokens.validate end to end over NATS beside a
+// bare echo responder on the same connection, sent the same request bodies
+// and answering with a reply of the same size, at 32 concurrent requesters.
+// Each iteration is one request to each, in alternating rounds whose best
+// is kept. The goals: ratio >= 0.9 and
+// p99 within 1.5 times the echo's.
+//
+//	go test -run '^$' -bench Validate -benchtime 100000x ./natsapi
+func BenchmarkValidate(b *testing.B) {
+	const concurrency, rounds = 32, 5
+	n := MustServe(b, natstest.MustServer(b), nil)
+	bodies := make([][]byte, 256)
+	for i := range bodies {
+		c := n.MustCreate(b, fmt.Sprintf("acct%d", i%16), fmt.Sprintf("t%d", i), nil)
+		bodies[i] = jsonBody(c.Secret, c.Event.Account)
+	}
+	reply := ask(b, n.Client, bodies[0])
+	replyBody, _ := json.Marshal(reply)
+	if _, err := reqbench.Echo(n.Conn, "bench.echo", natsapi.QueueGroup, replyBody); err != nil {
+		b.Fatal(err)
+	}
+	valid := func(data []byte) error {
+		var rep natsapi.ValidateReply
+		if err := json.Unmarshal(data, &rep); err != nil || !rep.Valid {
+			return fmt.Errorf("not valid: %q", data)
+		}
+		return nil
+	}
+	b.ResetTimer()
+	// The echo's reply is a valid reply, so both sides pass the same check.
+	echo, validate, err := reqbench.Compare(n.Client, "bench.echo", "tokens.validate", bodies, concurrency, max(b.N/rounds, 1), rounds, valid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(echo.PerSecond(), "echo/s")
+	b.ReportMetric(validate.PerSecond(), "validate/s")
+	b.ReportMetric(validate.PerSecond()/echo.PerSecond(), "ratio")
+	b.ReportMetric(float64(echo.P99.Microseconds()), "echo-p99-µs")
+	b.ReportMetric(float64(validate.P99.Microseconds()), "validate-p99-µs")
+	b.ReportMetric(float64(validate.P99)/float64(echo.P99), "p99-ratio")
+}
