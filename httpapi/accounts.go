@@ -33,6 +33,7 @@ type Accounts struct {
 	mu     sync.Mutex
 	file   fs.FileInfo // what was read; a rename or write makes it differ
 	hashes map[string][]byte
+	cost   int // the file's most common bcrypt cost, for unknown accounts
 }
 
 // OpenAccounts reads the accounts file at path.
@@ -45,22 +46,49 @@ func OpenAccounts(path string) (*Accounts, error) {
 }
 
 // Check says whether password is account's. An unknown account costs as much
-// time as a wrong password, so a caller cannot tell the two apart.
+// time as a wrong password: it is compared with a dummy hash of the cost most
+// of the file's hashes have, so a caller cannot tell the two apart.
 func (a *Accounts) Check(account, password string) bool {
-	hash := a.lookup(account)
+	hash, cost := a.lookup(account)
 	if hash == nil || len(password) > maxPassword {
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(cost), []byte(password))
 		return false
 	}
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 }
 
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("no such account"), bcrypt.DefaultCost)
-	return h
-})
+var dummies sync.Map // bcrypt cost -> []byte, a hash of nobody's password
 
-func (a *Accounts) lookup(account string) []byte {
+func dummyHash(cost int) []byte {
+	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+		cost = bcrypt.DefaultCost
+	}
+	if h, ok := dummies.Load(cost); ok {
+		return h.([]byte)
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("no such account"), cost)
+	h2, _ := dummies.LoadOrStore(cost, h)
+	return h2.([]byte)
+}
+
+// commonCost is the cost most of hashes have (the highest among equals).
+func commonCost(hashes map[string][]byte) int {
+	n := map[int]int{}
+	best := bcrypt.DefaultCost
+	for _, h := range hashes {
+		c, err := bcrypt.Cost(h)
+		if err != nil {
+			continue
+		}
+		n[c]++
+		if n[c] > n[best] || n[c] == n[best] && c > best {
+			best = c
+		}
+	}
+	return best
+}
+
+func (a *Accounts) lookup(account string) ([]byte, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// A file that cannot be read now keeps the passwords last read, except
@@ -70,7 +98,7 @@ func (a *Accounts) lookup(account string) []byte {
 	} else if err == nil && (a.file == nil || !os.SameFile(fi, a.file) || !fi.ModTime().Equal(a.file.ModTime()) || fi.Size() != a.file.Size()) {
 		a.reloadLocked()
 	}
-	return a.hashes[account]
+	return a.hashes[account], a.cost
 }
 
 func (a *Accounts) reload() error {
@@ -104,6 +132,7 @@ func (a *Accounts) reloadLocked() error {
 	for _, e := range entries {
 		a.hashes[e.account] = []byte(e.hash)
 	}
+	a.cost = commonCost(a.hashes)
 	a.file = fi
 	return nil
 }

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"tokenledger/events"
 )
@@ -15,34 +17,78 @@ type principal struct {
 }
 
 // authenticate accepts cPanel's "Authorization: cpanel ACCOUNT:TOKEN" with a
-// valid, unexpired token of that account, or HTTP Basic with the account's
-// password. Nothing says why a credential failed.
-func (h *handler) authenticate(r *http.Request) (principal, bool) {
+// valid, unexpired token of that account that the client's address may use,
+// or HTTP Basic with the account's password. Nothing says why a credential
+// failed, except that an account locked after repeated failed logins must
+// wait (wait > 0).
+func (h *handler) authenticate(r *http.Request) (who principal, wait time.Duration, ok bool) {
 	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	switch {
 	case strings.EqualFold(scheme, "cpanel"):
+		ip := clientAddr(r)
 		account, secret, ok := strings.Cut(strings.TrimSpace(cred), ":")
 		if !ok || events.CheckAccount(account) != nil {
-			return principal{}, false
+			h.guard.failed(failToken, ip)
+			return principal{}, 0, false
 		}
-		res := h.cfg.Table.Validate(strings.TrimSpace(secret), account, h.cfg.Now())
+		res := h.cfg.Table.ValidateFrom(strings.TrimSpace(secret), account, ip, h.cfg.Now())
 		if !res.Valid {
-			return principal{}, false
+			h.guard.failed(failToken, ip)
+			return principal{}, 0, false
+		}
+		if h.cfg.Uses != nil {
+			h.cfg.Uses.Seen(account, res.TokenID, clientIP(r))
 		}
 		return principal{account: account, actor: events.Actor{
-			Kind: events.ActorToken, Name: account, TokenID: res.TokenID, Remote: clientIP(r)}}, true
+			Kind: events.ActorToken, Name: account, TokenID: res.TokenID, Remote: clientIP(r)}}, 0, true
 	case strings.EqualFold(scheme, "basic"):
 		account, password, ok := r.BasicAuth()
-		if !ok || !h.checkPassword(account, password) {
-			return principal{}, false
+		if !ok {
+			h.guard.failed(failPassword, clientAddr(r))
+			return principal{}, 0, false
 		}
-		return accountPrincipal(account, r), true
+		if ok, wait := h.passwordLogin(r, account, password); !ok {
+			return principal{}, wait, false
+		}
+		return accountPrincipal(account, r), 0, true
 	}
-	return principal{}, false
+	return principal{}, 0, false
 }
 
+// passwordLogin checks account's password, unless the account is locked after
+// repeated failures: then it says how long to wait, and checks nothing.
+func (h *handler) passwordLogin(r *http.Request, account, password string) (ok bool, wait time.Duration) {
+	now := h.cfg.Now()
+	if wait := h.guard.locked(account, now); wait > 0 {
+		return false, wait
+	}
+	if h.checkPassword(account, password) {
+		h.guard.loginSucceeded(account)
+		return true, 0
+	}
+	h.guard.failed(failPassword, clientAddr(r))
+	if events.CheckAccount(account) == nil {
+		h.guard.loginFailed(account, now)
+	}
+	return false, 0
+}
+
+// checkPassword runs bcrypt whatever the account, so that the time taken
+// does not tell which accounts exist.
 func (h *handler) checkPassword(account, password string) bool {
-	return h.cfg.Accounts != nil && events.CheckAccount(account) == nil && h.cfg.Accounts.Check(account, password)
+	if h.cfg.Accounts == nil {
+		return false
+	}
+	return h.cfg.Accounts.Check(account, password) && events.CheckAccount(account) == nil
+}
+
+// waitMessage says how long a locked account waits, in whole seconds.
+func waitMessage(wait time.Duration) string {
+	return fmt.Sprintf("Too many failed logins for this account: try again in %d seconds.", waitSeconds(wait))
+}
+
+func waitSeconds(wait time.Duration) int64 {
+	return int64((wait + time.Second - 1) / time.Second)
 }
 
 func accountPrincipal(account string, r *http.Request) principal {

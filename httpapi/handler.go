@@ -8,14 +8,20 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"tokenledger/commands"
 	"tokenledger/projections"
 )
 
-// MaxBody bounds every request body; a real one is well under a kilobyte.
-const MaxBody = 64 << 10
+// Every input has a bound, checked before anything reads it: a real request
+// is well under a kilobyte.
+const (
+	MaxBody   = 64 << 10 // a request body: 413 beyond
+	MaxURI    = 8 << 10  // the path and query string: 414 beyond
+	MaxHeader = 16 << 10 // all header lines together: 431 beyond (Server's MaxHeaderBytes too)
+)
 
 // commandTimeout bounds one change from request to reply.
 const commandTimeout = 20 * time.Second
@@ -25,17 +31,26 @@ type Ledger interface {
 	Create(ctx context.Context, c commands.Create) (commands.Created, error)
 	Rename(ctx context.Context, c commands.Rename) error
 	Revoke(ctx context.Context, c commands.Revoke) error
+	Rotate(ctx context.Context, c commands.Rotate) (commands.Created, error)
 }
 
 // Table is what the HTTP transport needs of the read side (*projections.Table).
 type Table interface {
 	List(account string, now time.Time) []projections.Row
-	Validate(secret, account string, now time.Time) projections.Result
+	ValidateFrom(secret, account string, ip netip.Addr, now time.Time) projections.Result
+	CountByStatus(now time.Time) map[string]int
+}
+
+// UseRecorder is told of every successful token authentication, so that the
+// token's last use is recorded (*commands.UseRecorder). Seen must not block.
+type UseRecorder interface {
+	Seen(account, tokenID, ip string)
 }
 
 var (
-	_ Ledger = (*commands.Ledger)(nil)
-	_ Table  = (*projections.Table)(nil)
+	_ Ledger      = (*commands.Ledger)(nil)
+	_ Table       = (*projections.Table)(nil)
+	_ UseRecorder = (*commands.UseRecorder)(nil)
 )
 
 // Config wires the HTTP server to the node.
@@ -48,7 +63,10 @@ type Config struct {
 	// Accounts holds the account passwords for HTTP Basic and the panel's
 	// login; nil means no password logins at all (tokens still work).
 	Accounts *Accounts
-	// Now is the clock that statuses and expiries are judged by.
+	// Uses records successful token authentications; nil records nothing.
+	Uses UseRecorder
+	// Now is the clock that statuses and expiries are judged by, and that
+	// times the lock of an account after repeated failed logins.
 	Now func() time.Time
 	// Location is the server's time zone: dates in the panel mean 23:59:59
 	// of that day there, and times are shown there.
@@ -65,6 +83,7 @@ type handler struct {
 	cfg      Config
 	sessions *sessions
 	metrics  *metrics
+	guard    *guard
 }
 
 // New returns the node's HTTP handler.
@@ -78,21 +97,30 @@ func New(cfg Config) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics()}
+	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics(), guard: newGuard()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.HandleFunc("GET /metrics", h.metricsPage)
 	mux.HandleFunc("/execute/", h.execute)
 	h.panelRoutes(mux)
-	return limitBody(mux)
+	return limits(mux)
 }
 
-// limitBody refuses a body over MaxBody before anyone reads it, and caps the
-// reading of one whose length was not announced.
-func limitBody(next http.Handler) http.Handler {
+// limits refuses a long URI, large headers or a body over MaxBody before
+// anyone reads them, and caps the reading of a body whose length was not
+// announced. Server's MaxHeaderBytes stops larger headers earlier still; this
+// holds wherever the handler is mounted.
+func limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > MaxBody {
+		switch {
+		case len(r.RequestURI) > MaxURI || len(r.URL.RawQuery) > MaxURI:
+			refuseInput(w, r, http.StatusRequestURITooLong, "The request's URL is longer than 8 KiB.")
+			return
+		case headerSize(r.Header) > MaxHeader:
+			refuseInput(w, r, http.StatusRequestHeaderFieldsTooLarge, "The request's headers are larger than 16 KiB.")
+			return
+		case r.ContentLength > MaxBody:
 			tooLarge(w, r)
 			return
 		}
@@ -101,13 +129,28 @@ func limitBody(next http.Handler) http.Handler {
 	})
 }
 
-func tooLarge(w http.ResponseWriter, r *http.Request) {
+// headerSize is the size of the header lines as sent, near enough.
+func headerSize(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+func refuseInput(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	w.Header().Set("Connection", "close")
 	if isUAPI(r) {
-		writeUAPI(w, http.StatusRequestEntityTooLarge, envelope{Errors: []string{"The request body is larger than 64 KiB."}})
+		writeUAPI(w, status, envelope{Errors: []string{msg}})
 		return
 	}
-	text(w, http.StatusRequestEntityTooLarge, "request body larger than 64 KiB\n")
+	text(w, status, msg+"\n")
+}
+
+func tooLarge(w http.ResponseWriter, r *http.Request) {
+	refuseInput(w, r, http.StatusRequestEntityTooLarge, "The request body is larger than 64 KiB.")
 }
 
 // parseForm reads query and body parameters: URL-encoded or multipart, as
@@ -143,6 +186,16 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
+// clientAddr is clientIP as an address, for a token's allow-list; the zero
+// Addr, which no allow-list admits, when it cannot be read.
+func clientAddr(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	a, _ := netip.ParseAddr(r.RemoteAddr)
+	return a.Unmap()
+}
+
 // Server returns an http.Server for h with timeouts that keep slow clients
 // from holding connections.
 func Server(h http.Handler) *http.Server {
@@ -152,6 +205,6 @@ func Server(h http.Handler) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    MaxHeader,
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"tokenledger/projections"
 )
 
 // metrics counts what the HTTP side did, for /metrics in Prometheus' text
@@ -60,6 +62,24 @@ func (h *handler) metricsPage(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "tokenledger_panel_logins_total{result=%q} %d\n", result, m.logins[result])
 	}
 	m.mu.Unlock()
+
+	b.WriteString("# HELP tokenledger_tokens Live tokens by status, as of the scrape.\n# TYPE tokenledger_tokens gauge\n")
+	counts := h.cfg.Table.CountByStatus(h.cfg.Now())
+	for _, status := range []string{projections.Active, projections.Expiring, projections.Expired} {
+		fmt.Fprintf(&b, "tokenledger_tokens{status=%q} %d\n", status, counts[status])
+	}
+
+	total, top, refused := h.guard.snapshot()
+	b.WriteString("# HELP tokenledger_auth_failures_total Failed credentials on the HTTP API and panel: passwords (panel logins and HTTP Basic) and API tokens.\n# TYPE tokenledger_auth_failures_total counter\n")
+	for _, kind := range []string{failPassword, failToken} {
+		fmt.Fprintf(&b, "tokenledger_auth_failures_total{kind=%q} %d\n", kind, total[kind])
+	}
+	fmt.Fprintf(&b, "# HELP tokenledger_auth_failures_by_source_total Failed credentials by source address (an IPv6 source is its /64): the %d busiest of at most %d sources tracked.\n# TYPE tokenledger_auth_failures_by_source_total counter\n", topSources, maxSources)
+	for _, s := range top {
+		fmt.Fprintf(&b, "tokenledger_auth_failures_by_source_total{source=%q} %d\n", s.source, s.n)
+	}
+	fmt.Fprintf(&b, "# HELP tokenledger_login_refusals_total Password logins refused unchecked because the account is locked after repeated failures.\n# TYPE tokenledger_login_refusals_total counter\ntokenledger_login_refusals_total %d\n", refused)
+
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write([]byte(b.String()))

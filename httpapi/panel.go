@@ -58,11 +58,12 @@ func (h *handler) panelRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /manage", h.signedIn(h.manage))
 	post("/rename", h.signedIn(h.renameToken))
 	post("/revoke", h.signedIn(h.revokeTokens))
+	post("/rotate", h.signedIn(h.rotateToken))
 }
 
 // view is what a page template is given.
 type view struct {
-	Page    string // which page: login, list, create, secret, manage, confirm
+	Page    string // which page: login, list, create, secret, manage, confirm, confirm-rotate
 	Account string
 	CSRF    string
 	Flash   flash
@@ -92,6 +93,9 @@ type view struct {
 	MaxNameLen  int
 	Created     *created
 	ExpiresText string
+	Rotated     bool // the secret page shows a rotated token's new secret
+	Grace       string
+	Graces      []graceChoice
 
 	// confirm
 	Names []string
@@ -101,10 +105,27 @@ type view struct {
 
 // rowView is one token as the table shows it.
 type rowView struct {
-	Name    string
-	Created string
-	Expires string
-	Status  string
+	Name       string
+	Created    string
+	Expires    string
+	Status     string
+	LastUsed   string // Never, or when
+	LastIP     string
+	AllowedIPs []string
+}
+
+// graceChoice is one of the panel's choices of how long a rotated token's
+// old secret keeps working.
+type graceChoice struct {
+	Seconds string
+	Label   string
+}
+
+var graceChoices = []graceChoice{
+	{"0", "Stops working at once"},
+	{"3600", "Keeps working for 1 hour"},
+	{"86400", "Keeps working for 1 day"},
+	{"604800", "Keeps working for 7 days"},
 }
 
 // signedIn runs f for a request with a live session; a change must also
@@ -186,7 +207,15 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusUnauthorized, v)
 		return
 	}
-	ok := h.checkPassword(account, password)
+	ok, wait := h.passwordLogin(r, account, password)
+	if wait > 0 {
+		// Refused without looking at the password: an account being guessed
+		// waits, so guessing is slow, and no goroutine sleeps meanwhile.
+		w.Header().Set("Retry-After", strconv.FormatInt(waitSeconds(wait), 10))
+		v.Error = waitMessage(wait)
+		h.render(w, http.StatusTooManyRequests, v)
+		return
+	}
 	h.metrics.login(ok)
 	if !ok {
 		v.Error = "The login is invalid."
@@ -235,7 +264,12 @@ func (h *handler) listPage(w http.ResponseWriter, r *http.Request, v *view, id s
 }
 
 func (h *handler) rowView(row projections.Row) rowView {
-	return rowView{Name: row.Name, Created: h.showTime(row.Created), Expires: h.showExpiry(row.ExpiresAt), Status: row.Status}
+	v := rowView{Name: row.Name, Created: h.showTime(row.Created), Expires: h.showExpiry(row.ExpiresAt), Status: row.Status,
+		LastUsed: "Never", LastIP: row.LastIP, AllowedIPs: row.AllowedIPs}
+	if row.LastUsed != nil {
+		v.LastUsed = h.showTime(time.Unix(*row.LastUsed, 0))
+	}
+	return v
 }
 
 func (h *handler) showTime(t time.Time) string {
@@ -320,7 +354,7 @@ func (h *handler) manage(w http.ResponseWriter, r *http.Request, v *view, id str
 func (h *handler) renderManage(w http.ResponseWriter, r *http.Request, v *view, id string, status int) {
 	for _, row := range h.cfg.Table.List(v.Account, h.cfg.Now()) {
 		if row.Name == v.Name {
-			v.Page, v.Rows = "manage", []rowView{h.rowView(row)}
+			v.Page, v.Rows, v.Graces = "manage", []rowView{h.rowView(row)}, graceChoices
 			h.render(w, status, v)
 			return
 		}
@@ -392,6 +426,52 @@ func (h *handler) revokeTokens(w http.ResponseWriter, r *http.Request, v *view, 
 	}
 	h.sessions.setFlash(id, flash{Text: msg})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// rotateToken gives a token a new secret once the user has confirmed, and
+// shows it once, as create does; an unconfirmed request (a browser without
+// JavaScript) gets a page that asks.
+func (h *handler) rotateToken(w http.ResponseWriter, r *http.Request, v *view, id string) {
+	v.Name, v.Grace = r.PostForm.Get("name"), r.PostForm.Get("grace")
+	if r.PostForm.Get("confirmed") != "1" {
+		if err := checkName("name", v.Name); err != nil {
+			h.sessions.setFlash(id, flash{Text: h.panelRefusal(fnRotate, err, v.Name, ""), Bad: true})
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		v.Page, v.Graces = "confirm-rotate", graceChoices
+		h.render(w, http.StatusOK, v)
+		return
+	}
+	err := checkName("name", v.Name)
+	var grace time.Duration
+	if err == nil {
+		grace, err = parseGrace(v.Grace)
+	}
+	var t commands.Created
+	if err == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+		defer cancel()
+		t, err = h.cfg.Ledger.Rotate(ctx, commands.Rotate{Account: v.Account, Name: v.Name, Grace: grace, Actor: accountPrincipal(v.Account, r).actor})
+	}
+	if err != nil {
+		if events.ErrorCode(err) == events.NotFound {
+			h.sessions.setFlash(id, flash{Text: h.panelRefusal(fnRotate, err, v.Name, ""), Bad: true})
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		v.Error = h.panelRefusal(fnRotate, err, v.Name, "")
+		h.renderManage(w, r, v, id, http.StatusOK)
+		return
+	}
+	c := h.rotated(v.Account, t, h.cfg.Now())
+	v.Page, v.Rotated, v.Created, v.ExpiresText = "secret", true, &c, h.showExpiry(c.ExpiresAt)
+	if grace > 0 {
+		v.Grace = h.showTime(h.cfg.Now().Add(grace))
+	} else {
+		v.Grace = ""
+	}
+	h.render(w, http.StatusOK, v)
 }
 
 // panelRefusal words a refusal as the API does; internal errors are logged

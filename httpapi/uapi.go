@@ -52,6 +52,7 @@ var refusals = map[string]struct {
 	events.NotFound: {status: http.StatusOK, words: map[string]string{
 		fnRename: "The API token “%[1]s” does not exist.",
 		fnRevoke: "The API token “%[1]s” does not exist.",
+		fnRotate: "The API token “%[1]s” does not exist.",
 	}},
 	events.Duplicate: {status: http.StatusOK, words: map[string]string{
 		fnCreate: "A conflicting API token with the name “%[1]s” already exists.",
@@ -82,6 +83,7 @@ const (
 	fnList   = "list"
 	fnRename = "rename"
 	fnRevoke = "revoke"
+	fnRotate = "rotate" // not cPanel's: a new secret for a token, see Ledger.Rotate
 )
 
 // call is one UAPI call: who makes it and with what parameters. A function
@@ -98,6 +100,7 @@ var functions = map[string]func(*handler, context.Context, *call) (any, error){
 	fnList:   (*handler).list,
 	fnRename: (*handler).rename,
 	fnRevoke: (*handler).revoke,
+	fnRotate: (*handler).rotate,
 }
 
 // execute serves /execute/Tokens/<function>, cPanel's UAPI over HTTP.
@@ -111,9 +114,9 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
 		writeUAPI(w, http.StatusForbidden, envelope{Errors: []string{"UAPI calls from another site's pages are refused."}})
 		return
 	}
-	who, ok := h.authenticate(r)
+	who, wait, ok := h.authenticate(r)
 	if !ok {
-		unauthorized(w)
+		unauthorized(w, wait)
 		return
 	}
 	module, fn, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/execute/"), "/")
@@ -152,10 +155,18 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
 	writeUAPI(w, http.StatusOK, envelope{Status: 1, Data: data})
 }
 
-func unauthorized(w http.ResponseWriter) {
+// unauthorized refuses a request without a valid credential. An account
+// locked after repeated failed logins is refused the same way (the contract
+// says 401 for any bad credential), with how long to wait in the message and
+// in Retry-After.
+func unauthorized(w http.ResponseWriter, wait time.Duration) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="tokenledger", charset="UTF-8"`)
-	writeUAPI(w, http.StatusUnauthorized, envelope{Errors: []string{
-		"Access denied: send “Authorization: cpanel ACCOUNT:TOKEN” with a valid API token of the account, or the account's password."}})
+	msg := "Access denied: send “Authorization: cpanel ACCOUNT:TOKEN” with a valid API token of the account, or the account's password."
+	if wait > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(waitSeconds(wait), 10))
+		msg = "Access denied: " + waitMessage(wait)
+	}
+	writeUAPI(w, http.StatusUnauthorized, envelope{Errors: []string{msg}})
 }
 
 // crossSite says whether a browser sent the request from another site's
@@ -179,13 +190,16 @@ type created struct {
 	HasFullAccess int    `json:"has_full_access"`
 }
 
-// listed is one token in list's data.
+// listed is one token in list's data. LastUsed and AllowedIPs are not
+// cPanel's: new fields that cPanel's scripts ignore.
 type listed struct {
-	Name          string `json:"name"`
-	CreateTime    int64  `json:"create_time"`
-	ExpiresAt     *int64 `json:"expires_at"`
-	HasFullAccess int    `json:"has_full_access"`
-	Status        string `json:"status"`
+	Name          string   `json:"name"`
+	CreateTime    int64    `json:"create_time"`
+	ExpiresAt     *int64   `json:"expires_at"`
+	HasFullAccess int      `json:"has_full_access"`
+	Status        string   `json:"status"`
+	LastUsed      *int64   `json:"last_used"`
+	AllowedIPs    []string `json:"allowed_ips,omitempty"`
 }
 
 func (h *handler) createFullAccess(ctx context.Context, c *call) (any, error) {
@@ -197,7 +211,11 @@ func (h *handler) createFullAccess(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := h.cfg.Ledger.Create(ctx, commands.Create{Account: c.who.account, Name: c.name, ExpiresAt: expires, Actor: c.who.actor})
+	allowed, err := parseWhitelist(c.form)
+	if err != nil {
+		return nil, err
+	}
+	t, err := h.cfg.Ledger.Create(ctx, commands.Create{Account: c.who.account, Name: c.name, ExpiresAt: expires, AllowedIPs: allowed, Actor: c.who.actor})
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +227,8 @@ func (h *handler) list(ctx context.Context, c *call) (any, error) {
 	rows := h.cfg.Table.List(c.who.account, c.now)
 	out := make([]listed, len(rows))
 	for i, r := range rows {
-		out[i] = listed{Name: r.Name, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt, HasFullAccess: 1, Status: r.Status}
+		out[i] = listed{Name: r.Name, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt, HasFullAccess: 1, Status: r.Status,
+			LastUsed: r.LastUsed, AllowedIPs: r.AllowedIPs}
 	}
 	return out, nil
 }
@@ -249,6 +268,76 @@ func (h *handler) revoke(ctx context.Context, c *call) (any, error) {
 	return 1, nil
 }
 
+// rotate gives a live token a new secret, shown once as create shows one;
+// the old secret keeps working for grace seconds (none by default).
+func (h *handler) rotate(ctx context.Context, c *call) (any, error) {
+	c.name = c.form.Get("name")
+	if err := checkName("name", c.name); err != nil {
+		return nil, err
+	}
+	grace, err := parseGrace(c.form.Get("grace"))
+	if err != nil {
+		return nil, err
+	}
+	t, err := h.cfg.Ledger.Rotate(ctx, commands.Rotate{Account: c.who.account, Name: c.name, Grace: grace, Actor: c.who.actor})
+	if err != nil {
+		return nil, err
+	}
+	return h.rotated(c.who.account, t, c.now), nil
+}
+
+// rotated is what a rotation shows: the token as it stands, with its new
+// secret. The reply to Rotate comes after the table has applied it.
+func (h *handler) rotated(account string, t commands.Created, now time.Time) created {
+	out := created{Token: t.Secret, CreateTime: t.Event.At.Unix(), HasFullAccess: 1}
+	if d, ok := t.Event.Data.(events.TokenRotated); ok {
+		out.Name = d.Name
+	}
+	for _, r := range h.cfg.Table.List(account, now) {
+		if r.TokenID == t.Event.TokenID {
+			out.Name, out.CreateTime, out.ExpiresAt = r.Name, r.Created.Unix(), r.ExpiresAt
+			break
+		}
+	}
+	return out
+}
+
+// maxGrace is the longest an old secret may keep working after a rotation.
+const maxGrace = 366 * 24 * time.Hour
+
+// parseGrace reads rotate's grace: seconds the old secret keeps working;
+// empty or 0 is none.
+func parseGrace(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > int64(maxGrace/time.Second) {
+		return 0, events.Errorf(events.Invalid, "The “grace” value “%s” is not a number of seconds from 0 to %d.", clip(v), int64(maxGrace/time.Second))
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// parseWhitelist reads create_full_access's address allow-list, named as WHM
+// names it: whitelist_ip (also repeated) and whitelist_ip-0, whitelist_ip-1,
+// …; empty values are skipped. None means any address.
+func parseWhitelist(form url.Values) ([]string, error) {
+	var out []string
+	for _, v := range numbered(form, "whitelist_ip") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if _, err := events.ParsePrefixes([]string{v}); err != nil {
+			return nil, events.Errorf(events.Invalid, "The “whitelist_ip” value “%s” is not an IP address or a CIDR range.", clip(v))
+		}
+		out = append(out, v)
+	}
+	if len(out) > events.MaxAllowedIPs {
+		return nil, events.Errorf(events.Invalid, "Give at most %d “whitelist_ip” values.", events.MaxAllowedIPs)
+	}
+	return out, nil
+}
+
 // firstUnknown is the first of names that the account has no live token of,
 // to say which one made a revoke fail.
 func (h *handler) firstUnknown(account string, names []string, now time.Time) string {
@@ -266,15 +355,19 @@ func (h *handler) firstUnknown(account string, names []string, now time.Time) st
 
 // revokeNames reads cPanel's ways of naming several tokens: name (also
 // repeated) and name-0, name-1, … in the order of their numbers.
-func revokeNames(form url.Values) []string {
-	names := slices.Clone(form["name"])
+func revokeNames(form url.Values) []string { return numbered(form, "name") }
+
+// numbered reads a UAPI list parameter: key (also repeated), then key-0,
+// key-1, … in the order of their numbers.
+func numbered(form url.Values, key string) []string {
+	names := slices.Clone(form[key])
 	type numbered struct {
 		n    int
 		name string
 	}
 	var more []numbered
 	for k, vs := range form {
-		num, ok := strings.CutPrefix(k, "name-")
+		num, ok := strings.CutPrefix(k, key+"-")
 		if !ok {
 			continue
 		}

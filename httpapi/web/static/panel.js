@@ -1,6 +1,6 @@
 // tokenledger panel: a little JavaScript over pages that work without it.
 // It checks names as they are typed, copies a new secret, selects rows, and
-// asks for confirmation in place before a revoke.
+// asks for confirmation in place before a revoke or a rotation.
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
@@ -90,6 +90,12 @@
   if (revokeOne) {
     revokeOne.addEventListener("click", function (e) { e.preventDefault(); $("revoke-one-confirm").hidden = false; revokeOne.hidden = true; });
     $("revoke-one-cancel").addEventListener("click", function () { $("revoke-one-confirm").hidden = true; revokeOne.hidden = false; });
+  }
+
+  var rotate = $("rotate");
+  if (rotate) {
+    rotate.addEventListener("click", function (e) { e.preventDefault(); $("rotate-confirm").hidden = false; rotate.hidden = true; $("rotate-yes").focus(); });
+    $("rotate-cancel").addEventListener("click", function () { $("rotate-confirm").hidden = true; rotate.hidden = false; });
   }
 
   // A new page size shows at once.
