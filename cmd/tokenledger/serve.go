@@ -169,7 +169,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	}
 	loc, _ := cfg.location()
 	httpServer := httpapi.Server(httpapi.New(httpapi.Config{
-		Ready: follower.Ready, Ledger: ledger, Table: table, Accounts: accounts,
+		Ready: follower.Ready, Ledger: ledger, Table: table, Accounts: accounts, Uses: uses,
 		Now: time.Now, Location: loc, SecureCookies: cfg.SecureHTTP, Log: log,
 	}))
 
