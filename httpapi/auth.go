@@ -84,7 +84,11 @@ func (h *handler) checkPassword(account, password string) bool {
 
 // waitMessage says how long a locked account waits, in whole seconds.
 func waitMessage(wait time.Duration) string {
-	return fmt.Sprintf("Too many failed logins for this account: try again in %d seconds.", waitSeconds(wait))
+	n, unit := waitSeconds(wait), "seconds"
+	if n == 1 {
+		unit = "second"
+	}
+	return fmt.Sprintf("Too many failed logins for this account: try again in %d %s.", n, unit)
 }
 
 func waitSeconds(wait time.Duration) int64 {

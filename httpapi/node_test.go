@@ -54,7 +54,20 @@ type node struct {
 // Passwords of the accounts in every test node's accounts file.
 var passwords = map[string]string{"bob": "bob-secret-pw", "carol": "carol-secret-pw"}
 
-func mustNode(tb testing.TB) *node {
+// nodeOption changes a test node's HTTP configuration.
+type nodeOption func(tb testing.TB, nd *nodetest.Node, cfg *httpapi.Config)
+
+// withUses runs a use recorder, as serve does, that records every use.
+func withUses(tb testing.TB, nd *nodetest.Node, cfg *httpapi.Config) {
+	uses := commands.NewUseRecorder(nd.Ledger, nd.Table.LastUsed, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); uses.Run(ctx) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	cfg.Uses = uses
+}
+
+func mustNode(tb testing.TB, opts ...nodeOption) *node {
 	tb.Helper()
 	clk := &clock{t: time.Now().Truncate(time.Second)}
 	nd := nodetest.MustNode(tb, natstest.MustServer(tb), nodetest.Options{Now: clk.Now})
@@ -69,10 +82,14 @@ func mustNode(tb testing.TB) *node {
 		tb.Fatal(err)
 	}
 	loc := time.FixedZone("Test", 2*3600)
-	h := httpapi.New(httpapi.Config{
+	cfg := httpapi.Config{
 		Ready: nd.Follower.Ready, Ledger: nd.Ledger, Table: nd.Table, Accounts: accounts,
 		Now: clk.Now, Location: loc, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, o := range opts {
+		o(tb, nd, &cfg)
+	}
+	h := httpapi.New(cfg)
 	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
 	return &node{URL: srv.URL, Handler: h, Stream: nd.Stream, Ledger: nd.Ledger, Table: nd.Table, Clock: clk, Accounts: path, Location: loc}
@@ -115,6 +132,19 @@ func (n *node) events(tb testing.TB, account string) []events.Event {
 		tb.Fatal(err)
 	}
 	return out
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// deadline: it waits on a condition, never for a fixed time.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func unix(t time.Time) *int64 {
