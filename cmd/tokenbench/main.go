@@ -1,0 +1,70 @@
+// Command tokenbench is `make bench`: it measures tokenledger against the
+// bare NATS operations it is built on, on one embedded NATS server in a
+// temporary directory, and prints a table and then one line per ratio,
+//
+//	ratio NAME = X (goal >= G)
+//
+// BENCH_QUICK=1 runs a reduced size (well under two minutes on two cores);
+// the full run holds 1,000,000 live tokens (3,000,000 events) and writes its
+// results to bench/RESULTS.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tokenbench:", err)
+		os.Exit(1)
+	}
+}
+
+// size is how much each measurement does.
+type size struct {
+	Live        int // live tokens on the stream, three events each
+	Accounts    int
+	Validations int // requests per side per round
+	Creates     int // commands per side per round
+	Revokes     int // revokes timed from acknowledgement to refusal
+	Rebuilds    int // rebuilds and bare reads; the best of each is kept
+}
+
+var (
+	quick = size{Live: 20_000, Accounts: 200, Validations: 40_000, Creates: 1_600, Revokes: 100, Rebuilds: 2}
+	full  = size{Live: 1_000_000, Accounts: 10_000, Validations: 200_000, Creates: 3_200, Revokes: 300, Rebuilds: 1}
+)
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tokenbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("results", "bench/RESULTS.md", "where the full run writes its results")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sz, mode := full, "full"
+	if getenv("BENCH_QUICK") == "1" {
+		sz, mode = quick, "quick (BENCH_QUICK=1)"
+	}
+	report, err := measure(ctx, sz, stderr)
+	if err != nil {
+		return err
+	}
+	report.Mode = mode
+	report.write(stdout)
+	if sz == full {
+		if err := report.save(*out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "results written to %s\n", *out)
+	}
+	return nil
+}

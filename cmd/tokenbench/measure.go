@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/commands"
+	"tokenledger/embedded"
+	"tokenledger/events"
+	"tokenledger/internal/reqbench"
+	"tokenledger/natsapi"
+	"tokenledger/projections"
+)
+
+// Goals, from the issues.
+const (
+	validateGoal = 0.9
+	createGoal   = 0.8
+	rebuildGoal  = 0.7
+	requesters   = 32 // concurrent validation requesters
+	writers      = 16 // concurrent writers, one account each
+	rounds       = 6  // alternating rounds per comparison; each side's best is kept
+)
+
+// measure runs every measurement in order on one server, logging progress
+// to logw.
+func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
+	r := &report{Machine: machine(), Size: sz, Started: time.Now()}
+	say := func(format string, args ...any) {
+		fmt.Fprintf(logw, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+	dir, err := os.MkdirTemp("", "tokenbench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	seed, err := events.NewSeed()
+	if err != nil {
+		return nil, err
+	}
+	signer, err := events.NewSigner(seed)
+	if err != nil {
+		return nil, err
+	}
+	trust, err := events.NewTrust(signer.PublicKey())
+	if err != nil {
+		return nil, err
+	}
+	cfg := events.DefaultConfig()
+
+	// 1. The stream, written fast on a server that does not sync.
+	say("building %d events of %d live tokens", 3*sz.Live, sz.Live)
+	s, err := embedded.Start(embedded.Options{DataDir: dir, Listen: "127.0.0.1:0", NoSync: true})
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := events.Ensure(ctx, js, cfg); err != nil {
+		return nil, err
+	}
+	b, err := build(ctx, nc, cfg, signer, sz)
+	nc.Close()
+	s.Shutdown()
+	s.WaitForShutdown()
+	if err != nil {
+		return nil, err
+	}
+	r.add("stream built (signed, chained, async publishes)", "%d events in %s (%.0f events/s)", b.Events, b.Took.Round(time.Millisecond), float64(b.Events)/b.Took.Seconds())
+	r.add("heap per live token (a Table holding the stream)", "%.0f bytes", b.HeapPerToken)
+
+	// 2. Cold start: the server as serve runs it (every write synced),
+	// recovering the stream, and a node that rebuilds its table from it.
+	say("cold start")
+	start := time.Now()
+	s, err = embedded.Start(embedded.Options{DataDir: dir, Listen: "127.0.0.1:0"})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	serverUp := time.Since(start)
+	n1, err := startNode(ctx, s, cfg, signer, trust)
+	if err != nil {
+		return nil, err
+	}
+	defer n1.stop()
+	cold := time.Since(start)
+	r.add("cold start to ready", "%s (server with the stream %s, table %s)", cold.Round(time.Millisecond), serverUp.Round(time.Millisecond), (cold - serverUp).Round(time.Millisecond))
+
+	// 3. Rebuild: a second node's table from the whole stream, against a bare
+	// ordered-consumer read of it.
+	say("rebuild against an ordered-consumer read")
+	var bare, rebuild time.Duration
+	var n2 *node
+	for round := range sz.Rebuilds {
+		t, err := orderedRead(ctx, n1.conn, cfg, b.Events)
+		if err != nil {
+			return nil, err
+		}
+		bare = minNonZero(bare, t)
+		if round > 0 {
+			n2.stop()
+		}
+		start = time.Now()
+		if n2, err = startNode(ctx, s, cfg, signer, trust); err != nil {
+			return nil, err
+		}
+		rebuild = minNonZero(rebuild, time.Since(start))
+	}
+	defer n2.stop()
+	bareRate, rebuildRate := float64(b.Events)/bare.Seconds(), float64(b.Events)/rebuild.Seconds()
+	r.add("ordered-consumer read of the stream", "%.0f events/s (%s)", bareRate, bare.Round(time.Millisecond))
+	r.add("projection rebuild (decode, verify signature, apply)", "%.0f events/s (%s)", rebuildRate, rebuild.Round(time.Millisecond))
+
+	// 4. Validation over NATS against a bare echo on the same connection.
+	say("validate against echo, %d requesters", requesters)
+	client, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	echo, validate, err := compareValidate(ctx, n1, client, b.Samples, sz.Validations)
+	if err != nil {
+		return nil, err
+	}
+	r.add(fmt.Sprintf("bare echo, %d requesters", requesters), "%.0f req/s, p50 %s, p99 %s", echo.PerSecond(), echo.P50.Round(time.Microsecond), echo.P99.Round(time.Microsecond))
+	r.add(fmt.Sprintf("tokens.validate, %d requesters", requesters), "%.0f req/s, p50 %s, p99 %s (p99 %.2fx the echo's)", validate.PerSecond(),
+		validate.P50.Round(time.Microsecond), validate.P99.Round(time.Microsecond), float64(validate.P99)/float64(echo.P99))
+
+	// 5. A revoke on the first node, refused by the second node's service.
+	say("revoke on one node, refusal on the other")
+	lat, err := revokeLatency(ctx, n1, n2, client, b.Samples, sz.Revokes)
+	if err != nil {
+		return nil, err
+	}
+	r.add("revoke acknowledged to refused by a second node", "p50 %s, p99 %s, max %s (%d revokes)", pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Microsecond), len(lat))
+	n2.stop()
+
+	// 6. Creates through the command layer against bare publishes with the
+	// same headers, on the synced server.
+	say("create against bare publishes, %d writers", writers)
+	cmd, pub, err := compareCreate(ctx, n1, cfg, signer, sz.Creates)
+	if err != nil {
+		return nil, err
+	}
+	r.add(fmt.Sprintf("bare JetStream publish (expected sequence, Msg-Id, synced), %d writers", writers), "%.0f /s", pub)
+	r.add(fmt.Sprintf("create command (check, decide, sign, append, applied), %d writers", writers), "%.0f /s", cmd)
+
+	r.Ratios = []ratio{
+		{"validate", validate.PerSecond() / echo.PerSecond(), validateGoal},
+		{"create", cmd / pub, createGoal},
+		{"rebuild", rebuildRate / bareRate, rebuildGoal},
+	}
+	r.Took = time.Since(r.Started)
+	return r, nil
+}
+
+// node is one ledger node's parts, wired as serve wires them (without
+// snapshots: its table is rebuilt from the stream).
+type node struct {
+	conn   *nats.Conn
+	table  *projections.Table
+	ledger *commands.Ledger
+	stop   func()
+}
+
+// startNode starts a node on s and returns once its table has caught up.
+func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer *events.Signer, trust *events.Trust) (*node, error) {
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	stream, err := events.Open(ctx, js, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	table := projections.NewTable(projections.DefaultWarn)
+	f := projections.NewFollower(table, stream, trust, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(runCtx) }()
+	n := &node{conn: nc, table: table, stop: sync.OnceFunc(func() { cancel(); <-done; nc.Close() })}
+	if err := f.WaitReady(ctx); err != nil {
+		n.stop()
+		return nil, err
+	}
+	n.ledger = commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust})
+	return n, nil
+}
+
+// orderedRead reads the whole stream with an ordered consumer, as bare as
+// JetStream allows, and says how long it took.
+func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int) (time.Duration, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	st, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return 0, err
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.AllFilter()}})
+	if err != nil {
+		return 0, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Stop()
+	for n := 0; n < want; n++ {
+		m, err := it.Next()
+		if err != nil {
+			return 0, err
+		}
+		if md, err := m.Metadata(); err != nil || md.NumPending == 0 && n+1 < want {
+			return 0, fmt.Errorf("ordered read ended after %d of %d messages: %v", n+1, want, err)
+		}
+	}
+	return time.Since(start), nil
+}
+
+// compareValidate serves n1's table on tokens.validate and a bare echo on the
+// same connection, and loads both alike from client: the same request bodies,
+// and the echo answers with a reply of the validation's size.
+func compareValidate(ctx context.Context, n1 *node, client *nats.Conn, samples []sample, n int) (echo, validate reqbench.Result, err error) {
+	svc, err := natsapi.Start(n1.conn, natsapi.Config{Prefix: "tokens", Ledger: n1.ledger, Table: n1.table, Now: time.Now,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "0.0.0-bench"})
+	if err != nil {
+		return echo, validate, err
+	}
+	defer svc.Stop()
+	bodies := make([][]byte, len(samples))
+	for i, s := range samples {
+		bodies[i], _ = json.Marshal(natsapi.ValidateRequest{Token: s.Secret, Account: s.Account})
+	}
+	first, err := client.Request("tokens.validate", bodies[0], 5*time.Second)
+	if err != nil {
+		return echo, validate, err
+	}
+	sub, err := reqbench.Echo(n1.conn, "bench.echo", natsapi.QueueGroup, first.Data)
+	if err != nil {
+		return echo, validate, err
+	}
+	defer sub.Unsubscribe()
+	valid := func(data []byte) error {
+		var rep natsapi.ValidateReply
+		if err := json.Unmarshal(data, &rep); err != nil || !rep.Valid {
+			return fmt.Errorf("not valid: %q", data)
+		}
+		return nil
+	}
+	return reqbench.Compare(client, "bench.echo", "tokens.validate", bodies, requesters, n, rounds, valid)
+}
+
+// revokeLatency revokes sampled tokens one by one through n1 and times, from
+// each acknowledgement, until n2's service (the only one running) refuses
+// the token. It returns the times in order.
+func revokeLatency(ctx context.Context, n1, n2 *node, client *nats.Conn, samples []sample, n int) ([]time.Duration, error) {
+	svc, err := natsapi.Start(n2.conn, natsapi.Config{Prefix: "tokens", Ledger: n2.ledger, Table: n2.table, Now: time.Now,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "0.0.0-bench"})
+	if err != nil {
+		return nil, err
+	}
+	defer svc.Stop()
+	if err := client.Flush(); err != nil {
+		return nil, err
+	}
+	var lat []time.Duration
+	for i := len(samples) - 1; i >= 0 && len(lat) < n; i-- {
+		s := samples[i]
+		err := n1.ledger.Revoke(ctx, commands.Revoke{Account: s.Account, Names: []string{s.Name},
+			Actor: events.Actor{Kind: events.ActorOperator, Name: "tokenbench"}})
+		if err != nil {
+			return nil, err
+		}
+		acked := time.Now()
+		for {
+			m, err := client.Request("tokens.validate", []byte(s.Secret), 5*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			var rep natsapi.ValidateReply
+			if err := json.Unmarshal(m.Data, &rep); err != nil {
+				return nil, err
+			}
+			if rep.Reason == projections.ReasonRevoked {
+				break
+			}
+			if time.Since(acked) > 10*time.Second {
+				return nil, fmt.Errorf("%s/%s still %+v 10s after its revoke", s.Account, s.Name, rep)
+			}
+		}
+		lat = append(lat, time.Since(acked))
+	}
+	slices.Sort(lat)
+	return lat, nil
+}
+
+// compareCreate runs creates through n1's ledger and bare publishes of an
+// event of the same size with the same headers (the account's expected last
+// sequence and a Msg-Id) to a stream of the same configuration, from writers
+// goroutines with an account each, in alternating rounds of n.
+func compareCreate(ctx context.Context, n1 *node, cfg events.Config, signer *events.Signer, n int) (cmd, pub float64, err error) {
+	js, err := jetstream.New(n1.conn)
+	if err != nil {
+		return 0, 0, err
+	}
+	bareCfg := events.Config{Stream: "BENCHBARE", Prefix: "bench", Replicas: cfg.Replicas}
+	if _, err := events.Ensure(ctx, js, bareCfg); err != nil {
+		return 0, 0, err
+	}
+	actor := events.Actor{Kind: events.ActorOperator, Name: "tokenbench"}
+	payload := make([][]byte, writers)
+	for w := range writers {
+		e := events.Event{ID: events.NewID(), At: time.Now(), Account: fmt.Sprintf("c%02d", w), TokenID: events.NewID(), Actor: actor,
+			Data: events.TokenCreated{Name: "t0", TokenHash: events.HashSecret(events.NewSecret()).String(), FullAccess: true}}
+		if _, err := signer.Sign(&e, events.Hash{}); err != nil {
+			return 0, 0, err
+		}
+		payload[w], _ = events.Encode(e)
+	}
+	last := make([]uint64, writers) // each bare account's last sequence
+	created := 0
+	for round := range rounds {
+		order := []bool{true, false}
+		if round%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, command := range order {
+			per := n / writers
+			var wg sync.WaitGroup
+			errs := make(chan error, writers)
+			start := time.Now()
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					account := fmt.Sprintf("c%02d", w)
+					for i := range per {
+						if command {
+							_, err := n1.ledger.Create(ctx, commands.Create{Account: account, Name: "n" + strconv.Itoa(created+i), Actor: actor})
+							if err != nil {
+								errs <- err
+								return
+							}
+							continue
+						}
+						m := nats.NewMsg(bareCfg.Subject(account, events.NewID()))
+						m.Data = payload[w]
+						m.Header.Set(jetstream.MsgIDHeader, events.NewID())
+						m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last[w], 10))
+						m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, bareCfg.AccountFilter(account))
+						ack, err := js.PublishMsg(ctx, m)
+						if err != nil {
+							errs <- err
+							return
+						}
+						last[w] = ack.Sequence
+					}
+				}()
+			}
+			wg.Wait()
+			rate := float64(per*writers) / time.Since(start).Seconds()
+			close(errs)
+			if err := <-errs; err != nil {
+				return 0, 0, err
+			}
+			if command {
+				cmd = max(cmd, rate)
+				created += per
+			} else {
+				pub = max(pub, rate)
+			}
+		}
+	}
+	return cmd, pub, nil
+}
+
+func minNonZero(a, b time.Duration) time.Duration {
+	if a == 0 || b < a {
+		return b
+	}
+	return a
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	return sorted[min(len(sorted)-1, len(sorted)*p/100)].Round(time.Microsecond)
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is what a run found.
+type report struct {
+	Mode    string
+	Machine string
+	Size    size
+	Rows    [][2]string // measurement, value
+	Ratios  []ratio
+	Started time.Time
+	Took    time.Duration
+}
+
+// ratio is the project's throughput over its bare baseline's.
+type ratio struct {
+	Name string
+	X    float64
+	Goal float64
+}
+
+func (r *report) add(what, format string, args ...any) {
+	r.Rows = append(r.Rows, [2]string{what, fmt.Sprintf(format, args...)})
+}
+
+func (r *report) write(w io.Writer) {
+	fmt.Fprintf(w, "tokenbench, %s: %d live tokens (%d events) in %d accounts\n", r.Mode, r.Size.Live, 3*r.Size.Live, r.Size.Accounts)
+	fmt.Fprintf(w, "machine: %s\n\n", r.Machine)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEASUREMENT\tVALUE")
+	for _, row := range r.Rows {
+		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, x := range r.Ratios {
+		fmt.Fprintf(w, "ratio %s = %.2f (goal >= %.1f)\n", x.Name, x.X, x.Goal)
+	}
+}
+
+// save writes the report as Markdown.
+func (r *report) save(path string) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Benchmark results\n\nWritten by `make bench` (cmd/tokenbench) on %s; the run took %s.\n\n",
+		r.Started.UTC().Format(time.RFC3339), r.Took.Round(time.Second))
+	fmt.Fprintf(&b, "Machine: %s.\n\n", r.Machine)
+	fmt.Fprintf(&b, "Size: %d live tokens, %d events, %d accounts; one embedded NATS server (file store, every write synced) "+
+		"in a temporary directory, clients over loopback TCP.\n\n", r.Size.Live, 3*r.Size.Live, r.Size.Accounts)
+	fmt.Fprintf(&b, "| measurement | value |\n| --- | --- |\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "| %s | %s |\n", row[0], row[1])
+	}
+	fmt.Fprintf(&b, "\n```\n")
+	for _, x := range r.Ratios {
+		fmt.Fprintf(&b, "ratio %s = %.2f (goal >= %.1f)\n", x.Name, x.X, x.Goal)
+	}
+	fmt.Fprintf(&b, "```\n")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// machine names the hardware and toolchain a run measured.
+func machine() string {
+	model := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (GOMAXPROCS %d), %s, %s %s/%s", runtime.NumCPU(), runtime.GOMAXPROCS(0), model,
+		runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
