@@ -459,3 +459,18 @@ func control(tb testing.TB, nc *nats.Conn, subject string, v any) {
 		tb.Fatalf("%s: %q: %v", subject, msg.Data, err)
 	}
 }
+
+// A revoked token's secret stays known after its name is used again: the old
+// secret is refused as revoked, the new one validates under the same name.
+func TestValidateNameReusedAfterRevoke(t *testing.T) {
+	n := MustServe(t, natstest.MustServer(t), nil)
+	old := n.MustCreate(t, "bob", "deploy", nil)
+	n.MustRevoke(t, "bob", "deploy")
+	reused := n.MustCreate(t, "bob", "deploy", nil)
+	if rep := ask(t, n.Client, []byte(old.Secret)); rep.Reason != "revoked" {
+		t.Fatalf("old secret: %+v", rep)
+	}
+	if rep := ask(t, n.Client, jsonBody(reused.Secret, "bob")); !rep.Valid || rep.Name != "deploy" || rep.TokenID != reused.Event.TokenID {
+		t.Fatalf("new secret: %+v", rep)
+	}
+}
