@@ -171,6 +171,10 @@ func TestPanelInBrowser(t *testing.T) {
 	if r := rows[2]; r.Status != "active" || r.Icon || r.Expires != "Never" {
 		t.Errorf("active row: %+v", r)
 	}
+	run("columns", into(&text, chromedp.Text(chromedp.CSS("#tokens thead"))))
+	if !strings.Contains(text, "Last used") {
+		t.Errorf("table header %q has no Last used", text)
+	}
 
 	// Twenty a page shows all twelve.
 	run("page size",
@@ -254,6 +258,41 @@ func TestPanelInBrowser(t *testing.T) {
 	have := names(table("after rename"))
 	if !slices.Contains(have, "web-deploy-2") || slices.Contains(have, "web-deploy") {
 		t.Fatalf("after rename: %v", have)
+	}
+
+	// Manage: rotate, behind a confirmation; the new secret shows once, as
+	// on create, and the old one stops working.
+	var rotated, notice string
+	run("rotate",
+		chromedp.Click(chromedp.CSS(`#tokens tr[data-name="web-deploy-2"] a.btn`)),
+		chromedp.WaitVisible(chromedp.CSS("#rotate")),
+		chromedp.Click(chromedp.CSS("#rotate")),
+		chromedp.WaitVisible(chromedp.CSS("#rotate-confirm")), shot("rotate-confirm"))
+	if res := n.Table.Validate(secret, "bob", n.Clock.Now()); !res.Valid {
+		t.Fatalf("rotated before the confirmation: %+v", res)
+	}
+	run("rotate confirmed",
+		chromedp.Click(chromedp.CSS("#rotate-yes")),
+		chromedp.WaitVisible(chromedp.CSS("#secret")),
+		into(&rotated, chromedp.Value(chromedp.CSS("#secret"))),
+		into(&notice, chromedp.Text(chromedp.CSS("#created-notice"))),
+		chromedp.Click(chromedp.CSS("#copy")),
+		chromedp.WaitVisible(chromedp.CSS("#copy-done")), shot("rotated"))
+	if !strings.Contains(notice, "“web-deploy-2” API token has a new secret") {
+		t.Fatalf("rotate notice %q", notice)
+	}
+	if res := n.Table.Validate(rotated, "bob", n.Clock.Now()); rotated == secret || !res.Valid || res.Name != "web-deploy-2" {
+		t.Fatalf("the rotated secret shown does not validate: %+v", res)
+	}
+	if res := n.Table.Validate(secret, "bob", n.Clock.Now()); res.Valid {
+		t.Fatal("the old secret still works after rotate")
+	}
+	run("saved after rotate",
+		chromedp.Click(chromedp.CSS("#saved")),
+		chromedp.WaitVisible(chromedp.CSS("#tokens")),
+		into(&html, chromedp.OuterHTML(chromedp.CSS("html"))))
+	if strings.Contains(html, rotated) {
+		t.Fatal("the rotated secret is shown again after “Yes, I Saved My Token”")
 	}
 
 	// Select all, then only three, and revoke them behind a confirmation.
