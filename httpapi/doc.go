@@ -5,12 +5,16 @@
 //
 // The UAPI (/execute/Tokens/create_full_access, list, rename, revoke) takes
 // cPanel's parameter names and answers in UAPI's envelope with cPanel's
-// wording, so a script written for cPanel works unchanged. It authenticates
-// with "Authorization: cpanel ACCOUNT:TOKEN" (validated from the node's
-// in-memory table) or HTTP Basic with a password from the accounts file, an
-// htpasswd file of bcrypt hashes (Accounts). An account only ever sees and
-// changes its own tokens, and every change records who made it and from what
-// address.
+// wording, so a script written for cPanel works unchanged; rotate, whitelist_ip
+// on create and last_used/allowed_ips in list go beyond cPanel with new names
+// only. It authenticates with "Authorization: cpanel ACCOUNT:TOKEN"
+// (validated from the node's in-memory table, against the token's address
+// allow-list, and noted to the use recorder) or HTTP Basic with a password
+// from the accounts file, an htpasswd file of bcrypt hashes (Accounts). An
+// account only ever sees and changes its own tokens, and every change records
+// who made it and from what address. Failed credentials are counted by source
+// for /metrics, and an account whose password keeps failing is locked for a
+// while (guard.go).
 //
 // The panel is server-rendered HTML with a stylesheet and a little
 // JavaScript, all embedded, behind a login with the account's password:
