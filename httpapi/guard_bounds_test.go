@@ -19,7 +19,7 @@ func TestGuardBounds(t *testing.T) {
 	for range 50 {
 		g.failed(failToken, heavy)
 	}
-	for i := range 20000 {
+	for i := range 3 * maxSources {
 		g.failed(failPassword, netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
 	}
 	if len(g.sources) > maxSources {
@@ -29,7 +29,7 @@ func TestGuardBounds(t *testing.T) {
 	if len(top) != topSources || top[0].source != "192.0.2.1" || top[0].n != 50 {
 		t.Fatalf("top sources %v", top[:min(len(top), 3)])
 	}
-	if total[failPassword] != 20000 || total[failToken] != 50 {
+	if total[failPassword] != 3*maxSources || total[failToken] != 50 {
 		t.Fatalf("totals %v", total)
 	}
 
