@@ -45,6 +45,10 @@ type Service struct {
 	cfg      Config
 	inFlight sync.WaitGroup
 	slots    chan struct{}
+	// reply is the validate handler's buffer. The endpoint is one
+	// subscription, whose callback NATS runs one message at a time, and
+	// Respond copies the bytes out before it returns.
+	reply []byte
 }
 
 // Start registers the service and its endpoints on nc. Validation is answered
@@ -80,6 +84,11 @@ func Start(nc *nats.Conn, cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
+	// Once the server has the subscriptions, requests from any connection reach them.
+	if err := nc.Flush(); err != nil {
+		svc.Stop()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -100,7 +109,8 @@ func (s *Service) validate(req micro.Request) {
 	} else {
 		r = projections.Result{Reason: projections.ReasonMalformed}
 	}
-	req.Respond(appendValidateReply(make([]byte, 0, 192), validateReply(r)))
+	s.reply = appendValidateReply(s.reply[:0], validateReply(r))
+	req.Respond(s.reply)
 }
 
 // parseValidate reads a JSON request or a bare secret. Anything else, too
