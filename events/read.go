@@ -82,13 +82,15 @@ func (s *Stream) LastSeq(ctx context.Context, account string) (uint64, error) {
 
 func (s *Stream) last(ctx context.Context, filter string) (uint64, error) {
 	if filter == s.cfg.AllFilter() {
-		info, err := s.stream.Info(ctx)
+		info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return s.stream.Info(ctx) })
 		if err != nil {
 			return 0, natsError(err)
 		}
 		return info.State.LastSeq, nil
 	}
-	m, err := s.stream.GetLastMsgForSubject(ctx, filter)
+	m, err := askAgain(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return s.stream.GetLastMsgForSubject(ctx, filter)
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
@@ -96,6 +98,23 @@ func (s *Stream) last(ctx context.Context, filter string) (uint64, error) {
 		return 0, natsError(err)
 	}
 	return m.Sequence, nil
+}
+
+// apiWait bounds one JetStream API read. Just after a server is lost a request
+// may go unanswered; asking again soon beats waiting out the caller's deadline.
+const apiWait = 2 * time.Second
+
+// askAgain runs the read req, again each time it goes unanswered for apiWait,
+// until it is answered or ctx ends.
+func askAgain[T any](ctx context.Context, req func(context.Context) (T, error)) (T, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, apiWait)
+		v, err := req(actx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return v, err
+		}
+	}
 }
 
 // consume runs an ordered consumer and hands each message to fn until fn says
@@ -106,13 +125,15 @@ func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig
 	if err != nil {
 		return natsError(err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	// A consumer lost with its server shows as missed heartbeats: a second
+	// apart, a follower recreates it within seconds rather than half a minute.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return natsError(err)
 	}
 	defer it.Stop()
 	if bounded {
-		info, err := cons.Info(ctx)
+		info, err := askAgain(ctx, cons.Info)
 		if err != nil {
 			return natsError(err)
 		}

@@ -17,8 +17,12 @@ import (
 type Config struct {
 	Stream   string // TOKENS
 	Prefix   string // tokens: events go on <Prefix>.events.<account>.<token_id>
-	Replicas int    // copies kept by a JetStream cluster; 1 on a single server
+	Replicas int    // copies kept by a JetStream cluster; 1 on a single server; AutoReplicas: let Ensure choose
 }
+
+// AutoReplicas asks Ensure to choose the copies of a stream it creates: three
+// where the JetStream cluster can place three, else one.
+const AutoReplicas = 0
 
 // DefaultConfig is the contract's stream and subject prefix.
 func DefaultConfig() Config { return Config{Stream: "TOKENS", Prefix: "tokens", Replicas: 1} }
@@ -68,17 +72,71 @@ type Stream struct {
 // Ensure opens the stream, creating it if it is missing. An existing stream
 // whose configuration could lose or reject events is refused, never changed.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Stream, error) {
-	s, err := js.CreateStream(ctx, cfg.StreamConfig())
+	s, err := create(ctx, js, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		if s, err = js.Stream(ctx, cfg.Stream); err == nil {
 			err = compatible(s.CachedInfo().Config, cfg)
 		}
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeSubjectOverlap {
+		return nil, Errorf(Invalid, "stream %s cannot be created: another stream already takes subjects %s; tokenledger will not change it, remove that stream or its subjects by hand", cfg.Stream, cfg.AllFilter())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, natsError(err))
 	}
 	return &Stream{js: js, stream: s, cfg: cfg}, nil
 }
+
+// JetStream error codes of stream placement that the nats.go client does not name.
+const (
+	errCodeNoPeers              = 10005 // the cluster has too few servers that can take a copy now
+	errCodeInsufficientResource = 10023
+	errCodeSubjectOverlap       = 10065
+	errCodeReplicasNotSupported = 10074 // a single server, not a cluster
+)
+
+// placementWait bounds how long Ensure keeps asking a cluster for three copies:
+// just after a cluster starts, its leader may not yet know every server.
+const placementWait = 5 * time.Second
+
+// create makes the stream. With AutoReplicas it asks for three copies and
+// settles for one where the server is not clustered or the cluster cannot
+// place three; asking is the one way that needs no system-account rights.
+func create(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+	sc := cfg.StreamConfig()
+	if cfg.Replicas != AutoReplicas {
+		return js.CreateStream(ctx, sc)
+	}
+	sc.Replicas = 3
+	deadline := time.Now().Add(placementWait)
+	for {
+		s, err := js.CreateStream(ctx, sc)
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) {
+			return s, err
+		}
+		switch apiErr.ErrorCode {
+		case errCodeReplicasNotSupported:
+		case errCodeNoPeers, errCodeInsufficientResource:
+			if time.Now().Before(deadline) {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(250 * time.Millisecond):
+				}
+				continue
+			}
+		default:
+			return s, err
+		}
+		sc.Replicas = 1
+		return js.CreateStream(ctx, sc)
+	}
+}
+
+// Replicas is how many copies of the stream JetStream keeps.
+func (s *Stream) Replicas() int { return s.stream.CachedInfo().Config.Replicas }
 
 // Open opens an existing stream for reading: all an auditor needs.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Stream, error) {
@@ -111,6 +169,12 @@ func compatible(have jetstream.StreamConfig, cfg Config) error {
 	}
 	if !have.AllowAtomicPublish {
 		problems = append(problems, "it does not allow atomic publish")
+	}
+	if have.Storage != jetstream.FileStorage {
+		problems = append(problems, "it keeps events in memory only")
+	}
+	if have.MaxMsgSize > 0 && have.MaxMsgSize < want.MaxMsgSize {
+		problems = append(problems, fmt.Sprintf("it refuses events over %d bytes (want %d)", have.MaxMsgSize, want.MaxMsgSize))
 	}
 	if len(problems) > 0 {
 		return Errorf(Invalid, "existing stream %s is not compatible (%v); fix or replace it by hand, tokenledger will not change it", cfg.Stream, problems)
@@ -145,13 +209,37 @@ func (s *Stream) Append(ctx context.Context, account string, expect uint64, evs 
 	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
 	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, s.cfg.AccountFilter(account))
 	if len(msgs) == 1 {
-		ack, err := s.js.PublishMsg(ctx, msgs[0])
+		ack, err := s.publish(ctx, msgs[0])
 		if err != nil {
 			return 0, natsError(err)
 		}
 		return ack.Sequence, nil
 	}
 	return s.appendBatch(ctx, msgs)
+}
+
+// ackWait bounds the wait for one acknowledgement before the message is sent
+// again: a server lost with the message in flight never answers.
+const ackWait = 3 * time.Second
+
+// errCodeDuplicateInProcess: a message with this id is being stored right now.
+const errCodeDuplicateInProcess = 10158
+
+// publish sends m until JetStream acknowledges it or ctx ends. The message id
+// makes a second copy of a stored message return the first one's sequence,
+// so the retry can neither store an event twice nor lose a race it won.
+func (s *Stream) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, ackWait)
+		ack, err := s.js.PublishMsg(actx, m)
+		cancel()
+		var apiErr *jetstream.APIError
+		retry := errors.Is(err, context.DeadlineExceeded) ||
+			(errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess)
+		if !retry || ctx.Err() != nil {
+			return ack, err
+		}
+	}
 }
 
 // appendBatch publishes msgs as one JetStream atomic batch: the server stores

@@ -71,7 +71,7 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.DurationVar(&c.UsedEvery, "used-every", 10*time.Minute, "record a token's last use at most once per this period")
 	fs.DurationVar(&c.MaxLifetime, "max-lifetime", 0, "when set, refuse tokens that never expire or expire later than this from now (e.g. 2160h)")
 	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
-	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of the stream when this node creates it")
+	fs.IntVar(&c.Replicas, "replicas", events.AutoReplicas, "copies of the stream when this node creates it, 1 to 5 (default: 3 when the joined cluster has three or more JetStream servers, else 1)")
 	if err := parse(fs, args, 0); err != nil {
 		return c, err
 	}
@@ -86,7 +86,7 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	if c.WarnDays < 0 {
 		return c, usageErrorf("--warn-days must not be negative")
 	}
-	if c.Replicas < 1 || c.Replicas > 5 {
+	if c.Replicas < 0 || c.Replicas > 5 {
 		return c, usageErrorf("--replicas must be 1 to 5")
 	}
 	if _, err := c.location(); err != nil {
@@ -139,11 +139,22 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	}
 	scfg := cfg.streamConfig()
 	scfg.Replicas = cfg.Replicas
+	if !cfg.Join && scfg.Replicas == events.AutoReplicas {
+		scfg.Replicas = 1 // the embedded server is a single server
+	}
 	stream, err := events.Ensure(ctx, js, scfg)
 	if err != nil {
 		return err
 	}
-	snapshots, err := events.OpenSnapshots(ctx, js, scfg)
+	if cfg.Join {
+		checkReplicas(log, cfg.Replicas, stream)
+	}
+	scfg.Replicas = stream.Replicas() // the buckets beside the stream keep as many copies
+	var snapshots *events.Snapshots
+	err = retryUnanswered(ctx, log, cfg.Join, func(ctx context.Context) (err error) {
+		snapshots, err = events.OpenSnapshots(ctx, js, scfg)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -151,7 +162,11 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	follower := projections.NewFollower(table, stream, trust, log)
 	ledger := commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust, MaxLifetime: cfg.MaxLifetime})
 	uses := commands.NewUseRecorder(ledger, table.LastUsed, cfg.UsedEvery, log)
-	claims, err := events.OpenClaims(ctx, js, scfg)
+	var claims *events.Claims
+	err = retryUnanswered(ctx, log, cfg.Join, func(ctx context.Context) (err error) {
+		claims, err = events.OpenClaims(ctx, js, scfg)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -203,23 +218,50 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		ctx, cancel := context.WithCancel(ctx)
 		g.add(func() error { return follower.Run(ctx) }, cancel)
 	}
-	{ // the `tokens` service, once the projections have caught up
+	if cfg.Join { // after a lost NATS connection, catch up before answering again
+		ctx, cancel := context.WithCancel(ctx)
+		reconnected := watchConnection(nc, follower, log)
+		g.add(func() error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-reconnected:
+				}
+				if follower.CatchUp(ctx) != nil {
+					return nil
+				}
+			}
+		}, cancel)
+	}
+	{ // the `tokens` service, while the projections are caught up
 		ctx, cancel := context.WithCancel(ctx)
 		g.add(func() error {
-			if err := follower.WaitReady(ctx); err != nil {
-				return nil
+			for started := false; ; started = true {
+				if err := follower.WaitReady(ctx); err != nil {
+					return nil
+				}
+				lost := follower.Lost()
+				svc, err := natsapi.Start(nc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version})
+				if err != nil {
+					return err
+				}
+				if !started {
+					scheme := "http"
+					if cfg.TLSCert != "" {
+						scheme = "https"
+					}
+					fmt.Fprintf(e.stdout, "tokenledger serving: nats=%s http=%s://%s\n", clientURL, scheme, ln.Addr())
+				}
+				select {
+				case <-ctx.Done():
+					return svc.Stop()
+				case <-lost:
+				}
+				if err := svc.Stop(); err != nil {
+					return err
+				}
 			}
-			svc, err := natsapi.Start(nc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version})
-			if err != nil {
-				return err
-			}
-			scheme := "http"
-			if cfg.TLSCert != "" {
-				scheme = "https"
-			}
-			fmt.Fprintf(e.stdout, "tokenledger serving: nats=%s http=%s://%s\n", clientURL, scheme, ln.Addr())
-			<-ctx.Done()
-			return svc.Stop()
 		}, cancel)
 	}
 	{ // HTTP
@@ -240,6 +282,69 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	}
 	log.Info("node starting", "signing_key", signer.PublicKey(), "trusted_keys", len(trust.Keys()), "nats", clientURL, "http", ln.Addr().String(), "stream", scfg.Stream, "embedded", !cfg.Join)
 	return g.run()
+}
+
+// checkReplicas says when the stream keeps fewer copies than it should, or
+// other than --replicas asks: tokenledger never changes an existing stream.
+func checkReplicas(log *slog.Logger, asked int, stream *events.Stream) {
+	have := stream.Replicas()
+	switch {
+	case asked != events.AutoReplicas && have != asked:
+		log.Warn("the stream keeps a different number of copies than --replicas asks, and tokenledger does not change it; change it with `nats stream edit` if you mean to",
+			"stream", stream.Config().Stream, "replicas", have, "asked", asked)
+	case have == 1:
+		log.Warn("the stream keeps one copy: losing the server that holds it stops the ledger; with three JetStream servers, raise it with `nats stream edit --replicas 3`",
+			"stream", stream.Config().Stream)
+	default:
+		log.Info("stream replicated", "stream", stream.Config().Stream, "replicas", have)
+	}
+}
+
+// retryUnanswered runs open again while JetStream does not answer, for up to
+// a minute when joining a cluster: nodes started together race to create the
+// buckets beside the stream, and a clustered JetStream may leave one of two
+// such requests unanswered.
+func retryUnanswered(ctx context.Context, log *slog.Logger, join bool, open func(context.Context) error) error {
+	if !join {
+		return open(ctx)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := open(actx)
+		cancel()
+		if ctx.Err() != nil || events.ErrorCode(err) != events.Unavailable || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("JetStream did not answer; asking again", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// watchConnection makes a lost NATS connection visible: while disconnected
+// the node may miss events (a revoke on another node), so it stops answering
+// at once, and on each reconnect the returned channel asks it to catch up.
+func watchConnection(nc *nats.Conn, follower *projections.Follower, log *slog.Logger) <-chan struct{} {
+	reconnected := make(chan struct{}, 1)
+	nc.SetDisconnectErrHandler(func(nc *nats.Conn, err error) {
+		if nc.IsClosed() {
+			return
+		}
+		follower.Behind()
+		log.Warn("NATS connection lost: not answering until reconnected and caught up", "err", err)
+	})
+	nc.SetReconnectHandler(func(nc *nats.Conn) {
+		log.Info("NATS reconnected: catching up with the stream", "server", nc.ConnectedUrlRedacted())
+		select {
+		case reconnected <- struct{}{}:
+		default:
+		}
+	})
+	return reconnected
 }
 
 // connectWith connects a node to an existing NATS with cfg's credentials.
