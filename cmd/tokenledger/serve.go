@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -242,7 +243,17 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 					return nil
 				}
 				lost := follower.Lost()
-				svc, err := natsapi.Start(nc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version})
+				snc, closed, err := cfg.serviceConn(nc)
+				if err != nil {
+					log.Warn("cannot connect the service; trying again", "err", err)
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(time.Second):
+					}
+					continue
+				}
+				svc, err := natsapi.Start(snc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version})
 				if err != nil {
 					return err
 				}
@@ -255,12 +266,16 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 				}
 				select {
 				case <-ctx.Done():
-					return svc.Stop()
-				case <-lost:
-				}
-				if err := svc.Stop(); err != nil {
+					err := svc.Stop()
+					cfg.closeServiceConn(snc, nc)
 					return err
+				case <-lost:
+				case <-closed:
 				}
+				// The service's own connection goes with it, so that no
+				// subscription of it can come back with a reconnect.
+				cfg.closeServiceConn(snc, nc)
+				svc.Stop()
 			}
 		}, cancel)
 	}
@@ -322,6 +337,33 @@ func retryUnanswered(ctx context.Context, log *slog.Logger, join bool, open func
 			return err
 		case <-time.After(250 * time.Millisecond):
 		}
+	}
+}
+
+// serviceConn is the connection the `tokens` service answers on. A joined
+// node gives the service a connection of its own that never reconnects:
+// when the node falls behind, closing it takes every subscription of the
+// service off the cluster at once, which stopping the service while NATS is
+// reconnecting would not (a subscription drained then comes back with the
+// reconnect and takes requests it never answers). closed is closed with it.
+func (c *serveConfig) serviceConn(nc *nats.Conn) (*nats.Conn, <-chan struct{}, error) {
+	closed := make(chan struct{})
+	if !c.Join {
+		return nc, closed, nil
+	}
+	// The node's own server first, then every server it has learnt of.
+	sc := c.clientConfig
+	sc.NATS = strings.Join(append([]string{nc.ConnectedUrl()}, nc.Servers()...), ",")
+	snc, err := sc.connectWith(nats.NoReconnect(), nats.DontRandomize(), nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if err != nil {
+		return nil, nil, err
+	}
+	return snc, closed, nil
+}
+
+func (c *serveConfig) closeServiceConn(snc, nc *nats.Conn) {
+	if snc != nc {
+		snc.Close()
 	}
 }
 
