@@ -52,10 +52,32 @@ func (c *Client) List(ctx context.Context, account string) ([]TokenInfo, error) 
 	return rep.Tokens, nil
 }
 
+// Rotate asks for a new secret for a token and returns it.
+func (c *Client) Rotate(ctx context.Context, r RotateRequest) (NewToken, error) {
+	var rep reply
+	if err := c.call(ctx, "cmd.rotate", r, &rep); err != nil {
+		return NewToken{}, err
+	}
+	if rep.Token == nil {
+		return NewToken{}, events.Errorf(events.Internal, "the node's reply holds no token")
+	}
+	return *rep.Token, nil
+}
+
+// SetAllowedIPs replaces a token's address allow-list.
+func (c *Client) SetAllowedIPs(ctx context.Context, r SetAllowedIPsRequest) error {
+	return c.call(ctx, "cmd.set-allowed-ips", r, &reply{})
+}
+
 // Validate asks whether secret is a valid token, of account if it is not empty.
 func (c *Client) Validate(ctx context.Context, secret, account string) (ValidateReply, error) {
+	return c.ValidateFrom(ctx, ValidateRequest{Token: secret, Account: account})
+}
+
+// ValidateFrom asks about a token used from an address (r.IP), for allow-lists.
+func (c *Client) ValidateFrom(ctx context.Context, r ValidateRequest) (ValidateReply, error) {
 	var rep ValidateReply
-	body, _ := json.Marshal(ValidateRequest{Token: secret, Account: account})
+	body, _ := json.Marshal(r)
 	msg, err := c.request(ctx, "validate", body)
 	if err != nil {
 		return rep, err

@@ -15,13 +15,13 @@ import (
 func FuzzParseValidate(f *testing.F) {
 	for _, s := range []string{`{"token":"ABC","account":"bob"}`, "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", "", "{", `{"account":"bob.>"}`,
 		`{"token":null}`, " \n ", strings.Repeat("{", 100), `{}`, `{ "account" : "bob" , "token" : "X" }`, `{"token":"A","token":"B"}`,
-		`{"Token":"A"}`, `{"token":"A\u0042"}`, `{"token":"A"}x`, `{"token":"A",}`, `{"token":"é"}`, "{\"token\":\"A\x00\"}"} {
+		`{"Token":"A"}`, `{"token":"A\u0042"}`, `{"token":"A"}x`, `{"token":"A",}`, `{"token":"é"}`, "{\"token\":\"A\x00\"}", `{"token":"A","ip":"192.0.2.1"}`, `{"ip":"a","ip":"b"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_, account, ok := parseValidate(body)
-		if ok && account != "" && events.CheckAccount(account) != nil {
-			t.Fatalf("account %q let through", account)
+		v, ok := parseValidate(body)
+		if ok && v.Account != "" && events.CheckAccount(v.Account) != nil {
+			t.Fatalf("account %q let through", v.Account)
 		}
 		if have, simple := parseFlatRequest(bytes.Trim(body, " \t\r\n")); simple {
 			var want ValidateRequest

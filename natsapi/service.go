@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -37,6 +38,8 @@ type Config struct {
 	Now     func() time.Time
 	Log     *slog.Logger
 	Version string
+	// Uses hears of each valid token, to record its last use; nil: not recorded.
+	Uses *commands.UseRecorder
 }
 
 // Service is a running `tokens` micro service.
@@ -78,6 +81,8 @@ func Start(nc *nats.Conn, cfg Config) (*Service, error) {
 		{cmd, "rename", s.async(s.rename)},
 		{cmd, "revoke", s.async(s.revoke)},
 		{cmd, "list", s.list},
+		{cmd, "rotate", s.async(s.rotate)},
+		{cmd, "set-allowed-ips", s.async(s.setAllowedIPs)},
 	} {
 		if err := e.group.AddEndpoint(e.name, e.handler); err != nil {
 			svc.Stop()
@@ -103,11 +108,18 @@ func (s *Service) Stop() error {
 // a time like any NATS responder, so it is kept to a parse, a hash, a map
 // lookup and an append: see parseValidate and appendValidateReply.
 func (s *Service) validate(req micro.Request) {
-	var r projections.Result
-	if secret, account, ok := parseValidate(req.Data()); ok {
-		r = s.cfg.Table.Validate(secret, account, s.cfg.Now())
-	} else {
-		r = projections.Result{Reason: projections.ReasonMalformed}
+	r := projections.Result{Reason: projections.ReasonMalformed}
+	if v, ok := parseValidate(req.Data()); ok {
+		var ip netip.Addr
+		if v.IP != "" {
+			ip, ok = parseIP(v.IP)
+		}
+		if ok {
+			r = s.cfg.Table.ValidateFrom(v.Token, v.Account, ip, s.cfg.Now())
+		}
+		if r.Valid && s.cfg.Uses != nil {
+			s.cfg.Uses.Seen(r.Account, r.TokenID, v.IP)
+		}
 	}
 	s.reply = appendValidateReply(s.reply[:0], validateReply(r))
 	req.Respond(s.reply)
@@ -117,25 +129,31 @@ func (s *Service) validate(req micro.Request) {
 // large or not JSON, is malformed. The common request, a flat object of
 // plain strings, is read by hand; anything unusual goes to encoding/json,
 // which is the reference (FuzzParseValidate holds the two to the same answer).
-func parseValidate(body []byte) (secret, account string, ok bool) {
+func parseValidate(body []byte) (ValidateRequest, bool) {
 	if len(body) > MaxRequest {
-		return "", "", false
+		return ValidateRequest{}, false
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return string(trimmed), "", true
+		return ValidateRequest{Token: string(trimmed)}, true
 	}
 	v, simple := parseFlatRequest(bytes.Trim(body, " \t\r\n")) // JSON's own white space
 	if !simple {
 		v = ValidateRequest{}
 		if err := json.Unmarshal(body, &v); err != nil {
-			return "", "", false
+			return ValidateRequest{}, false
 		}
 	}
 	if v.Account != "" && events.CheckAccount(v.Account) != nil {
-		return "", "", false
+		return ValidateRequest{}, false
 	}
-	return v.Token, v.Account, true
+	return v, true
+}
+
+// parseIP reads the address a validation says the token is used from.
+func parseIP(s string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(s)
+	return ip.Unmap(), err == nil && ip.Zone() == ""
 }
 
 // async runs a command handler in a goroutine the service owns, with a
@@ -158,7 +176,8 @@ func (s *Service) create(ctx context.Context, req micro.Request) {
 	if !s.decode(req, &r) {
 		return
 	}
-	c, err := s.cfg.Ledger.Create(ctx, commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt, Actor: actor(r.Actor)})
+	c, err := s.cfg.Ledger.Create(ctx, commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt,
+		AllowedIPs: r.AllowedIPs, Actor: actor(r.Actor)})
 	if err != nil {
 		s.fail(req, err)
 		return
@@ -186,6 +205,40 @@ func (s *Service) revoke(ctx context.Context, req micro.Request) {
 		return
 	}
 	err := s.cfg.Ledger.Revoke(ctx, commands.Revoke{Account: r.Account, Names: r.Names, Actor: actor(r.Actor)})
+	if err != nil {
+		s.fail(req, err)
+		return
+	}
+	s.respond(req, reply{OK: true})
+}
+
+func (s *Service) rotate(ctx context.Context, req micro.Request) {
+	var r RotateRequest
+	if !s.decode(req, &r) {
+		return
+	}
+	c, err := s.cfg.Ledger.Rotate(ctx, commands.Rotate{Account: r.Account, Name: r.Name,
+		Grace: time.Duration(r.GraceSeconds) * time.Second, Actor: actor(r.Actor)})
+	if err != nil {
+		s.fail(req, err)
+		return
+	}
+	// The ledger has applied the rotation to the table: it tells the rest.
+	t := NewToken{Name: r.Name, TokenID: c.Event.TokenID, Token: c.Secret, HasFullAccess: 1}
+	for _, row := range s.cfg.Table.List(r.Account, s.cfg.Now()) {
+		if row.TokenID == t.TokenID {
+			t.Name, t.CreateTime, t.ExpiresAt = row.Name, row.Created.Unix(), row.ExpiresAt
+		}
+	}
+	s.respond(req, reply{OK: true, Token: &t})
+}
+
+func (s *Service) setAllowedIPs(ctx context.Context, req micro.Request) {
+	var r SetAllowedIPsRequest
+	if !s.decode(req, &r) {
+		return
+	}
+	err := s.cfg.Ledger.SetAllowedIPs(ctx, commands.SetAllowedIPs{Account: r.Account, Name: r.Name, AllowedIPs: r.AllowedIPs, Actor: actor(r.Actor)})
 	if err != nil {
 		s.fail(req, err)
 		return

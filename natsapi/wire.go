@@ -13,10 +13,28 @@ import (
 
 // CreateRequest asks for a token (tokens.cmd.create).
 type CreateRequest struct {
-	Account   string        `json:"account"`
-	Name      string        `json:"name"`
-	ExpiresAt *int64        `json:"expires_at"`
-	Actor     *events.Actor `json:"actor,omitempty"`
+	Account    string        `json:"account"`
+	Name       string        `json:"name"`
+	ExpiresAt  *int64        `json:"expires_at"`
+	AllowedIPs []string      `json:"allowed_ips,omitempty"`
+	Actor      *events.Actor `json:"actor,omitempty"`
+}
+
+// RotateRequest asks for a new secret for a token (tokens.cmd.rotate); the
+// old one keeps working for GraceSeconds.
+type RotateRequest struct {
+	Account      string        `json:"account"`
+	Name         string        `json:"name"`
+	GraceSeconds int64         `json:"grace_seconds,omitempty"`
+	Actor        *events.Actor `json:"actor,omitempty"`
+}
+
+// SetAllowedIPsRequest replaces a token's allow-list (tokens.cmd.set-allowed-ips).
+type SetAllowedIPsRequest struct {
+	Account    string        `json:"account"`
+	Name       string        `json:"name"`
+	AllowedIPs []string      `json:"allowed_ips"`
+	Actor      *events.Actor `json:"actor,omitempty"`
 }
 
 // RenameRequest asks for a rename (tokens.cmd.rename).
@@ -44,6 +62,7 @@ type ListRequest struct {
 type ValidateRequest struct {
 	Token   string `json:"token"`
 	Account string `json:"account,omitempty"`
+	IP      string `json:"ip,omitempty"` // the address the token is used from, for allow-lists
 }
 
 // NewToken is a created token, the only place its secret ever appears.
@@ -58,12 +77,15 @@ type NewToken struct {
 
 // TokenInfo is a live token as list shows it.
 type TokenInfo struct {
-	Name          string `json:"name"`
-	TokenID       string `json:"token_id"`
-	CreateTime    int64  `json:"create_time"`
-	ExpiresAt     *int64 `json:"expires_at"`
-	HasFullAccess int    `json:"has_full_access"`
-	Status        string `json:"status"`
+	Name          string   `json:"name"`
+	TokenID       string   `json:"token_id"`
+	CreateTime    int64    `json:"create_time"`
+	ExpiresAt     *int64   `json:"expires_at"`
+	HasFullAccess int      `json:"has_full_access"`
+	Status        string   `json:"status"`
+	LastUsed      *int64   `json:"last_used"`
+	LastIP        string   `json:"last_ip,omitempty"`
+	AllowedIPs    []string `json:"allowed_ips,omitempty"`
 }
 
 // ValidateReply is always sent, valid or not.
@@ -97,7 +119,7 @@ func TokenInfos(rows []projections.Row) []TokenInfo {
 	out := make([]TokenInfo, len(rows))
 	for i, r := range rows {
 		out[i] = TokenInfo{Name: r.Name, TokenID: r.TokenID, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt,
-			HasFullAccess: 1, Status: r.Status}
+			HasFullAccess: 1, Status: r.Status, LastUsed: r.LastUsed, LastIP: r.LastIP, AllowedIPs: r.AllowedIPs}
 	}
 	return out
 }
@@ -117,7 +139,7 @@ func NewTokenOf(c commands.Created) NewToken {
 }
 
 // parseFlatRequest reads b, a whole JSON object with no white space around it, when it is the plain form of
-// a ValidateRequest: members "token" and "account" at most once each, whose
+// a ValidateRequest: members "token", "account" and "ip" at most once each, whose
 // values are strings without escapes. It says !simple for anything else
 // (other members, escapes, other values, trailing bytes), which the caller
 // leaves to encoding/json.
@@ -147,7 +169,7 @@ func parseFlatRequest(b []byte) (v ValidateRequest, simple bool) {
 		}
 		return "", false
 	}
-	var haveToken, haveAccount bool
+	var haveToken, haveAccount, haveIP bool
 	space()
 	if i < len(b) && b[i] == '}' {
 		i++
@@ -174,6 +196,8 @@ func parseFlatRequest(b []byte) (v ValidateRequest, simple bool) {
 			v.Token, haveToken = val, true
 		case key == "account" && !haveAccount:
 			v.Account, haveAccount = val, true
+		case key == "ip" && !haveIP:
+			v.IP, haveIP = val, true
 		default:
 			return v, false
 		}

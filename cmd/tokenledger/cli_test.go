@@ -167,6 +167,7 @@ type listed struct {
 	ExpiresAt     *int64 `json:"expires_at"`
 	HasFullAccess int    `json:"has_full_access"`
 	Status        string `json:"status"`
+	LastUsed      *int64 `json:"last_used"`
 }
 
 func listJSON(t *testing.T, url, account string) []listed {

@@ -53,12 +53,14 @@ func operator() *events.Actor {
 func (e *cli) create(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account, name, expires, expiresAt string
+	var allowIPs names
 	fs := newFlagSet("create", e.stderr)
 	cfg.register(fs, e.getenv)
 	fs.StringVar(&account, "account", "", "account that owns the token")
 	fs.StringVar(&name, "name", "", "token name: 1-50 of A-Z a-z 0-9 - _")
 	fs.StringVar(&expires, "expires", "", "expiry date YYYY-MM-DD (23:59:59 that day in --tz)")
 	fs.StringVar(&expiresAt, "expires-at", "", "expiry instant in Unix seconds")
+	fs.Var(&allowIPs, "allow-ip", "an address or CIDR range the token may be used from (repeatable, up to 100; default any)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the token as JSON")
 	if err := parse(fs, args, 0); err != nil {
 		return err
@@ -68,6 +70,9 @@ func (e *cli) create(ctx context.Context, args []string) error {
 	}
 	if err := checkInput(events.CheckName(name)); err != nil {
 		return err
+	}
+	if _, err := events.ParsePrefixes(allowIPs); err != nil {
+		return checkInput(err)
 	}
 	loc, err := cfg.location()
 	if err != nil {
@@ -95,7 +100,7 @@ func (e *cli) create(ctx context.Context, args []string) error {
 		return usageErrorf("the expiry %s is not in the future", time.Unix(*exp, 0).In(loc).Format(time.RFC3339))
 	}
 	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
-		tok, err := api.Create(ctx, natsapi.CreateRequest{Account: account, Name: name, ExpiresAt: exp, Actor: operator()})
+		tok, err := api.Create(ctx, natsapi.CreateRequest{Account: account, Name: name, ExpiresAt: exp, AllowedIPs: allowIPs, Actor: operator()})
 		if err != nil {
 			return err
 		}
@@ -219,10 +224,11 @@ func (e *cli) revoke(ctx context.Context, args []string) error {
 
 func (e *cli) validate(ctx context.Context, args []string) error {
 	var cfg clientConfig
-	var account string
+	var account, ip string
 	fs := newFlagSet("validate", e.stderr)
 	cfg.register(fs, e.getenv)
 	fs.StringVar(&account, "account", "", "the account that must own the token")
+	fs.StringVar(&ip, "ip", "", "the address the token is used from, for tokens with an allow-list")
 	if err := parse(fs, args, 1); err != nil {
 		return err
 	}
@@ -235,7 +241,7 @@ func (e *cli) validate(ctx context.Context, args []string) error {
 		}
 	}
 	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
-		rep, err := api.Validate(ctx, fs.Arg(0), account)
+		rep, err := api.ValidateFrom(ctx, natsapi.ValidateRequest{Token: fs.Arg(0), Account: account, IP: ip})
 		if err != nil {
 			return err
 		}
@@ -247,4 +253,63 @@ func (e *cli) validate(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
+}
+
+func (e *cli) rotate(ctx context.Context, args []string) error {
+	var cfg clientConfig
+	var r natsapi.RotateRequest
+	var grace time.Duration
+	fs := newFlagSet("rotate", e.stderr)
+	cfg.register(fs, e.getenv)
+	fs.StringVar(&r.Account, "account", "", "account that owns the token")
+	fs.StringVar(&r.Name, "name", "", "the token's name")
+	fs.DurationVar(&grace, "grace", 0, "how long the old secret keeps working, e.g. 24h (default: it stops at once)")
+	fs.BoolVar(&cfg.JSON, "json", false, "print the token as JSON")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	for _, err := range []error{events.CheckAccount(r.Account), events.CheckName(r.Name)} {
+		if err := checkInput(err); err != nil {
+			return err
+		}
+	}
+	if grace < 0 || grace%time.Second != 0 {
+		return usageErrorf("--grace must be a whole number of seconds, not negative")
+	}
+	r.GraceSeconds, r.Actor = int64(grace/time.Second), operator()
+	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
+		tok, err := api.Rotate(ctx, r)
+		if err != nil {
+			return err
+		}
+		if cfg.JSON {
+			return json.NewEncoder(e.stdout).Encode(tok)
+		}
+		_, err = fmt.Fprintln(e.stdout, tok.Token)
+		return err
+	})
+}
+
+func (e *cli) setAllowedIPs(ctx context.Context, args []string) error {
+	var cfg clientConfig
+	var r natsapi.SetAllowedIPsRequest
+	var allow names
+	fs := newFlagSet("set-allowed-ips", e.stderr)
+	cfg.register(fs, e.getenv)
+	fs.StringVar(&r.Account, "account", "", "account that owns the token")
+	fs.StringVar(&r.Name, "name", "", "the token's name")
+	fs.Var(&allow, "allow-ip", "an address or CIDR range the token may be used from (repeatable; none: any address)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	for _, err := range []error{events.CheckAccount(r.Account), events.CheckName(r.Name)} {
+		if err := checkInput(err); err != nil {
+			return err
+		}
+	}
+	if _, err := events.ParsePrefixes(allow); err != nil {
+		return checkInput(err)
+	}
+	r.AllowedIPs, r.Actor = append([]string{}, allow...), operator()
+	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error { return api.SetAllowedIPs(ctx, r) })
 }

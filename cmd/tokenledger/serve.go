@@ -46,6 +46,7 @@ type serveConfig struct {
 	SnapEvents  uint64        // events between snapshots
 	SnapEvery   time.Duration // most time between snapshots while events arrive
 	UsedEvery   time.Duration // at most one token.used event per token per this
+	NoticeEvery time.Duration // how often to look for tokens whose expiry deserves a notice
 	MaxLifetime time.Duration // refuse tokens that expire later than this, or never
 	SigningKey  string        // seed file; default <data-dir>/signing.nk
 	TrustedKeys string        // file of further public keys to trust
@@ -70,6 +71,7 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.Uint64Var(&c.SnapEvents, "snapshot-events", 100000, "store a snapshot of the projections after this many events")
 	fs.DurationVar(&c.SnapEvery, "snapshot-interval", 10*time.Minute, "or after this long, when any event arrived")
 	fs.DurationVar(&c.UsedEvery, "used-every", 10*time.Minute, "record a token's last use at most once per this period")
+	fs.DurationVar(&c.NoticeEvery, "notice-every", time.Minute, "how often to look for tokens entering the warning window or expiring")
 	fs.DurationVar(&c.MaxLifetime, "max-lifetime", 0, "when set, refuse tokens that never expire or expire later than this from now (e.g. 2160h)")
 	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
 	fs.IntVar(&c.Replicas, "replicas", events.AutoReplicas, "copies of the stream when this node creates it, 1 to 5 (default: 3 when the joined cluster has three or more JetStream servers, else 1)")
@@ -81,8 +83,8 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, usageErrorf("--tls-cert and --tls-key go together")
 	}
-	if c.UsedEvery < time.Second || c.MaxLifetime < 0 {
-		return c, usageErrorf("--used-every must be at least 1s and --max-lifetime not negative")
+	if c.UsedEvery < time.Second || c.NoticeEvery < time.Second || c.MaxLifetime < 0 {
+		return c, usageErrorf("--used-every and --notice-every must be at least 1s, --max-lifetime not negative")
 	}
 	if c.WarnDays < 0 {
 		return c, usageErrorf("--warn-days must not be negative")
@@ -207,7 +209,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	{ // expiry notices, once per token across all nodes
 		ctx, cancel := context.WithCancel(ctx)
 		notifier := &projections.Notifier{Table: table, Claims: claims, Publish: nc.Publish, Prefix: cfg.Prefix,
-			Node: signer.PublicKey(), Every: time.Minute, Now: time.Now, Log: log}
+			Node: signer.PublicKey(), Every: cfg.NoticeEvery, Now: time.Now, Log: log}
 		g.add(func() error {
 			if follower.WaitReady(ctx) != nil {
 				return nil
@@ -253,7 +255,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 					}
 					continue
 				}
-				svc, err := natsapi.Start(snc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version})
+				svc, err := natsapi.Start(snc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version, Uses: uses})
 				if err != nil {
 					return err
 				}
