@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/events"
 )
 
 // A NATS account layout with least privilege: nodes append and read events,
@@ -20,6 +22,12 @@ authorization {
     { user: node, password: nodepw }
     { user: validator, password: validatorpw,
       permissions: { publish: ["tokens.validate"], subscribe: ["_INBOX.>"] } }
+    { user: auditor, password: auditorpw,
+      permissions: {
+        publish: ["$JS.API.INFO", "$JS.API.STREAM.INFO.TOKENS", "$JS.API.STREAM.MSG.GET.TOKENS",
+                  "$JS.API.CONSUMER.CREATE.TOKENS.>", "$JS.API.CONSUMER.INFO.TOKENS.>",
+                  "$JS.API.CONSUMER.DELETE.TOKENS.>", "$JS.API.CONSUMER.MSG.NEXT.TOKENS.>", "$JS.ACK.TOKENS.>", "$JS.FC.TOKENS.>"]
+        subscribe: ["_INBOX.>"] } }
   ]
 }
 `
@@ -78,6 +86,35 @@ func TestValidationClientCannotAppend(t *testing.T) {
 	info, err := st.Info(ctx)
 	if err != nil || info.State.Msgs != 0 {
 		t.Fatalf("stream holds %d messages (%v), want 0", info.State.Msgs, err)
+	}
+
+	// An auditor reads the stream and cannot append either.
+	if _, err := js.Publish(ctx, "tokens.events.bob.01JD0000000000000000000000", []byte(`{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	auditor, err := nats.Connect(s.ClientURL(), nats.UserInfo("auditor", "auditorpw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auditor.Close()
+	ajs, _ := jetstream.New(auditor)
+	stream, err := events.Open(ctx, ajs, events.DefaultConfig())
+	if err != nil {
+		t.Fatalf("the auditor cannot open the stream: %v", err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	read := 0
+	if err := stream.Read(rctx, events.ReadOptions{}, func(events.Msg) error { read++; return nil }); err != nil || read != 1 {
+		t.Fatalf("the auditor read %d messages: %v", read, err)
+	}
+	if err := stream.Read(rctx, events.ReadOptions{Account: "bob"}, func(events.Msg) error { return nil }); err != nil {
+		t.Fatalf("the auditor's filtered read: %v", err)
+	}
+	pctx2, cancel2 := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel2()
+	if _, err := ajs.Publish(pctx2, "tokens.events.bob.01JD0000000000000000000001", []byte(`{}`)); err == nil {
+		t.Fatal("the auditor appended an event")
 	}
 }
 
