@@ -411,34 +411,44 @@ type Notice struct {
 	Status    string `json:"status"`
 }
 
-// Notices lists the live tokens that are expiring or expired at now. It scans
-// every live token with an expiry.
+// Notices lists the live tokens that are expiring or expired at now. It walks
+// every live token, one account at a time, so that validations never wait
+// behind a long walk.
 func (t *Table) Notices(now time.Time) []Notice {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
 	var out []Notice
-	for _, a := range t.accounts {
-		for _, tok := range a.live {
-			if tok.expiresAt == 0 {
-				continue
-			}
-			if st := t.status(tok.expiresAt, now); st != Active {
-				out = append(out, Notice{Account: a.name, Name: tok.name, TokenID: tok.id.String(), ExpiresAt: tok.expiresAt, Status: st})
-			}
+	t.eachLive(func(a *account, tok *token) {
+		if tok.expiresAt == 0 {
+			return
 		}
-	}
+		if st := t.status(tok.expiresAt, now); st != Active {
+			out = append(out, Notice{Account: a.name, Name: tok.name, TokenID: tok.id.String(), ExpiresAt: tok.expiresAt, Status: st})
+		}
+	})
 	return out
 }
 
 // CountByStatus counts live tokens by status at now, for metrics.
 func (t *Table) CountByStatus(now time.Time) map[string]int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
 	counts := map[string]int{Active: 0, Expiring: 0, Expired: 0}
-	for _, a := range t.accounts {
-		for _, tok := range a.live {
-			counts[t.status(tok.expiresAt, now)]++
-		}
-	}
+	t.eachLive(func(_ *account, tok *token) { counts[t.status(tok.expiresAt, now)]++ })
 	return counts
+}
+
+// eachLive calls fn for every live token, holding the read lock for one
+// account at a time: a writer waiting for the lock holds up new readers, so
+// no reader may hold it for a walk of the whole table.
+func (t *Table) eachLive(fn func(*account, *token)) {
+	t.mu.RLock()
+	accounts := make([]*account, 0, len(t.accounts))
+	for _, a := range t.accounts {
+		accounts = append(accounts, a)
+	}
+	t.mu.RUnlock()
+	for _, a := range accounts {
+		t.mu.RLock()
+		for _, tok := range a.live {
+			fn(a, tok)
+		}
+		t.mu.RUnlock()
+	}
 }
