@@ -20,6 +20,9 @@ type Log interface {
 // until an appended event is applied, so a caller reads its own writes.
 type Projection interface {
 	WaitApplied(ctx context.Context, seq uint64) error
+	// Vouch says that a message with this digest is an event this node
+	// signed, so the projection need not check its signature again.
+	Vouch(digest events.Hash)
 }
 
 // maxAttempts bounds how often a command re-reads its account and decides
@@ -241,6 +244,7 @@ func (l *Ledger) sign(evs []events.Event, head events.Hash) (events.Hash, error)
 		if head, err = l.Signer.Sign(&evs[i], head); err != nil {
 			return events.Hash{}, err
 		}
+		l.Projection.Vouch(head)
 	}
 	return head, nil
 }

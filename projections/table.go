@@ -43,7 +43,8 @@ type Table struct {
 	byHash   map[events.Hash]*token  // every token ever created, revoked ones too
 	rotated  map[events.Hash]retired // secrets replaced by a rotation
 	accounts map[string]*account
-	applied  uint64        // last stream sequence folded in
+	vouched  map[events.Hash]struct{} // digests of events this node signed, not yet seen
+	applied  uint64                   // last stream sequence folded in
 	waiting  int           // callers blocked in WaitApplied
 	notify   chan struct{} // closed when applied moves and someone waits
 }
@@ -93,6 +94,7 @@ func NewTable(warn time.Duration) *Table {
 		warn:     warn,
 		byHash:   make(map[events.Hash]*token),
 		rotated:  make(map[events.Hash]retired),
+		vouched:  make(map[events.Hash]struct{}),
 		accounts: make(map[string]*account),
 		notify:   make(chan struct{}),
 	}
@@ -179,6 +181,30 @@ func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 		}
 	}
 	return nil
+}
+
+// maxVouched bounds the digests kept for events whose append failed.
+const maxVouched = 4096
+
+// Vouch records that the message with this digest holds an event this node
+// signed: the bytes are the node's own, so their signature need not be
+// checked again when they come back from the stream.
+func (t *Table) Vouch(digest events.Hash) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.vouched) >= maxVouched {
+		clear(t.vouched) // appends that failed; checking costs only time
+	}
+	t.vouched[digest] = struct{}{}
+}
+
+// vouchedFor says, once, whether digest was vouched for.
+func (t *Table) vouchedFor(digest events.Hash) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.vouched[digest]
+	delete(t.vouched, digest)
+	return ok
 }
 
 // Skip records that the message at seq was read and not applied (it did not
