@@ -85,8 +85,8 @@ func (TokenCreated) eventType() string  { return TypeCreated }
 func (TokenRotated) eventType() string  { return TypeRotated }
 func (AllowedIPsSet) eventType() string { return TypeAllowedIPs }
 func (TokenUsed) eventType() string     { return TypeUsed }
-func (TokenRenamed) eventType() string { return TypeRenamed }
-func (TokenRevoked) eventType() string { return TypeRevoked }
+func (TokenRenamed) eventType() string  { return TypeRenamed }
+func (TokenRevoked) eventType() string  { return TypeRevoked }
 
 // Actor says who caused an event.
 type Actor struct {

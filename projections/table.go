@@ -45,8 +45,8 @@ type Table struct {
 	accounts map[string]*account
 	vouched  map[events.Hash]struct{} // digests of events this node signed, not yet seen
 	applied  uint64                   // last stream sequence folded in
-	waiting  int           // callers blocked in WaitApplied
-	notify   chan struct{} // closed when applied moves and someone waits
+	waiting  int                      // callers blocked in WaitApplied
+	notify   chan struct{}            // closed when applied moves and someone waits
 }
 
 type account struct {
