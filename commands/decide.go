@@ -56,12 +56,17 @@ type Revoke struct {
 	Actor   events.Actor
 }
 
-// Check refuses bad input before anything else happens.
-func (c Create) Check(now time.Time) error {
-	if err := events.CheckAccount(c.Account); err != nil {
+// checkWho refuses a bad account or actor: every command names both.
+func checkWho(account string, actor events.Actor) error {
+	if err := events.CheckAccount(account); err != nil {
 		return err
 	}
-	if err := events.CheckActor(c.Actor); err != nil {
+	return events.CheckActor(actor)
+}
+
+// Check refuses bad input before anything else happens.
+func (c Create) Check(now time.Time) error {
+	if err := checkWho(c.Account, c.Actor); err != nil {
 		return err
 	}
 	if err := events.CheckName(c.Name); err != nil {
@@ -89,10 +94,7 @@ func (c Create) CheckLifetime(now time.Time, longest time.Duration) error {
 
 // Check refuses bad input before anything else happens.
 func (c Rotate) Check() error {
-	if err := events.CheckAccount(c.Account); err != nil {
-		return err
-	}
-	if err := events.CheckActor(c.Actor); err != nil {
+	if err := checkWho(c.Account, c.Actor); err != nil {
 		return err
 	}
 	if c.Grace < 0 || c.Grace > 366*24*time.Hour {
@@ -103,10 +105,7 @@ func (c Rotate) Check() error {
 
 // Check refuses bad input before anything else happens.
 func (c SetAllowedIPs) Check() error {
-	if err := events.CheckAccount(c.Account); err != nil {
-		return err
-	}
-	if err := events.CheckActor(c.Actor); err != nil {
+	if err := checkWho(c.Account, c.Actor); err != nil {
 		return err
 	}
 	if err := events.CheckName(c.Name); err != nil {
@@ -118,10 +117,7 @@ func (c SetAllowedIPs) Check() error {
 
 // Check refuses bad input before anything else happens.
 func (c Rename) Check() error {
-	if err := events.CheckAccount(c.Account); err != nil {
-		return err
-	}
-	if err := events.CheckActor(c.Actor); err != nil {
+	if err := checkWho(c.Account, c.Actor); err != nil {
 		return err
 	}
 	if err := events.CheckName(c.Name); err != nil {
@@ -138,10 +134,7 @@ func (c Rename) Check() error {
 
 // Check refuses bad input before anything else happens.
 func (c Revoke) Check() error {
-	if err := events.CheckAccount(c.Account); err != nil {
-		return err
-	}
-	if err := events.CheckActor(c.Actor); err != nil {
+	if err := checkWho(c.Account, c.Actor); err != nil {
 		return err
 	}
 	if len(c.Names) == 0 {

@@ -172,80 +172,71 @@ func Decode(b []byte) (Event, error) {
 	}
 	e := Event{ID: env.ID, At: at, Account: env.Account, TokenID: env.TokenID, Actor: env.Actor,
 		Prev: env.Prev, Signer: env.Signer, Sig: env.Sig}
-	switch env.Type {
-	case TypeCreated:
-		var d TokenCreated
-		if err := decodeData(env.Data, &d); err != nil {
-			return Event{}, err
-		}
-		if err := CheckName(d.Name); err != nil {
-			return Event{}, err
-		}
-		if _, err := ParseHash(d.TokenHash); err != nil {
-			return Event{}, err
-		}
-		if _, err := ParsePrefixes(d.AllowedIPs); err != nil {
-			return Event{}, err
-		}
-		e.Data = d
-	case TypeRenamed:
-		var d TokenRenamed
-		if err := decodeData(env.Data, &d); err != nil {
-			return Event{}, err
-		}
-		if err := CheckName(d.OldName); err != nil {
-			return Event{}, err
-		}
-		if err := CheckName(d.NewName); err != nil {
-			return Event{}, err
-		}
-		e.Data = d
-	case TypeRevoked:
-		var d TokenRevoked
-		if err := decodeData(env.Data, &d); err != nil {
-			return Event{}, err
-		}
-		if err := CheckName(d.Name); err != nil {
-			return Event{}, err
-		}
-		e.Data = d
-	case TypeRotated:
-		var d TokenRotated
-		if err := decodeData(env.Data, &d); err != nil {
-			return Event{}, err
-		}
-		if err := CheckName(d.Name); err != nil {
-			return Event{}, err
-		}
-		if _, err := ParseHash(d.TokenHash); err != nil {
-			return Event{}, err
-		}
-		if _, err := ParseHash(d.OldTokenHash); err != nil {
-			return Event{}, err
-		}
-		e.Data = d
-	case TypeAllowedIPs:
-		var d AllowedIPsSet
-		if err := decodeData(env.Data, &d); err != nil {
-			return Event{}, err
-		}
-		if err := CheckName(d.Name); err != nil {
-			return Event{}, err
-		}
-		if _, err := ParsePrefixes(d.AllowedIPs); err != nil {
-			return Event{}, err
-		}
-		e.Data = d
-	case TypeUsed:
-		var d TokenUsed
-		if err := decodeData(env.Data, &d); err != nil {
-			return Event{}, err
-		}
-		e.Data = d
-	default:
+	decode, ok := decoders[env.Type]
+	if !ok {
 		return Event{}, Errorf(Invalid, "unknown event type %q", clip(env.Type))
 	}
+	if e.Data, err = decode(env.Data); err != nil {
+		return Event{}, err
+	}
 	return e, nil
+}
+
+// decoders read each type's data and check it.
+var decoders = map[string]func(json.RawMessage) (Data, error){
+	TypeCreated:    decodeAs[TokenCreated],
+	TypeRenamed:    decodeAs[TokenRenamed],
+	TypeRevoked:    decodeAs[TokenRevoked],
+	TypeRotated:    decodeAs[TokenRotated],
+	TypeAllowedIPs: decodeAs[AllowedIPsSet],
+	TypeUsed:       decodeAs[TokenUsed],
+}
+
+func decodeAs[T interface {
+	Data
+	check() error
+}](raw json.RawMessage) (Data, error) {
+	var d T
+	if err := decodeData(raw, &d); err != nil {
+		return nil, err
+	}
+	return d, d.check()
+}
+
+// check says whether the data is what its type requires.
+func (d TokenCreated) check() error {
+	return firstError(CheckName(d.Name), checkHash(d.TokenHash), checkPrefixes(d.AllowedIPs))
+}
+
+func (d TokenRenamed) check() error { return firstError(CheckName(d.OldName), CheckName(d.NewName)) }
+func (d TokenRevoked) check() error { return CheckName(d.Name) }
+func (d TokenUsed) check() error    { return nil }
+
+func (d TokenRotated) check() error {
+	return firstError(CheckName(d.Name), checkHash(d.TokenHash), checkHash(d.OldTokenHash))
+}
+
+func (d AllowedIPsSet) check() error {
+	return firstError(CheckName(d.Name), checkPrefixes(d.AllowedIPs))
+}
+
+func checkHash(s string) error {
+	_, err := ParseHash(s)
+	return err
+}
+
+func checkPrefixes(list []string) error {
+	_, err := ParsePrefixes(list)
+	return err
+}
+
+func firstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func decodeData(b []byte, v any) error {
