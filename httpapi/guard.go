@@ -34,11 +34,15 @@ const (
 
 // Kinds of failed credentials, as /metrics labels them.
 const (
-	failPassword = "password" // a panel login or HTTP Basic
-	failToken    = "token"    // "Authorization: cpanel ACCOUNT:TOKEN"
+	failPassword   = "password"   // a panel login or HTTP Basic
+	failToken      = "token"      // "Authorization: cpanel ACCOUNT:TOKEN"
+	failValidation = "validation" // a refused tokens.validate over NATS
 )
 
-type guard struct {
+// Guard counts failed credentials by source and locks the password logins of
+// an account after repeated failures. The node builds one and shares it with
+// the NATS service, so that /metrics shows guessing on either transport.
+type Guard struct {
 	mu       sync.Mutex
 	accounts map[string]*failures
 	sources  map[string]*sourceCount
@@ -58,14 +62,15 @@ type sourceCount struct {
 	last uint64 // seq of its last failure
 }
 
-func newGuard() *guard {
-	return &guard{accounts: make(map[string]*failures), sources: make(map[string]*sourceCount), total: make(map[string]uint64)}
+// NewGuard returns an empty guard.
+func NewGuard() *Guard {
+	return &Guard{accounts: make(map[string]*failures), sources: make(map[string]*sourceCount), total: make(map[string]uint64)}
 }
 
 // locked says how long account must wait before its password is checked
 // again; zero when it need not. A refusal counts as nothing else: it neither
 // checks the password nor lengthens the lock.
-func (g *guard) locked(account string, now time.Time) time.Duration {
+func (g *Guard) locked(account string, now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.accounts[account]
@@ -77,7 +82,7 @@ func (g *guard) locked(account string, now time.Time) time.Duration {
 }
 
 // loginFailed notes a wrong password for account at now.
-func (g *guard) loginFailed(account string, now time.Time) {
+func (g *Guard) loginFailed(account string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.accounts[account]
@@ -108,7 +113,7 @@ func lockFor(n int) time.Duration {
 }
 
 // loginSucceeded forgets account's failures.
-func (g *guard) loginSucceeded(account string) {
+func (g *Guard) loginSucceeded(account string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.accounts, account)
@@ -116,7 +121,7 @@ func (g *guard) loginSucceeded(account string) {
 
 // forgetAccounts makes room: first the accounts whose failures no longer
 // matter, then, if need be, the one that failed longest ago.
-func (g *guard) forgetAccounts(now time.Time) {
+func (g *Guard) forgetAccounts(now time.Time) {
 	for a, f := range g.accounts {
 		if now.Sub(f.last) > lockReset && !now.Before(f.until) {
 			delete(g.accounts, a)
@@ -135,8 +140,13 @@ func (g *guard) forgetAccounts(now time.Time) {
 	delete(g.accounts, oldest)
 }
 
+// ValidationFailed counts a validation over NATS that was refused for a
+// reason a guesser meets (unknown, revoked, wrong account, expired,
+// ip_denied), from ip when the request named one.
+func (g *Guard) ValidationFailed(ip netip.Addr) { g.failed(failValidation, ip) }
+
 // failed counts a failed credential of kind from the source ip.
-func (g *guard) failed(kind string, ip netip.Addr) {
+func (g *Guard) failed(kind string, ip netip.Addr) {
 	src := source(ip)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -181,9 +191,9 @@ type sourceFailures struct {
 
 // snapshot returns the failure totals by kind, the busiest sources, and the
 // count of refused logins.
-func (g *guard) snapshot() (map[string]uint64, []sourceFailures, uint64) {
+func (g *Guard) snapshot() (map[string]uint64, []sourceFailures, uint64) {
 	g.mu.Lock()
-	total := map[string]uint64{failPassword: g.total[failPassword], failToken: g.total[failToken]}
+	total := map[string]uint64{failPassword: g.total[failPassword], failToken: g.total[failToken], failValidation: g.total[failValidation]}
 	top := make([]sourceFailures, 0, len(g.sources))
 	for k, s := range g.sources {
 		top = append(top, sourceFailures{k, s.n})

@@ -14,7 +14,7 @@ import (
 // TestGuardBounds: however many addresses and accounts fail, the guard keeps
 // a bounded number, keeps the persistent guessers, and /metrics shows a few.
 func TestGuardBounds(t *testing.T) {
-	g := newGuard()
+	g := NewGuard()
 	heavy := netip.MustParseAddr("192.0.2.1")
 	for range 50 {
 		g.failed(failToken, heavy)
@@ -34,7 +34,7 @@ func TestGuardBounds(t *testing.T) {
 	}
 
 	// An IPv6 host counts as its /64, whichever addresses of it it uses.
-	g = newGuard()
+	g = NewGuard()
 	g.failed(failToken, netip.MustParseAddr("2001:db8:1:2::1"))
 	g.failed(failToken, netip.MustParseAddr("2001:db8:1:2:ffff::9"))
 	g.failed(failToken, netip.Addr{})

@@ -76,6 +76,9 @@ type Config struct {
 	SecureCookies bool
 	// Log receives internal errors only; never a secret.
 	Log *slog.Logger
+	// Guard counts failed credentials and locks accounts; nil: a guard of
+	// this handler's own.
+	Guard *Guard
 }
 
 // handler is the node's HTTP side: health, the UAPI and the panel.
@@ -83,7 +86,7 @@ type handler struct {
 	cfg      Config
 	sessions *sessions
 	metrics  *metrics
-	guard    *guard
+	guard    *Guard
 }
 
 // New returns the node's HTTP handler.
@@ -97,7 +100,10 @@ func New(cfg Config) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics(), guard: newGuard()}
+	if cfg.Guard == nil {
+		cfg.Guard = NewGuard()
+	}
+	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics(), guard: cfg.Guard}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)

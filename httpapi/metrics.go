@@ -71,7 +71,7 @@ func (h *handler) metricsPage(w http.ResponseWriter, r *http.Request) {
 
 	total, top, refused := h.guard.snapshot()
 	b.WriteString("# HELP tokenledger_auth_failures_total Failed credentials on the HTTP API and panel: passwords (panel logins and HTTP Basic) and API tokens.\n# TYPE tokenledger_auth_failures_total counter\n")
-	for _, kind := range []string{failPassword, failToken} {
+	for _, kind := range []string{failPassword, failToken, failValidation} {
 		fmt.Fprintf(&b, "tokenledger_auth_failures_total{kind=%q} %d\n", kind, total[kind])
 	}
 	fmt.Fprintf(&b, "# HELP tokenledger_auth_failures_by_source_total Failed credentials by source address (an IPv6 source is its /64): the %d busiest of at most %d sources tracked.\n# TYPE tokenledger_auth_failures_by_source_total counter\n", topSources, maxSources)

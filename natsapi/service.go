@@ -40,6 +40,9 @@ type Config struct {
 	Version string
 	// Uses hears of each valid token, to record its last use; nil: not recorded.
 	Uses *commands.UseRecorder
+	// Failed hears of each refused validation and the address it named (the
+	// zero Addr when none), so that guessing shows in metrics; nil: not counted.
+	Failed func(ip netip.Addr)
 }
 
 // Service is a running `tokens` micro service.
@@ -120,6 +123,11 @@ func (s *Service) validate(req micro.Request) {
 		if r.Valid && s.cfg.Uses != nil {
 			s.cfg.Uses.Seen(r.Account, r.TokenID, v.IP)
 		}
+		if !r.Valid && s.cfg.Failed != nil {
+			s.cfg.Failed(ip)
+		}
+	} else if s.cfg.Failed != nil {
+		s.cfg.Failed(netip.Addr{})
 	}
 	s.reply = appendValidateReply(s.reply[:0], validateReply(r))
 	req.Respond(s.reply)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +80,18 @@ func TestCLIBeyondCPanel(t *testing.T) {
 	}
 	if out := mustCLI(t, url, "verify"); !strings.Contains(out, " 0 bad") {
 		t.Fatalf("verify: %s", out)
+	}
+	// Refused validations over NATS count as failed credentials, by source.
+	resp, err := http.Get(node.httpURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`tokenledger_auth_failures_total{kind="validation"} 3`, `source="198.51.100.1"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("/metrics lacks %s:\n%s", want, metrics)
+		}
 	}
 }
 

@@ -186,7 +186,9 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		}
 	}
 	loc, _ := cfg.location()
+	guard := httpapi.NewGuard() // failed credentials on both transports
 	httpServer := httpapi.Server(httpapi.New(httpapi.Config{
+		Guard: guard,
 		Ready: follower.Ready, Ledger: ledger, Table: table, Accounts: accounts, Uses: uses,
 		Now: time.Now, Location: loc, SecureCookies: cfg.SecureHTTP, Log: log,
 	}))
@@ -255,7 +257,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 					}
 					continue
 				}
-				svc, err := natsapi.Start(snc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version, Uses: uses})
+				svc, err := natsapi.Start(snc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version, Uses: uses, Failed: guard.ValidationFailed})
 				if err != nil {
 					return err
 				}
