@@ -15,6 +15,7 @@ import (
 type Source interface {
 	Follow(ctx context.Context, after uint64, fn func(events.Msg)) error
 	LastSeq(ctx context.Context, account string) (uint64, error)
+	Read(ctx context.Context, opts events.ReadOptions, fn func(events.Msg) error) error
 }
 
 // Follower keeps a Table in step with the stream and says when it has caught
@@ -53,32 +54,124 @@ func (f *Follower) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if f.table.Applied() >= target {
+	starting := f.table.Applied() < target
+	if !starting {
 		f.markReady(gen, target)
 	}
-	// While catching up, messages are verified in batches on every core
-	// (a signature check costs far more than applying an event). Once ready,
-	// each message is applied as it comes: under a steady load something is
-	// nearly always pending, and a writer waits for its own event.
+	// The first catch-up applies in batches and checks chains as it goes,
+	// but signatures only at the end, one per account: the newest event of
+	// each account's chain (see settle). Once ready, each message is verified
+	// and applied as it comes: under a steady load something is nearly
+	// always pending, and a writer waits for its own event.
+	tips := make(map[string]events.Msg)
 	batch := make([]events.Msg, 0, maxBatch)
 	return f.src.Follow(ctx, f.table.Applied(), func(m events.Msg) {
 		batch = append(batch, m)
 		if !f.ready.Load() && len(batch) < maxBatch && m.Pending > 0 {
 			return
 		}
-		f.applyBatch(batch)
+		if starting {
+			f.applyUnverified(batch, tips)
+		} else {
+			f.applyBatch(batch)
+		}
 		batch = batch[:0]
-		if !f.ready.Load() && (m.Seq >= target || m.Pending == 0) {
+		if starting && (m.Seq >= target || m.Pending == 0) {
+			starting = false
+			f.settle(ctx, tips, m.Seq)
+			tips = nil
 			f.markReady(gen, m.Seq)
 		}
 	})
 }
 
+// applyUnverified applies ms in stream order where each continues its
+// account's chain, and keeps the newest applied message of each account:
+// its signature, checked by settle, vouches for the chain behind it.
+func (f *Follower) applyUnverified(ms []events.Msg, tips map[string]events.Msg) {
+	for _, m := range ms {
+		err := m.Err
+		if err == nil {
+			err = f.table.Apply(m.Seq, m.Event, events.Digest(m.Raw))
+		} else {
+			f.table.Skip(m.Seq)
+		}
+		if err != nil {
+			f.log.Error("ALERT: event ignored", "seq", m.Seq, "reason", err)
+			continue
+		}
+		tips[m.Event.Account] = m
+	}
+}
+
+// settle checks the signature of each account's newest applied event, on
+// every core. A trusted node signs an event only on top of a chain it has
+// verified, and each event holds the digest of the one before, so a good
+// signature on the newest event vouches for every event behind it. An
+// account whose newest event does not verify is built again from the
+// stream, checking every signature.
+func (f *Follower) settle(ctx context.Context, tips map[string]events.Msg, upto uint64) {
+	ms := make([]events.Msg, 0, len(tips))
+	for _, m := range tips {
+		ms = append(ms, m)
+	}
+	errs := f.verifyAll(ms)
+	for i, m := range ms {
+		if errs[i] != nil {
+			f.log.Error("ALERT: an account's newest event does not verify; checking its every event", "account", m.Event.Account, "seq", m.Seq, "reason", errs[i])
+			f.rebuildAccount(ctx, m.Event.Account, upto)
+		}
+	}
+}
+
+// rebuildAccount builds one account again from its events up to upto,
+// verifying each.
+func (f *Follower) rebuildAccount(ctx context.Context, account string, upto uint64) {
+	f.table.resetAccount(account)
+	err := f.src.Read(ctx, events.ReadOptions{Account: account}, func(m events.Msg) error {
+		if m.Seq > upto {
+			return errDone{}
+		}
+		err := m.Err
+		if err == nil {
+			err = f.trust.Verify(m.Raw, m.Event)
+		}
+		if err == nil {
+			err = f.table.Apply(m.Seq, m.Event, events.Digest(m.Raw))
+		}
+		if err != nil {
+			f.log.Error("ALERT: event ignored", "seq", m.Seq, "reason", err)
+		}
+		return nil
+	})
+	if _, done := err.(errDone); err != nil && !done {
+		f.log.Error("account not rebuilt", "account", account, "err", err)
+	}
+}
+
 // maxBatch is how many messages are verified together while catching up.
 const maxBatch = 512
 
-// applyBatch verifies ms in parallel, then applies them in stream order.
+// applyBatch verifies ms, then applies them in stream order.
 func (f *Follower) applyBatch(ms []events.Msg) {
+	errs := f.verifyAll(ms)
+	for i, m := range ms {
+		err := errs[i]
+		if err != nil {
+			f.table.Skip(m.Seq)
+		} else {
+			err = f.table.Apply(m.Seq, m.Event, events.Digest(m.Raw))
+		}
+		if err != nil {
+			// Someone wrote to the stream who should not have: an alert.
+			f.log.Error("ALERT: event ignored", "seq", m.Seq, "reason", err)
+		}
+	}
+}
+
+// verifyAll checks each message's signature, on every core when there are
+// many; a message whose bytes this node signed itself needs no check.
+func (f *Follower) verifyAll(ms []events.Msg) []error {
 	errs := make([]error, len(ms))
 	verify := func(w, workers int) {
 		for i := w; i < len(ms); i += workers {
@@ -98,18 +191,7 @@ func (f *Follower) applyBatch(ms []events.Msg) {
 		}
 		wg.Wait()
 	}
-	for i, m := range ms {
-		err := errs[i]
-		if err != nil {
-			f.table.Skip(m.Seq)
-		} else {
-			err = f.table.Apply(m.Seq, m.Event, events.Digest(m.Raw))
-		}
-		if err != nil {
-			// Someone wrote to the stream who should not have: an alert.
-			f.log.Error("ALERT: event ignored", "seq", m.Seq, "reason", err)
-		}
-	}
+	return errs
 }
 
 // markReady ends Run's first catch-up; later ones are CatchUp's.

@@ -183,6 +183,29 @@ func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 	return nil
 }
 
+// resetAccount forgets an account and every token it had, so that it can be
+// built again from its events. It walks the whole index: it is for the rare
+// account whose history does not verify.
+func (t *Table) resetAccount(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.accounts[name]
+	if a == nil {
+		return
+	}
+	for h, tok := range t.byHash {
+		if tok.account == a {
+			delete(t.byHash, h)
+		}
+	}
+	for h, r := range t.rotated {
+		if r.tok.account == a {
+			delete(t.rotated, h)
+		}
+	}
+	delete(t.accounts, name)
+}
+
 // maxVouched bounds the digests kept for events whose append failed.
 const maxVouched = 4096
 

@@ -1,0 +1,85 @@
+package projections_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"tokenledger/commands"
+	"tokenledger/events"
+	"tokenledger/internal/natstest"
+	"tokenledger/internal/nodetest"
+)
+
+// TestStartingNodeChecksWhatItTookOnTrust: a starting node checks chains as it
+// replays but signatures only at each account's newest event. A forgery that
+// links into a chain, in the middle or at the end, must still never count.
+func TestStartingNodeChecksWhatItTookOnTrust(t *testing.T) {
+	srv := natstest.MustServer(t)
+	n := nodetest.MustNode(t, srv, nodetest.Options{})
+	ctx := context.Background()
+	op := events.Actor{Kind: events.ActorOperator, Name: "t"}
+	seed, _ := events.NewSeed()
+	mallory, _ := events.NewSigner(seed)
+
+	create := func(account, name string) string {
+		t.Helper()
+		c, err := n.Ledger.Create(ctx, commands.Create{Account: account, Name: name, Actor: op})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Secret
+	}
+	// forge appends, by hand, a creation that continues the account's chain
+	// (anyone can compute the head) but is signed by an untrusted key.
+	forge := func(account, name string) string {
+		t.Helper()
+		var head events.Hash
+		n.Stream.Read(ctx, events.ReadOptions{Account: account}, func(m events.Msg) error {
+			if m.Err == nil && n.Trust.Verify(m.Raw, m.Event) == nil && events.Link(m.Event, head) == nil {
+				head = events.Digest(m.Raw)
+			}
+			return nil
+		})
+		secret := events.NewSecret()
+		e := events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewID(), Actor: op,
+			Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(secret).String(), FullAccess: true}}
+		mallory.Sign(&e, head)
+		last, _ := n.Stream.LastSeq(ctx, account)
+		if _, err := n.Stream.Append(ctx, account, last, []events.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+		return secret
+	}
+
+	good1 := create("bob", "a")
+	forgedMiddle := forge("bob", "evil")
+	good2 := create("bob", "b") // the ledger chains past the forgery
+	create("carol", "c")
+	forgedTip := forge("carol", "evil")
+
+	later := nodetest.MustNode(t, srv, nodetest.Options{})
+	now := time.Now()
+	for _, tt := range []struct {
+		secret string
+		valid  bool
+	}{{good1, true}, {good2, true}, {forgedMiddle, false}, {forgedTip, false}} {
+		if r := later.Table.Validate(tt.secret, "", now); r.Valid != tt.valid {
+			t.Errorf("validate on the starting node: %+v, want valid=%v", r, tt.valid)
+		}
+	}
+	if rows := later.Table.List("bob", now); len(rows) != 2 || rows[0].Name != "a" || rows[1].Name != "b" {
+		t.Fatalf("bob on the starting node: %+v", rows)
+	}
+	if rows := later.Table.List("carol", now); len(rows) != 1 || rows[0].Name != "c" {
+		t.Fatalf("carol on the starting node: %+v", rows)
+	}
+	// The table the starting node built is the one the first node built
+	// verifying every event as it came.
+	for _, acc := range []string{"bob", "carol"} {
+		w, h := n.Table.List(acc, now), later.Table.List(acc, now)
+		if len(w) != len(h) {
+			t.Fatalf("%s: %+v, want %+v", acc, h, w)
+		}
+	}
+}
