@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
 	"time"
 
@@ -243,8 +242,7 @@ func decodeData(b []byte, v any) error {
 	if len(b) == 0 {
 		return Errorf(Invalid, "event has no data")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		return Errorf(Invalid, "event data: %v", err)
 	}
 	return nil

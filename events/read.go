@@ -17,8 +17,15 @@ type Msg struct {
 	Stored  time.Time
 	Pending uint64 // messages after this one that match the read's filter
 	Raw     []byte
+	Digest  Hash // of Raw: what the account's next event names as prev
 	Event   Event
 	Err     error // set when Raw is not a valid event; Event is then zero
+}
+
+// Decode fills in Event, or Err when Raw is not a valid event, and Digest.
+func (m *Msg) Decode() {
+	m.Event, m.Err = Decode(m.Raw)
+	m.Digest = Digest(m.Raw)
 }
 
 // ReadOptions narrow a read; the zero value reads the whole stream.
@@ -48,7 +55,7 @@ func (s *Stream) Read(ctx context.Context, opts ReadOptions, fn func(Msg) error)
 		since := opts.Since
 		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
-	return s.consume(ctx, cc, true, func(m Msg) (bool, error) {
+	return s.consume(ctx, cc, true, true, func(m Msg) (bool, error) {
 		if err := fn(m); err != nil {
 			return false, err
 		}
@@ -58,13 +65,14 @@ func (s *Stream) Read(ctx context.Context, opts ReadOptions, fn func(Msg) error)
 
 // Follow calls fn for every event after sequence after, then goes on with each
 // new one as it is stored, until ctx ends. It survives reconnects: the ordered
-// consumer recreates itself where it left off.
+// consumer recreates itself where it left off. The messages come undecoded,
+// so that the caller can decode many at once: see Msg.Decode.
 func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
 	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.cfg.AllFilter()}}
 	if after > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
 	}
-	err := s.consume(ctx, cc, false, func(m Msg) (bool, error) { fn(m); return true, nil })
+	err := s.consume(ctx, cc, false, false, func(m Msg) (bool, error) { fn(m); return true, nil })
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -119,8 +127,9 @@ func askAgain[T any](ctx context.Context, req func(context.Context) (T, error)) 
 
 // consume runs an ordered consumer and hands each message to fn until fn says
 // stop, fn fails, or ctx ends. With bounded, it returns at once when nothing
-// matches, rather than wait for a first message.
-func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig, bounded bool, fn func(Msg) (bool, error)) error {
+// matches, rather than wait for a first message; with decode, each message
+// comes decoded.
+func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig, bounded, decode bool, fn func(Msg) (bool, error)) error {
 	cons, err := s.stream.OrderedConsumer(ctx, cc)
 	if err != nil {
 		return natsError(err)
@@ -156,7 +165,9 @@ func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig
 			return err
 		}
 		m := Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()}
-		m.Event, m.Err = Decode(m.Raw)
+		if decode {
+			m.Decode()
+		}
 		more, err := fn(m)
 		if err != nil || !more {
 			return err

@@ -70,6 +70,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		if !f.ready.Load() && len(batch) < maxBatch && m.Pending > 0 {
 			return
 		}
+		parallel(len(batch), func(i int) { batch[i].Decode() })
 		if starting {
 			f.applyUnverified(batch, tips)
 		} else {
@@ -92,7 +93,7 @@ func (f *Follower) applyUnverified(ms []events.Msg, tips map[string]events.Msg) 
 	for _, m := range ms {
 		err := m.Err
 		if err == nil {
-			err = f.table.Apply(m.Seq, m.Event, events.Digest(m.Raw))
+			err = f.table.Apply(m.Seq, m.Event, m.Digest)
 		} else {
 			f.table.Skip(m.Seq)
 		}
@@ -137,7 +138,7 @@ func (f *Follower) rebuildAccount(ctx context.Context, account string, upto uint
 			err = f.trust.Verify(m.Raw, m.Event)
 		}
 		if err == nil {
-			err = f.table.Apply(m.Seq, m.Event, events.Digest(m.Raw))
+			err = f.table.Apply(m.Seq, m.Event, m.Digest)
 		}
 		if err != nil {
 			f.log.Error("ALERT: event ignored", "seq", m.Seq, "reason", err)
@@ -160,7 +161,7 @@ func (f *Follower) applyBatch(ms []events.Msg) {
 		if err != nil {
 			f.table.Skip(m.Seq)
 		} else {
-			err = f.table.Apply(m.Seq, m.Event, events.Digest(m.Raw))
+			err = f.table.Apply(m.Seq, m.Event, m.Digest)
 		}
 		if err != nil {
 			// Someone wrote to the stream who should not have: an alert.
@@ -173,25 +174,36 @@ func (f *Follower) applyBatch(ms []events.Msg) {
 // many; a message whose bytes this node signed itself needs no check.
 func (f *Follower) verifyAll(ms []events.Msg) []error {
 	errs := make([]error, len(ms))
-	verify := func(w, workers int) {
-		for i := w; i < len(ms); i += workers {
-			errs[i] = ms[i].Err
-			if errs[i] == nil && !f.table.vouchedFor(events.Digest(ms[i].Raw)) {
-				errs[i] = f.trust.Verify(ms[i].Raw, ms[i].Event)
-			}
+	parallel(len(ms), func(i int) {
+		errs[i] = ms[i].Err
+		if errs[i] == nil && !f.table.vouchedFor(ms[i].Digest) {
+			errs[i] = f.trust.Verify(ms[i].Raw, ms[i].Event)
 		}
-	}
-	if workers := min(runtime.GOMAXPROCS(0), (len(ms)+31)/32); workers <= 1 {
-		verify(0, 1)
-	} else {
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Add(1)
-			go func() { defer wg.Done(); verify(w, workers) }()
-		}
-		wg.Wait()
-	}
+	})
 	return errs
+}
+
+// parallel calls fn for 0 to n-1, on every core when n is large enough to
+// pay for the goroutines.
+func parallel(n int, fn func(int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+31)/32)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // markReady ends Run's first catch-up; later ones are CatchUp's.
