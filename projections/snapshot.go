@@ -110,14 +110,14 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
 		return fail("header", errors.New("not a tokenledger table snapshot"))
 	}
+	var buf [1024]byte
 	str := func() (string, error) {
 		n, err := binary.ReadUvarint(br)
-		if err != nil || n > 1024 {
+		if err != nil || n > uint64(len(buf)) {
 			return "", errors.New("bad string")
 		}
-		b := make([]byte, n)
-		_, err = io.ReadFull(br, b)
-		return string(b), err
+		_, err = io.ReadFull(br, buf[:n])
+		return string(buf[:n]), err
 	}
 	t := NewTable(warn)
 	var err error
