@@ -132,6 +132,11 @@ var graceChoices = []graceChoice{
 // carry the session's CSRF token.
 func (h *handler) signedIn(f func(http.ResponseWriter, *http.Request, *view, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !h.ready() {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "The token ledger is catching up with its event stream; try again shortly.", http.StatusServiceUnavailable)
+			return
+		}
 		id, s, ok := h.session(r)
 		if !ok {
 			http.Redirect(w, r, "/", http.StatusSeeOther)

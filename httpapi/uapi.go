@@ -114,6 +114,13 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
 		writeUAPI(w, http.StatusForbidden, envelope{Errors: []string{"UAPI calls from another site's pages are refused."}})
 		return
 	}
+	if !h.ready() {
+		// A table that has not caught up may lack a revoke, and holds
+		// events whose signatures are checked only once it has.
+		w.Header().Set("Retry-After", "5")
+		writeUAPI(w, http.StatusServiceUnavailable, envelope{Errors: []string{"The token ledger is catching up with its event stream; try again shortly."}})
+		return
+	}
 	who, wait, ok := h.authenticate(r)
 	if !ok {
 		unauthorized(w, wait)
