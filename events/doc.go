@@ -1,8 +1,10 @@
-// Package events is tokenledger's vocabulary and its stream: the three facts
-// that change a token table (TokenCreated, TokenRenamed, TokenRevoked), their
-// JSON envelope as auditors read it, the subject scheme
+// Package events is tokenledger's vocabulary and its stream: the facts that
+// change a token table (TokenCreated, TokenRenamed, TokenRevoked, and since
+// the first release TokenRotated, AllowedIPsSet and TokenUsed), their signed
+// and chained JSON envelope as auditors read it, the subject scheme
 // <prefix>.events.<account>.<token_id>, the append-only stream configuration,
-// and the one place where JetStream is written to and read from.
+// and the one place where JetStream is written to and read from (the stream,
+// and beside it the snapshot object store and the claims bucket).
 //
 // Everything else in the project speaks in these terms: commands decide which
 // events to append, projections fold them into tables. The package also holds
