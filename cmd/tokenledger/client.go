@@ -104,12 +104,18 @@ func (e *cli) create(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if cfg.JSON {
-			return json.NewEncoder(e.stdout).Encode(tok)
-		}
-		_, err = fmt.Fprintln(e.stdout, tok.Token)
-		return err
+		return e.showSecret(tok, cfg.JSON)
 	})
+}
+
+// showSecret prints a new secret, the one time it is ever shown: alone, or
+// with the token as JSON.
+func (e *cli) showSecret(tok natsapi.NewToken, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(tok)
+	}
+	_, err := fmt.Fprintln(e.stdout, tok.Token)
+	return err
 }
 
 func (e *cli) list(ctx context.Context, args []string) error {
@@ -282,11 +288,7 @@ func (e *cli) rotate(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if cfg.JSON {
-			return json.NewEncoder(e.stdout).Encode(tok)
-		}
-		_, err = fmt.Fprintln(e.stdout, tok.Token)
-		return err
+		return e.showSecret(tok, cfg.JSON)
 	})
 }
 
