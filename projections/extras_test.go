@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -105,5 +106,34 @@ func assertSnapshotRoundTrip(t *testing.T, tab *Table, secrets []string, now tim
 				t.Fatalf("after a snapshot: %+v, want %+v", h[i], w[i])
 			}
 		}
+	}
+}
+
+// TestEncodeWhileValidatingAndApplying: a snapshot reads the table while
+// validations read it and changes wait; the race detector watches.
+func TestEncodeWhileValidatingAndApplying(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	var f fixture
+	f.apply(t, tab, 1, f.create("bob", "a", secret('A'), nil))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			var buf bytes.Buffer
+			if _, err := tab.Encode(&buf); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := range 200 {
+		tab.Validate(secret('A'), "", t0)
+		tab.List("bob", t0)
+		e := f.create("bob", fmt.Sprintf("t%d", i), fmt.Sprintf("%032d", i), nil)
+		f.apply(t, tab, uint64(i+2), e)
+	}
+	<-done
+	if tab.Applied() != 201 {
+		t.Fatalf("applied %d", tab.Applied())
 	}
 }

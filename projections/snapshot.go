@@ -39,11 +39,11 @@ const snapshotMagic = "tokenledger table v2\n"
 // MaxSnapshot bounds what Restore reads: about ten million tokens.
 const MaxSnapshot = 2 << 30
 
-// Encode writes the table in a compact binary form. Writers wait while it
-// runs; readers (validations) do not.
+// Encode writes the table in a compact binary form. Changes wait while it
+// runs (it holds changing, not mu); readers such as validations do not.
 func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	t.changing.Lock()
+	defer t.changing.Unlock()
 	bw := bufio.NewWriterSize(w, 1<<16)
 	var buf [binary.MaxVarintLen64]byte
 	uvarint := func(v uint64) { bw.Write(buf[:binary.PutUvarint(buf[:], v)]) }
@@ -145,13 +145,17 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 		return fail("tokens", errors.New("bad count"))
 	}
 	t.byHash = make(map[events.Hash]*token, nTokens)
-	for range nTokens {
+	// One allocation for every token rather than one each: tokens live as
+	// long as the table does (revoked ones stay in the index).
+	slab := make([]token, nTokens)
+	for i := range slab {
 		ai, err := binary.ReadUvarint(br)
 		if err != nil || ai >= nAccounts {
 			return fail("token account", errors.New("bad index"))
 		}
 		var h events.Hash
-		tok := &token{account: accounts[ai]}
+		tok := &slab[i]
+		tok.account = accounts[ai]
 		if _, err := io.ReadFull(br, h[:]); err != nil {
 			return fail("token hash", err)
 		}

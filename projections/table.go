@@ -39,6 +39,11 @@ const DefaultWarn = 7 * 24 * time.Hour
 type Table struct {
 	warn time.Duration
 
+	// changing is held by whatever changes the index, the accounts or the
+	// applied sequence (Apply, Skip, resetAccount), beside mu, and alone by
+	// Encode: a snapshot then reads a still table while validations, which
+	// take only mu's read lock, go on.
+	changing sync.Mutex
 	mu       sync.RWMutex
 	byHash   map[events.Hash]*token  // every token ever created, revoked ones too
 	rotated  map[events.Hash]retired // secrets replaced by a rotation
@@ -106,6 +111,8 @@ func NewTable(warn time.Duration) *Table {
 // does not fit the table (a rename of a token not live, a second creation
 // with a known hash) changes nothing but the chain.
 func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
+	t.changing.Lock()
+	defer t.changing.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer t.advance(seq)
@@ -187,6 +194,8 @@ func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 // built again from its events. It walks the whole index: it is for the rare
 // account whose history does not verify.
 func (t *Table) resetAccount(name string) {
+	t.changing.Lock()
+	defer t.changing.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.accounts[name]
@@ -233,6 +242,8 @@ func (t *Table) vouchedFor(digest events.Hash) bool {
 // Skip records that the message at seq was read and not applied (it did not
 // decode), so that waiting on later sequences still works.
 func (t *Table) Skip(seq uint64) {
+	t.changing.Lock()
+	defer t.changing.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.advance(seq)
