@@ -36,13 +36,19 @@ func TestCluster(t *testing.T) {
 
 	c.Stop(1)
 	natstest.Eventually(t, "a publish with one server stopped", func() bool {
-		_, err := js.Publish(ctx, "t.2", []byte("b"))
+		// Each try is short: one sent to the stopped server would otherwise
+		// wait out the whole test's deadline while the others take over.
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := js.Publish(pctx, "t.2", []byte("b"))
 		return err == nil
 	})
 
 	c.Restart(1)
 	natstest.Eventually(t, "the restarted server current with the stream", func() bool {
-		info, err := s.Info(ctx)
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		info, err := s.Info(ictx)
 		if err != nil || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
 			return false
 		}
