@@ -92,10 +92,9 @@ func (s *Signer) Sign(e *Event, prev Hash) (Hash, error) {
 		return Hash{}, err
 	}
 	e.Sig = base64.RawURLEncoding.EncodeToString(sig)
-	sealed, err := Encode(*e)
-	if err != nil {
-		return Hash{}, err
-	}
+	// The sealed event is the unsigned one with sig as its last member, just
+	// as Encode writes it (base64url needs no escaping): what verifyWith undoes.
+	sealed := append(append(append(unsigned[:len(unsigned)-1:len(unsigned)-1], sigMember...), e.Sig...), '"', '}')
 	return Digest(sealed), nil
 }
 

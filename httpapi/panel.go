@@ -143,12 +143,7 @@ func (h *handler) signedIn(f func(http.ResponseWriter, *http.Request, *view, str
 			return
 		}
 		if r.Method == http.MethodPost {
-			if err := parseForm(r); err != nil {
-				if isTooLarge(err) {
-					tooLarge(w, r)
-					return
-				}
-				text(w, http.StatusBadRequest, "the form cannot be read\n")
+			if !readForm(w, r, unreadableForm) {
 				return
 			}
 			if !sameToken(r.PostForm.Get("csrf"), s.csrf) {
@@ -159,6 +154,25 @@ func (h *handler) signedIn(f func(http.ResponseWriter, *http.Request, *view, str
 		v := &view{Account: s.account, CSRF: s.csrf, Flash: h.sessions.takeFlash(id), MaxNameLen: events.MaxNameLen, size: s.size}
 		f(w, r, v, id)
 	}
+}
+
+// readForm parses r's parameters, or answers 413 for a body that is too
+// large and unreadable(w) for any other failure, and says whether it parsed.
+func readForm(w http.ResponseWriter, r *http.Request, unreadable func(http.ResponseWriter)) bool {
+	err := parseForm(r)
+	switch {
+	case err == nil:
+		return true
+	case isTooLarge(err):
+		tooLarge(w, r)
+	default:
+		unreadable(w)
+	}
+	return false
+}
+
+func unreadableForm(w http.ResponseWriter) {
+	text(w, http.StatusBadRequest, "the form cannot be read\n")
 }
 
 func (h *handler) session(r *http.Request) (string, session, bool) {
@@ -197,12 +211,7 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(r); err != nil {
-		if isTooLarge(err) {
-			tooLarge(w, r)
-			return
-		}
-		text(w, http.StatusBadRequest, "the form cannot be read\n")
+	if !readForm(w, r, unreadableForm) {
 		return
 	}
 	account, password := r.PostForm.Get("account"), r.PostForm.Get("password")

@@ -133,12 +133,9 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("The function “%s” does not exist in the module “%s”.", clip(fn), clip(module))}})
 		return
 	}
-	if err := parseForm(r); err != nil {
-		if isTooLarge(err) {
-			tooLarge(w, r)
-			return
-		}
+	if !readForm(w, r, func(w http.ResponseWriter) {
 		writeUAPI(w, http.StatusBadRequest, envelope{Errors: []string{"The request's parameters cannot be read."}})
+	}) {
 		return
 	}
 	if !h.ready() {

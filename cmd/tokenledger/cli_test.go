@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"tokenledger/natsapi"
 )
 
 // The CLI as a user runs it: a built binary, a real `serve` process with its
@@ -160,15 +162,8 @@ func mustCLI(t *testing.T, url string, args ...string) string {
 	return out
 }
 
-type listed struct {
-	Name          string `json:"name"`
-	TokenID       string `json:"token_id"`
-	CreateTime    int64  `json:"create_time"`
-	ExpiresAt     *int64 `json:"expires_at"`
-	HasFullAccess int    `json:"has_full_access"`
-	Status        string `json:"status"`
-	LastUsed      *int64 `json:"last_used"`
-}
+// listed is a row of list --json, as natsapi writes it.
+type listed = natsapi.TokenInfo
 
 func listJSON(t *testing.T, url, account string) []listed {
 	t.Helper()
