@@ -86,9 +86,15 @@ func assertSnapshotRoundTrip(t *testing.T, tab *Table, secrets []string, now tim
 	if _, err := tab.Encode(&buf); err != nil {
 		t.Fatal(err)
 	}
+	whole := bytes.Clone(buf.Bytes())
 	back, err := DecodeTable(&buf, tab.warn)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for n := range len(whole) {
+		if _, err := DecodeTable(bytes.NewReader(whole[:n]), tab.warn); err == nil {
+			t.Fatalf("a snapshot cut to %d of its %d bytes was accepted", n, len(whole))
+		}
 	}
 	for _, s := range secrets {
 		for _, ip := range []netip.Addr{{}, netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("203.0.113.1")} {

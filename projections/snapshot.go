@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -34,16 +38,26 @@ type DigestSource interface {
 	DigestAt(ctx context.Context, seq uint64) (events.Hash, error)
 }
 
-const snapshotMagic = "tokenledger table v2\n"
+const snapshotMagic = "tokenledger table v3\n"
 
 // MaxSnapshot bounds what Restore reads: about ten million tokens.
 const MaxSnapshot = 2 << 30
+
+// The format, v3, in order: the magic line; the applied sequence; the number
+// of accounts and of tokens; every token's name, one after another, as one
+// block (a start makes one string of them all rather than a million); then
+// each account: its name, chain head and number of tokens, revoked ones too,
+// and those tokens; then the secrets a rotation replaced. Numbers are
+// varints. Grouping tokens by account lets a start size each account's map
+// once, and keeps the account out of every token.
 
 // Encode writes the table in a compact binary form. Changes wait while it
 // runs (it holds changing, not mu); readers such as validations do not.
 func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 	t.changing.Lock()
 	defer t.changing.Unlock()
+	accounts, grouped, from := t.groupByAccount()
+
 	bw := bufio.NewWriterSize(w, 1<<16)
 	var buf [binary.MaxVarintLen64]byte
 	uvarint := func(v uint64) { bw.Write(buf[:binary.PutUvarint(buf[:], v)]) }
@@ -52,44 +66,53 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 
 	bw.WriteString(snapshotMagic)
 	uvarint(t.applied)
-	index := make(map[*account]uint64, len(t.accounts))
-	uvarint(uint64(len(t.accounts)))
-	for _, a := range t.accounts {
-		index[a] = uint64(len(index))
+	uvarint(uint64(len(accounts)))
+	uvarint(uint64(len(grouped)))
+	names := 0
+	for _, g := range grouped {
+		names += len(g.tok.name)
+	}
+	uvarint(uint64(names))
+	for _, g := range grouped {
+		bw.WriteString(g.tok.name)
+	}
+	for i, a := range accounts {
 		str(a.name)
 		bw.Write(a.head[:])
-	}
-	uvarint(uint64(len(t.byHash)))
-	current := make(map[*token]events.Hash, len(t.rotated))
-	for h, tok := range t.byHash {
-		if len(t.rotated) > 0 {
-			current[tok] = h
-		}
-		uvarint(index[tok.account])
-		bw.Write(h[:])
-		bw.Write(tok.id[:])
-		str(tok.name)
-		uvarint(tok.seq)
-		varint(tok.created)
-		varint(tok.expiresAt)
-		flags := byte(0)
-		if tok.revoked {
-			flags |= 1
-		}
-		if tok.ext != nil {
-			flags |= 2
-		}
-		bw.WriteByte(flags)
-		if x := tok.ext; x != nil {
-			varint(x.lastUsed)
-			str(x.lastIP)
-			uvarint(uint64(len(x.allowed)))
-			for _, p := range x.allowed {
-				str(p.String())
+		uvarint(uint64(from[i+1] - from[i]))
+		for _, g := range grouped[from[i]:from[i+1]] {
+			tok := g.tok
+			bw.Write(g.hash[:])
+			bw.Write(tok.id[:])
+			uvarint(uint64(len(tok.name)))
+			uvarint(tok.seq)
+			varint(tok.created)
+			varint(tok.expiresAt)
+			flags := byte(0)
+			if tok.revoked {
+				flags |= 1
+			}
+			if tok.ext != nil {
+				flags |= 2
+			}
+			bw.WriteByte(flags)
+			if x := tok.ext; x != nil {
+				varint(x.lastUsed)
+				str(x.lastIP)
+				uvarint(uint64(len(x.allowed)))
+				for _, p := range x.allowed {
+					str(p.String())
+				}
 			}
 		}
 	}
 	// Secrets replaced by a rotation, by the current hash of their token.
+	current := make(map[*token]events.Hash, len(t.rotated))
+	if len(t.rotated) > 0 {
+		for _, g := range grouped {
+			current[g.tok] = g.hash
+		}
+	}
 	uvarint(uint64(len(t.rotated)))
 	for old, r := range t.rotated {
 		cur := current[r.tok]
@@ -100,138 +123,286 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 	return t.applied, bw.Flush()
 }
 
-// DecodeTable reads what Encode wrote.
+// hashedToken is a token with the hash that indexes it.
+type hashedToken struct {
+	hash events.Hash
+	tok  *token
+}
+
+// groupByAccount lists the accounts, and every token grouped by account:
+// the tokens of accounts[i] are grouped[from[i]:from[i+1]]. The caller
+// holds changing.
+func (t *Table) groupByAccount() (accounts []*account, grouped []hashedToken, from []int) {
+	accounts = make([]*account, 0, len(t.accounts))
+	index := make(map[*account]int, len(t.accounts))
+	for _, a := range t.accounts {
+		index[a] = len(accounts)
+		accounts = append(accounts, a)
+	}
+	from = make([]int, len(accounts)+1)
+	for _, tok := range t.byHash {
+		from[index[tok.account]+1]++
+	}
+	for i := range accounts {
+		from[i+1] += from[i]
+	}
+	next := slices.Clone(from[:len(accounts)])
+	grouped = make([]hashedToken, len(t.byHash))
+	for h, tok := range t.byHash {
+		i := index[tok.account]
+		grouped[next[i]] = hashedToken{h, tok}
+		next[i]++
+	}
+	return accounts, grouped, from
+}
+
+// DecodeTable reads what Encode wrote. It reads r as it arrives, so that
+// decoding overlaps a download, and builds the two indexes at once.
 func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
+	d := &snapshotReader{src: r, buf: make([]byte, 1<<16)}
 	fail := func(what string, err error) (*Table, error) {
+		if d.err != nil && d.err != errShort {
+			err = d.err
+		}
 		return nil, fmt.Errorf("snapshot: %s: %w", what, err)
 	}
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
+	if string(d.bytes(len(snapshotMagic))) != snapshotMagic {
 		return fail("header", errors.New("not a tokenledger table snapshot"))
 	}
-	var buf [1024]byte
-	str := func() (string, error) {
-		n, err := binary.ReadUvarint(br)
-		if err != nil || n > uint64(len(buf)) {
-			return "", errors.New("bad string")
-		}
-		_, err = io.ReadFull(br, buf[:n])
-		return string(buf[:n]), err
-	}
 	t := NewTable(warn)
-	var err error
-	if t.applied, err = binary.ReadUvarint(br); err != nil {
-		return fail("sequence", err)
+	t.applied = d.uvarint()
+	nAccounts, nTokens, nameBytes := d.uvarint(), d.uvarint(), d.uvarint()
+	if d.err != nil || nAccounts > MaxSnapshot/34 || nTokens > MaxSnapshot/60 || nameBytes > MaxSnapshot {
+		return fail("counts", errors.New("bad count"))
 	}
-	nAccounts, err := binary.ReadUvarint(br)
-	if err != nil || nAccounts > MaxSnapshot/20 {
-		return fail("accounts", errors.New("bad count"))
+	names, err := d.block(int(nameBytes))
+	if err != nil {
+		return fail("names", err)
 	}
-	accounts := make([]*account, nAccounts)
-	for i := range accounts {
-		a := &account{live: make(map[ulid.ULID]*token)}
-		if a.name, err = str(); err != nil {
-			return fail("account", err)
-		}
-		if _, err := io.ReadFull(br, a.head[:]); err != nil {
-			return fail("account head", err)
-		}
-		accounts[i] = a
-		t.accounts[a.name] = a
-	}
-	nTokens, err := binary.ReadUvarint(br)
-	if err != nil || nTokens > MaxSnapshot/60 {
-		return fail("tokens", errors.New("bad count"))
-	}
-	t.byHash = make(map[events.Hash]*token, nTokens)
+
 	// One allocation for every token rather than one each: tokens live as
 	// long as the table does (revoked ones stay in the index).
 	slab := make([]token, nTokens)
-	for i := range slab {
-		ai, err := binary.ReadUvarint(br)
-		if err != nil || ai >= nAccounts {
-			return fail("token account", errors.New("bad index"))
+	hashes := make([]events.Hash, nTokens)
+	accounts := make([]*account, nAccounts)
+	lives := make([]int, nAccounts) // live tokens of each account
+	from := make([]int, nAccounts+1)
+	next, nameAt := 0, 0
+	for ai := range accounts {
+		a := &account{}
+		if a.name, err = d.str(); err != nil {
+			return fail("account", err)
 		}
-		var h events.Hash
-		tok := &slab[i]
-		tok.account = accounts[ai]
-		if _, err := io.ReadFull(br, h[:]); err != nil {
-			return fail("token hash", err)
+		copy(a.head[:], d.bytes(len(a.head)))
+		count := d.uvarint()
+		if d.err != nil || count > nTokens-uint64(next) || t.accounts[a.name] != nil {
+			return fail("account", errors.New("bad account"))
 		}
-		if _, err := io.ReadFull(br, tok.id[:]); err != nil {
-			return fail("token id", err)
-		}
-		if tok.name, err = str(); err != nil {
-			return fail("token name", err)
-		}
-		if tok.seq, err = binary.ReadUvarint(br); err != nil {
-			return fail("token sequence", err)
-		}
-		if tok.created, err = binary.ReadVarint(br); err != nil {
-			return fail("token time", err)
-		}
-		if tok.expiresAt, err = binary.ReadVarint(br); err != nil {
-			return fail("token expiry", err)
-		}
-		flags, err := br.ReadByte()
-		if err != nil || flags > 3 {
-			return fail("token state", errors.New("bad flag"))
-		}
-		tok.revoked = flags&1 != 0
-		if flags&2 != 0 {
-			x := tok.extra()
-			if x.lastUsed, err = binary.ReadVarint(br); err != nil {
-				return fail("token use", err)
+		accounts[ai] = a
+		t.accounts[a.name] = a
+		from[ai] = next
+		for range count {
+			tok := &slab[next]
+			tok.account = a
+			copy(hashes[next][:], d.bytes(len(events.Hash{})))
+			copy(tok.id[:], d.bytes(len(tok.id)))
+			n := d.uvarint()
+			if n > uint64(len(names)-nameAt) {
+				return fail("token name", errors.New("past the names"))
 			}
-			if x.lastIP, err = str(); err != nil {
-				return fail("token use", err)
+			tok.name = names[nameAt : nameAt+int(n)]
+			nameAt += int(n)
+			tok.seq = d.uvarint()
+			tok.created = d.varint()
+			tok.expiresAt = d.varint()
+			flags := d.byte()
+			if d.err != nil || flags > 3 {
+				return fail("token", errors.New("truncated or bad flags"))
 			}
-			n, err := binary.ReadUvarint(br)
-			if err != nil || n > events.MaxAllowedIPs {
-				return fail("token allow-list", errors.New("bad count"))
+			tok.revoked = flags&1 != 0
+			if !tok.revoked {
+				lives[ai]++
 			}
-			for range n {
-				ps, err := str()
-				if err != nil {
-					return fail("token allow-list", err)
+			if flags&2 != 0 {
+				if err := d.extra(tok.extra()); err != nil {
+					return fail("token extras", err)
 				}
-				p, err := netip.ParsePrefix(ps)
-				if err != nil {
-					return fail("token allow-list", err)
-				}
-				x.allowed = append(x.allowed, p)
 			}
-		}
-		t.byHash[h] = tok
-		if !tok.revoked {
-			tok.account.live[tok.id] = tok
+			next++
 		}
 	}
-	nRotated, err := binary.ReadUvarint(br)
-	if err != nil || nRotated > nTokens*16 {
+	from[nAccounts] = next
+	if next != int(nTokens) || nameAt != len(names) {
+		return fail("tokens", errors.New("counts do not add up"))
+	}
+
+	// The two indexes, each on a core of its own: most of a start's time
+	// is map inserts.
+	var dup bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t.byHash = make(map[events.Hash]*token, nTokens)
+		for i := range slab {
+			t.byHash[hashes[i]] = &slab[i]
+		}
+		dup = len(t.byHash) != len(slab)
+	})
+	for ai, a := range accounts {
+		a.live = make(map[ulid.ULID]*token, lives[ai])
+		for i := from[ai]; i < from[ai+1]; i++ {
+			if tok := &slab[i]; !tok.revoked {
+				a.live[tok.id] = tok
+			}
+		}
+	}
+	wg.Wait()
+	if dup {
+		return fail("tokens", errors.New("a hash appears twice"))
+	}
+
+	nRotated := d.uvarint()
+	if d.err != nil || nRotated > nTokens*16 {
 		return fail("rotations", errors.New("bad count"))
 	}
 	for range nRotated {
 		var old, cur events.Hash
-		if _, err := io.ReadFull(br, old[:]); err != nil {
-			return fail("rotation", err)
-		}
-		if _, err := io.ReadFull(br, cur[:]); err != nil {
-			return fail("rotation", err)
-		}
-		until, err := binary.ReadVarint(br)
+		copy(old[:], d.bytes(len(old)))
+		copy(cur[:], d.bytes(len(cur)))
+		until := d.varint()
 		tok := t.byHash[cur]
-		if err != nil || tok == nil {
+		if d.err != nil || tok == nil {
 			return fail("rotation", errors.New("unknown token"))
 		}
 		t.rotated[old] = retired{tok: tok, until: until}
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
+	if !d.atEOF() {
 		return fail("trailer", errors.New("data after the last token"))
 	}
 	return t, nil
 }
+
+// snapshotReader reads the snapshot format from a stream through a window of
+// its own: faster than a byte at a time, and it never needs the whole
+// snapshot in memory. Its first error sticks; reads after it give zeros.
+type snapshotReader struct {
+	src      io.Reader
+	buf      []byte
+	off, end int // buf[off:end] is read but not yet used
+	eof      bool
+	err      error
+}
+
+// errShort: the snapshot ended in the middle of something.
+var errShort = errors.New("truncated")
+
+// fill makes n bytes available, if the stream holds that many more.
+func (d *snapshotReader) fill(n int) bool {
+	if d.end-d.off >= n {
+		return true
+	}
+	if n > len(d.buf) {
+		return false // nothing the format holds is that long
+	}
+	d.end = copy(d.buf, d.buf[d.off:d.end])
+	d.off = 0
+	for d.end < n && !d.eof && d.err == nil {
+		k, err := d.src.Read(d.buf[d.end:])
+		d.end += k
+		if err == io.EOF {
+			d.eof = true
+		} else if err != nil {
+			d.err = err
+		}
+	}
+	return d.end >= n
+}
+
+func (d *snapshotReader) bytes(n int) []byte {
+	if d.err != nil || !d.fill(n) {
+		if d.err == nil {
+			d.err = errShort
+		}
+		return make([]byte, n)
+	}
+	b := d.buf[d.off : d.off+n]
+	d.off += n
+	return b
+}
+
+func (d *snapshotReader) byte() byte { return d.bytes(1)[0] }
+
+func (d *snapshotReader) uvarint() uint64 {
+	d.fill(binary.MaxVarintLen64) // fewer at the end of the stream
+	v, k := binary.Uvarint(d.buf[d.off:d.end])
+	if d.err == nil && k <= 0 {
+		d.err = errShort
+	}
+	if d.err != nil {
+		return 0
+	}
+	d.off += k
+	return v
+}
+
+func (d *snapshotReader) varint() int64 {
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+// str reads a short length-prefixed string.
+func (d *snapshotReader) str() (string, error) {
+	n := d.uvarint()
+	if n > 1024 {
+		return "", errors.New("bad string")
+	}
+	s := string(d.bytes(int(n)))
+	return s, d.err
+}
+
+// block reads n bytes as one string, a window at a time.
+func (d *snapshotReader) block(n int) (string, error) {
+	var b strings.Builder
+	b.Grow(n)
+	for b.Len() < n && d.err == nil {
+		d.fill(1)
+		if d.end == d.off {
+			d.err = errShort
+			break
+		}
+		k := min(n-b.Len(), d.end-d.off)
+		b.Write(d.buf[d.off : d.off+k])
+		d.off += k
+	}
+	return b.String(), d.err
+}
+
+// extra reads a token's rarer attributes.
+func (d *snapshotReader) extra(x *extra) error {
+	x.lastUsed = d.varint()
+	var err error
+	if x.lastIP, err = d.str(); err != nil {
+		return err
+	}
+	n := d.uvarint()
+	if d.err != nil || n > events.MaxAllowedIPs {
+		return errors.New("bad allow-list")
+	}
+	for range n {
+		ps, err := d.str()
+		if err != nil {
+			return err
+		}
+		p, err := netip.ParsePrefix(ps)
+		if err != nil {
+			return err
+		}
+		x.allowed = append(x.allowed, p)
+	}
+	return nil
+}
+
+// atEOF says whether the stream ended right here.
+func (d *snapshotReader) atEOF() bool { return d.err == nil && !d.fill(1) && d.err == nil }
 
 // Restore returns the table of the newest trusted snapshot, or an empty table
 // when there is none or it cannot be trusted (it then says why in the log).
@@ -255,16 +426,6 @@ func restore(ctx context.Context, store SnapshotStore, src DigestSource, trust *
 		return nil, err
 	}
 	defer body.Close()
-	raw, err := io.ReadAll(io.LimitReader(body, MaxSnapshot+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(raw) > MaxSnapshot {
-		return nil, errors.New("snapshot too large")
-	}
-	if events.Digest(raw) != snap.Body {
-		return nil, errors.New("snapshot body does not match its digest")
-	}
 	if err := trust.VerifyDigest(snap.Signer, snap.Body, snap.Sig); err != nil {
 		return nil, err
 	}
@@ -277,9 +438,19 @@ func restore(ctx context.Context, store SnapshotStore, src DigestSource, trust *
 			return nil, errors.New("the snapshot was made from another stream")
 		}
 	}
-	t, err := DecodeTable(bytes.NewReader(raw), warn)
+	// Decode as the body arrives, and trust the table only once the body's
+	// digest, taken on the way, is the one signed.
+	digest := sha256.New()
+	limited := &io.LimitedReader{R: body, N: MaxSnapshot + 1}
+	t, err := DecodeTable(io.TeeReader(limited, digest), warn)
+	if limited.N == 0 {
+		return nil, errors.New("snapshot too large")
+	}
 	if err != nil {
 		return nil, err
+	}
+	if events.Hash(digest.Sum(nil)) != snap.Body {
+		return nil, errors.New("snapshot body does not match its digest")
 	}
 	if t.applied != snap.Seq {
 		return nil, errors.New("the snapshot's sequence does not match its description")
