@@ -2,9 +2,12 @@ package events
 
 import (
 	"bytes"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nkeys"
 )
 
 func mustSigner(t *testing.T) *Signer {
@@ -91,5 +94,34 @@ func TestKeyFiles(t *testing.T) {
 	}
 	if _, err := NewTrust("not a key"); err == nil {
 		t.Fatal("a bad public key was trusted")
+	}
+}
+
+// TestSignerSignsAsNkeys: the signer keeps its own Ed25519 key, and signs
+// exactly as the nkeys key pair of its seed would.
+func TestSignerSignsAsNkeys(t *testing.T) {
+	seed, err := NewSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := nkeys.FromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := HashSecret("anything")
+	want, err := kp.Sign([]byte(snapshotContext + h.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, err := s.SignDigest(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have != base64.RawURLEncoding.EncodeToString(want) {
+		t.Fatalf("signature %s, nkeys gives %s", have, base64.RawURLEncoding.EncodeToString(want))
 	}
 }
