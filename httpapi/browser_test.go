@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"tokenledger/events"
@@ -64,6 +65,15 @@ func into[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 		*dst = v
 		return chromedp.Void{}, err
 	}
+}
+
+// loads runs trigger, which takes the tab to another page, and waits until
+// that page has loaded. Before then the panel's script may not have set up
+// its handlers, and Chromium renews every node id of a page once it has
+// loaded, so a step that found a node while the page was still loading fails
+// with "No node with given id found".
+func loads(trigger chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
+	return into(new(cdppage.EventLoadEventFired), chromedp.WaitEvent(cdppage.LoadEventFired, nil, trigger))
 }
 
 // clearField empties a text field as a user would, so its input handlers run.
@@ -142,7 +152,7 @@ func TestPanelInBrowser(t *testing.T) {
 	run("wrong password",
 		chromedp.SendKeys(chromedp.CSS("#login-account"), "bob"),
 		chromedp.SendKeys(chromedp.CSS("#login-password"), "guess"),
-		chromedp.Click(chromedp.CSS("#login")),
+		loads(chromedp.Click(chromedp.CSS("#login"))),
 		chromedp.WaitVisible(chromedp.CSS("#error")),
 		into(&text, chromedp.Text(chromedp.CSS("#error"))))
 	if text != "The login is invalid." {
@@ -151,7 +161,7 @@ func TestPanelInBrowser(t *testing.T) {
 	run("login",
 		chromedp.SetValue(chromedp.CSS("#login-account"), "bob"),
 		chromedp.SendKeys(chromedp.CSS("#login-password"), passwords["bob"]),
-		chromedp.Click(chromedp.CSS("#login")))
+		loads(chromedp.Click(chromedp.CSS("#login"))))
 	rows := table("first page")
 	if have, want := names(rows), []string{"soon", "gone", "t01", "t02", "t03", "t04", "t05", "t06", "t07", "t08"}; !slices.Equal(have, want) {
 		t.Fatalf("first page: %v, want %v", have, want)
@@ -178,7 +188,7 @@ func TestPanelInBrowser(t *testing.T) {
 
 	// Twenty a page shows all twelve.
 	run("page size",
-		into(new(any), chromedp.Evaluate[any](`(function (s) { s.value = "20"; s.dispatchEvent(new Event("change")); })(document.getElementById("page-size"))`)),
+		loads(into(new(any), chromedp.Evaluate[any](`(function (s) { s.value = "20"; s.dispatchEvent(new Event("change")); })(document.getElementById("page-size"))`))),
 		chromedp.WaitReady(chromedp.CSS(`#page-size option[value="20"][selected]`)),
 		into(&text, chromedp.Text(chromedp.CSS("#range"))), shot("list"))
 	if text != "1–12 of 12" {
@@ -189,7 +199,7 @@ func TestPanelInBrowser(t *testing.T) {
 	var date, check string
 	var disabled bool
 	run("create form",
-		chromedp.Click(chromedp.CSS("#create")),
+		loads(chromedp.Click(chromedp.CSS("#create"))),
 		chromedp.WaitVisible(chromedp.CSS("#token-name")),
 		chromedp.SendKeys(chromedp.CSS("#token-name"), "web deploy"),
 		into(&text, chromedp.Text(chromedp.CSS("#name-check"))),
@@ -219,7 +229,7 @@ func TestPanelInBrowser(t *testing.T) {
 	// The secret shows once, with Copy and "Yes, I Saved My Token".
 	var secret string
 	run("create",
-		chromedp.Click(chromedp.CSS("#create-submit")),
+		loads(chromedp.Click(chromedp.CSS("#create-submit"))),
 		chromedp.WaitVisible(chromedp.CSS("#secret")),
 		into(&secret, chromedp.Value(chromedp.CSS("#secret"))),
 		chromedp.Click(chromedp.CSS("#copy")),
@@ -233,7 +243,7 @@ func TestPanelInBrowser(t *testing.T) {
 	}
 	var html, url string
 	run("saved",
-		chromedp.Click(chromedp.CSS("#saved")),
+		loads(chromedp.Click(chromedp.CSS("#saved"))),
 		chromedp.WaitVisible(chromedp.CSS("#tokens")),
 		into(&html, chromedp.OuterHTML(chromedp.CSS("html"))),
 		into(&url, chromedp.Location()))
@@ -246,10 +256,10 @@ func TestPanelInBrowser(t *testing.T) {
 
 	// Manage: rename.
 	run("manage",
-		chromedp.Click(chromedp.CSS(`#tokens tr[data-name="web-deploy"] a.btn`)),
+		loads(chromedp.Click(chromedp.CSS(`#tokens tr[data-name="web-deploy"] a.btn`))),
 		chromedp.WaitVisible(chromedp.CSS("#new-name")),
 		chromedp.SendKeys(chromedp.CSS("#new-name"), "web-deploy-2"), shot("manage"),
-		chromedp.Click(chromedp.CSS("#update")),
+		loads(chromedp.Click(chromedp.CSS("#update"))),
 		chromedp.WaitVisible(chromedp.CSS("#flash")),
 		into(&text, chromedp.Text(chromedp.CSS("#flash"))))
 	if text != "The API token “web-deploy” is now named “web-deploy-2”." {
@@ -264,7 +274,7 @@ func TestPanelInBrowser(t *testing.T) {
 	// on create, and the old one stops working.
 	var rotated, notice string
 	run("rotate",
-		chromedp.Click(chromedp.CSS(`#tokens tr[data-name="web-deploy-2"] a.btn`)),
+		loads(chromedp.Click(chromedp.CSS(`#tokens tr[data-name="web-deploy-2"] a.btn`))),
 		chromedp.WaitVisible(chromedp.CSS("#rotate")),
 		chromedp.Click(chromedp.CSS("#rotate")),
 		chromedp.WaitVisible(chromedp.CSS("#rotate-confirm")), shot("rotate-confirm"))
@@ -272,7 +282,7 @@ func TestPanelInBrowser(t *testing.T) {
 		t.Fatalf("rotated before the confirmation: %+v", res)
 	}
 	run("rotate confirmed",
-		chromedp.Click(chromedp.CSS("#rotate-yes")),
+		loads(chromedp.Click(chromedp.CSS("#rotate-yes"))),
 		chromedp.WaitVisible(chromedp.CSS("#secret")),
 		into(&rotated, chromedp.Value(chromedp.CSS("#secret"))),
 		into(&notice, chromedp.Text(chromedp.CSS("#created-notice"))),
@@ -288,7 +298,7 @@ func TestPanelInBrowser(t *testing.T) {
 		t.Fatal("the old secret still works after rotate")
 	}
 	run("saved after rotate",
-		chromedp.Click(chromedp.CSS("#saved")),
+		loads(chromedp.Click(chromedp.CSS("#saved"))),
 		chromedp.WaitVisible(chromedp.CSS("#tokens")),
 		into(&html, chromedp.OuterHTML(chromedp.CSS("html"))))
 	if strings.Contains(html, rotated) {
@@ -320,7 +330,7 @@ func TestPanelInBrowser(t *testing.T) {
 		t.Fatalf("revoked before the confirmation: %v", have)
 	}
 	run("confirm",
-		chromedp.Click(chromedp.CSS("#revoke-yes")),
+		loads(chromedp.Click(chromedp.CSS("#revoke-yes"))),
 		chromedp.WaitVisible(chromedp.CSS("#flash")),
 		into(&text, chromedp.Text(chromedp.CSS("#flash"))))
 	if text != "3 API tokens were revoked." {
@@ -338,6 +348,6 @@ func TestPanelInBrowser(t *testing.T) {
 	}
 
 	// Logging out ends the session.
-	run("logout", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-account")),
+	run("logout", loads(chromedp.Click(chromedp.CSS("#logout"))), chromedp.WaitVisible(chromedp.CSS("#login-account")),
 		chromedp.Navigate(n.URL+"/create"), chromedp.WaitVisible(chromedp.CSS("#login-account")))
 }
