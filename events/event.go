@@ -36,8 +36,12 @@ type Event struct {
 	Sig     string // Ed25519 signature, base64url; see sign.go
 }
 
-// Data is the type-specific part of an event.
-type Data interface{ eventType() string }
+// Data is the type-specific part of an event. check says whether it is
+// what its type requires; Decode refuses an event whose data fails it.
+type Data interface {
+	eventType() string
+	check() error
+}
 
 // TokenCreated: a token was issued. Only its hash is ever recorded.
 type TokenCreated struct {
@@ -145,10 +149,30 @@ func Encode(e Event) ([]byte, error) {
 // Decode reads one event and checks that it is well formed: a known version
 // and type, a valid account, ULIDs and the fields its type requires. An event
 // that fails here is never applied.
+//
+// An event in the exact layout Encode writes is read by hand (see
+// scanCanonical); any other input goes through encoding/json. Both give the
+// same event, or the same error, for every input.
 func Decode(b []byte) (Event, error) {
 	if len(b) > MaxEventSize {
 		return Event{}, Errorf(Invalid, "event too large: %d bytes", len(b))
 	}
+	e, ok := scanCanonical(b)
+	if !ok {
+		return unmarshalEvent(b)
+	}
+	if err := checkEnvelope(e); err != nil {
+		return Event{}, err
+	}
+	if err := e.Data.check(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// unmarshalEvent is Decode with encoding/json, for any input: what the
+// canonical reader must agree with.
+func unmarshalEvent(b []byte) (Event, error) {
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return Event{}, Errorf(Invalid, "event is not JSON: %v", err)
@@ -160,17 +184,11 @@ func Decode(b []byte) (Event, error) {
 	if err != nil {
 		return Event{}, Errorf(Invalid, "event time %q is not RFC 3339", clip(env.At))
 	}
-	if err := CheckAccount(env.Account); err != nil {
-		return Event{}, err
-	}
-	if _, err := ulid.ParseStrict(env.ID); err != nil {
-		return Event{}, Errorf(Invalid, "event id %q is not a ULID", clip(env.ID))
-	}
-	if _, err := ulid.ParseStrict(env.TokenID); err != nil {
-		return Event{}, Errorf(Invalid, "token id %q is not a ULID", clip(env.TokenID))
-	}
 	e := Event{ID: env.ID, At: at, Account: env.Account, TokenID: env.TokenID, Actor: env.Actor,
 		Prev: env.Prev, Signer: env.Signer, Sig: env.Sig}
+	if err := checkEnvelope(e); err != nil {
+		return Event{}, err
+	}
 	decode, ok := decoders[env.Type]
 	if !ok {
 		return Event{}, Errorf(Invalid, "unknown event type %q", clip(env.Type))
@@ -179,6 +197,20 @@ func Decode(b []byte) (Event, error) {
 		return Event{}, err
 	}
 	return e, nil
+}
+
+// checkEnvelope checks what every event has, whichever way it was read.
+func checkEnvelope(e Event) error {
+	if err := CheckAccount(e.Account); err != nil {
+		return err
+	}
+	if _, err := ulid.ParseStrict(e.ID); err != nil {
+		return Errorf(Invalid, "event id %q is not a ULID", clip(e.ID))
+	}
+	if _, err := ulid.ParseStrict(e.TokenID); err != nil {
+		return Errorf(Invalid, "token id %q is not a ULID", clip(e.TokenID))
+	}
+	return nil
 }
 
 // decoders read each type's data and check it.
@@ -191,10 +223,7 @@ var decoders = map[string]func(json.RawMessage) (Data, error){
 	TypeUsed:       decodeAs[TokenUsed],
 }
 
-func decodeAs[T interface {
-	Data
-	check() error
-}](raw json.RawMessage) (Data, error) {
+func decodeAs[T Data](raw json.RawMessage) (Data, error) {
 	var d T
 	if err := decodeData(raw, &d); err != nil {
 		return nil, err

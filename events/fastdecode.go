@@ -1,0 +1,424 @@
+package events
+
+import (
+	"time"
+	"unicode/utf8"
+)
+
+// Rebuilding a node's table replays every event on the stream, and reading
+// them with encoding/json (reflection, a scanner pass per value, a second
+// Unmarshal for the data) used to be half of that work. Nearly every stored
+// event is exactly what Encode and Signer.Sign wrote, so scanCanonical reads
+// that one byte layout by hand and declines anything else: other key orders,
+// whitespace, unknown or repeated keys, keys in another case, numbers or
+// escapes it does not handle. Decode then asks encoding/json, so the fast
+// path changes how quickly an event is read, never what is read or refused.
+
+// scanCanonical reads b when it is an event in Encode's exact layout, schema
+// version 1. Its event is not checked yet: Decode does that. ok is false when
+// b is not in that layout, which says nothing about whether b is a valid event.
+//
+// Every string is copied out of b: a stream message's buffer may be reused,
+// and a table that keeps a token's name must not keep the whole event alive.
+func scanCanonical(b []byte) (e Event, ok bool) {
+	s := scanner{b: b, ok: true}
+	s.expect(`{"v":1,"id":`)
+	e.ID = s.str()
+	s.expect(`,"type":`)
+	readData := s.dataReader()
+	s.expect(`,"at":`)
+	e.At = s.at()
+	s.expect(`,"account":`)
+	e.Account = s.str()
+	s.expect(`,"token_id":`)
+	e.TokenID = s.str()
+	s.expect(`,"actor":`)
+	e.Actor = s.actor()
+	s.expect(`,"data":`)
+	if readData != nil {
+		e.Data = readData(&s)
+	}
+	if s.skip(`,"prev":`) {
+		e.Prev = s.str()
+	}
+	if s.skip(`,"signer":`) {
+		e.Signer = s.str()
+	}
+	if s.skip(`,"sig":`) {
+		e.Sig = s.str()
+	}
+	s.expect(`}`)
+	if !s.ok || s.i != len(b) || e.Data == nil {
+		return Event{}, false
+	}
+	return e, true
+}
+
+// dataReaders read each type's data in the order its struct's fields are
+// declared, which is the order encoding/json writes them in.
+var dataReaders = map[string]func(*scanner) Data{
+	TypeCreated: func(s *scanner) Data {
+		var d TokenCreated
+		s.expect(`{"name":`)
+		d.Name = s.str()
+		s.expect(`,"token_hash":`)
+		d.TokenHash = s.str()
+		s.expect(`,"expires_at":`)
+		d.ExpiresAt = s.intOrNull()
+		s.expect(`,"full_access":`)
+		d.FullAccess = s.boolean()
+		if s.skip(`,"allowed_ips":`) {
+			d.AllowedIPs = s.strs()
+		}
+		s.expect(`}`)
+		return d
+	},
+	TypeRenamed: func(s *scanner) Data {
+		var d TokenRenamed
+		s.expect(`{"old_name":`)
+		d.OldName = s.str()
+		s.expect(`,"new_name":`)
+		d.NewName = s.str()
+		s.expect(`}`)
+		return d
+	},
+	TypeRevoked: func(s *scanner) Data {
+		var d TokenRevoked
+		s.expect(`{"name":`)
+		d.Name = s.str()
+		s.expect(`}`)
+		return d
+	},
+	TypeRotated: func(s *scanner) Data {
+		var d TokenRotated
+		s.expect(`{"name":`)
+		d.Name = s.str()
+		s.expect(`,"token_hash":`)
+		d.TokenHash = s.str()
+		s.expect(`,"old_token_hash":`)
+		d.OldTokenHash = s.str()
+		s.expect(`,"grace_until":`)
+		d.GraceUntil = s.intOrNull()
+		s.expect(`}`)
+		return d
+	},
+	TypeAllowedIPs: func(s *scanner) Data {
+		var d AllowedIPsSet
+		s.expect(`{"name":`)
+		d.Name = s.str()
+		s.expect(`,"allowed_ips":`)
+		d.AllowedIPs = s.strs()
+		s.expect(`}`)
+		return d
+	},
+	TypeUsed: func(s *scanner) Data {
+		var d TokenUsed
+		if s.skip(`{"ip":`) {
+			d.IP = s.str()
+		} else {
+			s.expect(`{`)
+		}
+		s.expect(`}`)
+		return d
+	},
+}
+
+// scanner walks the canonical layout. The first thing out of place clears
+// ok, and from then on every read returns a zero value: a reader can be
+// written as a straight line and look at ok once at the end.
+type scanner struct {
+	b  []byte
+	i  int
+	ok bool
+}
+
+// skip consumes lit if it comes next, and says whether it did.
+func (s *scanner) skip(lit string) bool {
+	if !s.ok || len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		return false
+	}
+	s.i += len(lit)
+	return true
+}
+
+// expect consumes lit, which must come next.
+func (s *scanner) expect(lit string) {
+	if !s.skip(lit) {
+		s.ok = false
+	}
+}
+
+// fail gives up on the canonical layout.
+func (s *scanner) fail() { s.ok = false }
+
+// raw reads a string's bytes between its quotes, still escaped, still in b,
+// and whether they hold an escape or a byte beyond ASCII.
+func (s *scanner) raw() (raw []byte, special bool) {
+	if !s.skip(`"`) {
+		s.fail()
+		return nil, false
+	}
+	start := s.i
+	for s.i < len(s.b) {
+		for s.i < len(s.b) && plain[s.b[s.i]] {
+			s.i++
+		}
+		if s.i == len(s.b) {
+			break
+		}
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return s.b[start : s.i-1], special
+		case c == '\\':
+			special = true
+			s.i += 2 // the escaped byte cannot end the string
+		case c < 0x20:
+			s.fail() // not JSON: encoding/json refuses it
+			return nil, false
+		default: // beyond ASCII
+			special = true
+			s.i++
+		}
+	}
+	s.fail()
+	return nil, false
+}
+
+// plain marks the bytes a string may hold as they are: printable ASCII but
+// the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// str reads a string as encoding/json would, as a copy.
+func (s *scanner) str() string {
+	raw, special := s.raw()
+	if !special {
+		return string(raw)
+	}
+	out, ok := unescape(raw)
+	if !ok {
+		s.fail()
+	}
+	return out
+}
+
+// unescape decodes the escapes encoding/json writes (\" \\ \n \r \t \b \f,
+// and \u for the rest, such as < > & and U+2028), and \/. It declines
+// \u-escaped surrogates, which Marshal never writes and encoding/json
+// replaces when they are unpaired, and bytes that are not UTF-8, which
+// encoding/json would replace too.
+func unescape(raw []byte) (string, bool) {
+	if !utf8.Valid(raw) {
+		return "", false
+	}
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i == len(raw) {
+			return "", false
+		}
+		switch raw[i] {
+		case '"', '\\', '/':
+			out = append(out, raw[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(raw[i+1:])
+			if !ok || utf8.RuneLen(r) < 0 { // RuneLen is -1 for surrogates
+				return "", false
+			}
+			out = utf8.AppendRune(out, r)
+			i += 4
+		default:
+			return "", false
+		}
+	}
+	return string(out), true
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// strs reads null (nil) or an array of strings ([] is an empty, non-nil
+// slice, as encoding/json makes it).
+func (s *scanner) strs() []string {
+	if s.skip(`null`) {
+		return nil
+	}
+	s.expect(`[`)
+	list := []string{}
+	if s.skip(`]`) {
+		return list
+	}
+	for s.ok {
+		list = append(list, s.str())
+		if s.skip(`]`) {
+			return list
+		}
+		s.expect(`,`)
+	}
+	return nil
+}
+
+// maxDigits keeps an integer clear of int64 overflow; a longer one (no real
+// Unix time) is left to encoding/json.
+const maxDigits = 18
+
+// intOrNull reads null (nil) or a JSON integer. A fraction or an exponent is
+// declined by whatever the caller expects next.
+func (s *scanner) intOrNull() *int64 {
+	if s.skip(`null`) {
+		return nil
+	}
+	neg := s.skip(`-`)
+	start := s.i
+	var n int64
+	for s.ok && s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		n = n*10 + int64(s.b[s.i]-'0')
+		s.i++
+	}
+	digits := s.i - start
+	if digits == 0 || digits > maxDigits || (digits > 1 && s.b[start] == '0') {
+		s.fail()
+		return nil
+	}
+	if neg {
+		n = -n
+	}
+	return &n
+}
+
+// boolean reads true or false.
+func (s *scanner) boolean() bool {
+	if s.skip(`true`) {
+		return true
+	}
+	s.expect(`false`)
+	return false
+}
+
+// actor reads the actor object; its kind is almost always one of three
+// constants, which need no copy.
+func (s *scanner) actor() (a Actor) {
+	s.expect(`{"kind":`)
+	a.Kind = s.kind()
+	s.expect(`,"name":`)
+	a.Name = s.str()
+	if s.skip(`,"token_id":`) {
+		a.TokenID = s.str()
+	}
+	if s.skip(`,"remote":`) {
+		a.Remote = s.str()
+	}
+	s.expect(`}`)
+	return a
+}
+
+func (s *scanner) kind() string {
+	start := s.i
+	if raw, special := s.raw(); s.ok && !special {
+		switch string(raw) {
+		case ActorOperator:
+			return ActorOperator
+		case ActorAccount:
+			return ActorAccount
+		case ActorToken:
+			return ActorToken
+		}
+	}
+	s.i = start // read it again as any string
+	return s.str()
+}
+
+// dataReader reads the event's type and returns the reader of its data; an
+// unknown type is declined, for encoding/json's path to refuse it.
+func (s *scanner) dataReader() func(*scanner) Data {
+	raw, _ := s.raw()
+	read := dataReaders[string(raw)]
+	if read == nil {
+		s.fail()
+	}
+	return read
+}
+
+// at reads the event's time in exactly atLayout's form,
+// YYYY-MM-DDTHH:MM:SS.mmmZ, to the time.Time that time.Parse gives for it.
+func (s *scanner) at() time.Time {
+	raw, _ := s.raw()
+	t, ok := parseAt(raw)
+	if !ok {
+		s.fail()
+	}
+	return t
+}
+
+// parseAt parses atLayout's form only. It refuses what time.Parse refuses
+// (a month, hour, minute or second out of range, a day the month lacks), and
+// otherwise gives the same instant with the same (UTC) location.
+func parseAt(b []byte) (time.Time, bool) {
+	const form = "dddd-dd-ddTdd:dd:dd.dddZ"
+	if len(b) != len(form) {
+		return time.Time{}, false
+	}
+	for i := range len(form) {
+		if form[i] == 'd' && (b[i] < '0' || b[i] > '9') || form[i] != 'd' && b[i] != form[i] {
+			return time.Time{}, false
+		}
+	}
+	year, month, day := digits(b[0:4]), digits(b[5:7]), digits(b[8:10])
+	hour, min, sec, milli := digits(b[11:13]), digits(b[14:16]), digits(b[17:19]), digits(b[20:23])
+	if month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, min, sec, milli*1e6, time.UTC)
+	if t.Day() != day { // time.Date carried a 30 February into March
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// digits is the value of a run of ASCII digits, already checked as such.
+func digits(b []byte) int {
+	n := 0
+	for _, c := range b {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
