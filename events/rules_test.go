@@ -110,7 +110,7 @@ func TestHash(t *testing.T) {
 	if err != nil || back != h {
 		t.Fatalf("ParseHash(%q) = %v, %v", s, back, err)
 	}
-	for _, bad := range []string{"", "sha256:", "md5:" + s[7:], strings.ToUpper(s), s + "0", "sha256:" + strings.Repeat("z", 64)} {
+	for _, bad := range []string{"", "sha256:", "md5:" + s[7:], strings.ToUpper(s), "sha256:" + strings.ToUpper(s[7:]), s[:70] + "F", s[:70] + "g", s + "0", "sha256:" + strings.Repeat("z", 64)} {
 		if _, err := ParseHash(bad); err == nil {
 			t.Errorf("ParseHash(%q) accepted", bad)
 		}

@@ -203,17 +203,14 @@ func verifyWith(kp nkeys.KeyPair, raw []byte, e Event) error {
 // Link checks that e continues the account's chain whose last event has
 // digest head (the zero Hash when the account has no event yet).
 func Link(e Event, head Hash) error {
-	want := ""
+	if head == (Hash{}) && e.Prev == "" || head != (Hash{}) && head.Names(e.Prev) {
+		return nil
+	}
+	want := "none"
 	if head != (Hash{}) {
 		want = head.String()
 	}
-	if e.Prev != want {
-		if want == "" {
-			want = "none"
-		}
-		return Errorf(Invalid, "broken chain: prev %s, want %s", clip(orNone(e.Prev)), want)
-	}
-	return nil
+	return Errorf(Invalid, "broken chain: prev %s, want %s", clip(orNone(e.Prev)), want)
 }
 
 func orNone(s string) string {

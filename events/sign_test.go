@@ -56,6 +56,15 @@ func TestSignAndVerify(t *testing.T) {
 	if err := Link(back, Hash{}); err == nil {
 		t.Fatal("an event with a prev linked as an account's first")
 	}
+	if err := Link(back, HashSecret("another head")); err == nil {
+		t.Fatal("an event linked to a head it does not name")
+	}
+	if err := Link(Event{}, Hash{}); err != nil {
+		t.Fatalf("an account's first event: %v", err)
+	}
+	if err := Link(Event{}, prev); err == nil {
+		t.Fatal("an event without prev linked after a head")
+	}
 
 	tampered := bytes.Replace(raw, []byte(`"name":"a"`), []byte(`"name":"b"`), 1)
 	tb, _ := Decode(tampered)
