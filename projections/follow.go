@@ -54,36 +54,73 @@ func (f *Follower) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	starting := f.table.Applied() < target
-	if !starting {
+	// The first catch-up is a pipeline: while one goroutine takes messages
+	// off the consumer, another decodes and applies the batches before, and
+	// checks chains as it goes, but signatures only at the end, one per
+	// account: the newest event of each account's chain (see settle). Once
+	// ready, each message is verified and applied as it comes: under a
+	// steady load something is nearly always pending, and a writer waits
+	// for its own event.
+	var first *catchUp
+	if f.table.Applied() < target {
+		first = f.startCatchUp()
+		defer first.finish()
+	} else {
 		f.markReady(gen, target)
 	}
-	// The first catch-up applies in batches and checks chains as it goes,
-	// but signatures only at the end, one per account: the newest event of
-	// each account's chain (see settle). Once ready, each message is verified
-	// and applied as it comes: under a steady load something is nearly
-	// always pending, and a writer waits for its own event.
-	tips := make(map[string]events.Msg)
 	batch := make([]events.Msg, 0, maxBatch)
 	return f.src.Follow(ctx, f.table.Applied(), func(m events.Msg) {
 		batch = append(batch, m)
+		if first != nil {
+			last := m.Seq >= target || m.Pending == 0
+			if len(batch) < maxBatch && !last {
+				return
+			}
+			first.batches <- batch
+			batch = make([]events.Msg, 0, maxBatch)
+			if last {
+				tips := first.finish()
+				first = nil
+				f.settle(ctx, tips, m.Seq)
+				f.markReady(gen, m.Seq)
+			}
+			return
+		}
 		if !f.ready.Load() && len(batch) < maxBatch && m.Pending > 0 {
 			return
 		}
 		parallel(len(batch), func(i int) { batch[i].Decode() })
-		if starting {
-			f.applyUnverified(batch, tips)
-		} else {
-			f.applyBatch(batch)
-		}
+		f.applyBatch(batch)
 		batch = batch[:0]
-		if starting && (m.Seq >= target || m.Pending == 0) {
-			starting = false
-			f.settle(ctx, tips, m.Seq)
-			tips = nil
-			f.markReady(gen, m.Seq)
-		}
 	})
+}
+
+// catchUp decodes and applies batches of the first catch-up in order, on a
+// goroutine of its own.
+type catchUp struct {
+	batches chan []events.Msg
+	done    chan struct{}
+	tips    map[string]events.Msg // each account's newest applied message
+	once    sync.Once
+}
+
+func (f *Follower) startCatchUp() *catchUp {
+	c := &catchUp{batches: make(chan []events.Msg, 4), done: make(chan struct{}), tips: make(map[string]events.Msg)}
+	go func() {
+		defer close(c.done)
+		for batch := range c.batches {
+			parallel(len(batch), func(i int) { batch[i].Decode() })
+			f.applyUnverified(batch, c.tips)
+		}
+	}()
+	return c
+}
+
+// finish waits until every batch sent is applied, and returns the tips.
+func (c *catchUp) finish() map[string]events.Msg {
+	c.once.Do(func() { close(c.batches) })
+	<-c.done
+	return c.tips
 }
 
 // applyUnverified applies ms in stream order where each continues its
