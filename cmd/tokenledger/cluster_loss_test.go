@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -101,13 +100,7 @@ func TestClusterServerLoss(t *testing.T) {
 		return ok && !rep.Valid
 	})
 	for _, w := range done {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		rep, err := natsapi.NewClient(nc, "tokens").Validate(ctx, w.secret, "")
-		cancel()
-		if err != nil {
-			t.Fatalf("node a does not answer (%s): %v; test connection on %s", w.name, err, nc.ConnectedUrl())
-		}
-		if !rep.Valid {
+		if rep := answered(t, nc, w.secret); !rep.Valid {
 			t.Fatalf("node a does not accept %s, whose create was acknowledged: %+v", w.name, rep)
 		}
 	}
