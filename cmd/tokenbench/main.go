@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("tokenbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("results", "bench/RESULTS.md", "where the full run writes its results")
+	live := fs.Int("live", 0, "live tokens, for a run of another size (100 per account); its results are not written")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,13 +57,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if getenv("BENCH_QUICK") == "1" {
 		sz, mode = quick, "quick (BENCH_QUICK=1)"
 	}
+	if *live > 0 {
+		sz.Live, sz.Accounts = *live, max(1, *live/100)
+		mode = fmt.Sprintf("%d live tokens (-live)", *live)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	report, err := measure(ctx, sz, stderr)
 	if err != nil {
 		return err
 	}
 	report.Mode = mode
 	report.write(stdout)
-	if sz == full {
+	if sz == full && mode == "full" {
 		if err := report.save(*out); err != nil {
 			return err
 		}
