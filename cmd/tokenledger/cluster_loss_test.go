@@ -49,6 +49,11 @@ func TestClusterServerLoss(t *testing.T) {
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(done) }
 	stop := make(chan struct{})
 	writer := make(chan struct{})
+	var stopOnce sync.Once
+	stopWriter := func() { stopOnce.Do(func() { close(stop) }); <-writer }
+	// A test that fails half-way stops the writer too: it logs to t, which
+	// must not outlive the test.
+	t.Cleanup(stopWriter)
 	go func() {
 		defer close(writer)
 		for i := 0; ; i++ {
@@ -84,8 +89,7 @@ func TestClusterServerLoss(t *testing.T) {
 	natstest.Eventually(t, "node a reconnected and ready", func() bool {
 		return strings.Contains(a.stderr.String(), "NATS reconnected") && a.ready()
 	})
-	close(stop)
-	<-writer
+	stopWriter()
 	mu.Lock()
 	t.Logf("writer: %d creates acknowledged, %d failed while the cluster chose a new leader", len(done), failed)
 	mu.Unlock()
