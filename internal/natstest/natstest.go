@@ -39,7 +39,16 @@ func MustConnect(tb testing.TB, s *server.Server) *nats.Conn {
 // checking it often: tests wait on conditions, never on fixed sleeps.
 func Eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	EventuallyWithin(tb, 20*time.Second, what, cond)
+}
+
+// EventuallyWithin is Eventually with its own deadline, for a condition that
+// waits on a slow recovery by design, such as a JetStream cluster's after
+// losing a server: a new stream leader, and followers' consumers recreated
+// with the client library's own backoff and ten-second requests.
+func EventuallyWithin(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out waiting for %s", what)
