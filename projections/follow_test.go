@@ -2,8 +2,12 @@ package projections_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/commands"
 	"tokenledger/events"
@@ -80,6 +84,61 @@ func TestStartingNodeChecksWhatItTookOnTrust(t *testing.T) {
 		w, h := n.Table.List(acc, now), later.Table.List(acc, now)
 		if len(w) != len(h) {
 			t.Fatalf("%s: %+v, want %+v", acc, h, w)
+		}
+	}
+}
+
+// TestStartingNodeOverManyBatches: a start replays through a pipeline of
+// batches (one goroutine reads, another decodes and applies); over many
+// batches and accounts it builds the table the writing node holds.
+func TestStartingNodeOverManyBatches(t *testing.T) {
+	srv := natstest.MustServer(t)
+	ctx := context.Background()
+	// Written straight to the stream: a node following it live would verify
+	// every signature, slow under the race detector.
+	js, err := jetstream.New(natstest.MustConnect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := events.Ensure(ctx, js, events.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := nodetest.SharedSigner(t)
+	op := events.Actor{Kind: events.ActorOperator, Name: "t"}
+	accounts := []string{"a1", "a2", "a3", "a4", "a5"}
+	heads := make(map[string]events.Hash)
+	lasts := make(map[string]uint64)
+	var secrets []string
+	for i := range 2500 {
+		account := accounts[i%len(accounts)]
+		secret := events.NewSecret()
+		e := events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewID(), Actor: op,
+			Data: events.TokenCreated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(secret).String(), FullAccess: true}}
+		head, err := signer.Sign(&e, heads[account])
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := stream.Append(ctx, account, lasts[account], []events.Event{e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		heads[account], lasts[account] = head, seq
+		secrets = append(secrets, secret)
+	}
+	later := nodetest.MustNode(t, srv, nodetest.Options{})
+	if later.Table.Applied() != 2500 {
+		t.Fatalf("the starting node is at %d, want 2500", later.Table.Applied())
+	}
+	now := time.Now()
+	for _, s := range secrets {
+		if r := later.Table.Validate(s, "", now); !r.Valid {
+			t.Fatalf("a token the starting node should know: %+v", r)
+		}
+	}
+	for _, acc := range accounts {
+		if rows := later.Table.List(acc, now); len(rows) != 500 || rows[0].Name != fmt.Sprintf("t%d", slices.Index(accounts, acc)) {
+			t.Fatalf("%s on the starting node: %d rows", acc, len(rows))
 		}
 	}
 }
