@@ -96,7 +96,9 @@ func build(ctx context.Context, nc *nats.Conn, cfg events.Config, signer *events
 	seq := uint64(0)
 	for batch := range batches {
 		for _, it := range batch {
-			if _, err := js.PublishMsgAsync(it.msg); err != nil {
+			// A loaded machine can keep the window full for a while: wait
+			// rather than give up on the default 200 ms.
+			if _, err := js.PublishMsgAsync(it.msg, jetstream.WithStallWait(time.Minute)); err != nil {
 				return built{}, err
 			}
 			seq++
