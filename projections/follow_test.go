@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/projections"
 )
 
 // TestStartingNodeChecksWhatItTookOnTrust: a starting node checks chains as it
@@ -140,5 +142,31 @@ func TestStartingNodeOverManyBatches(t *testing.T) {
 		if rows := later.Table.List(acc, now); len(rows) != 500 || rows[0].Name != fmt.Sprintf("t%d", slices.Index(accounts, acc)) {
 			t.Fatalf("%s on the starting node: %d rows", acc, len(rows))
 		}
+	}
+}
+
+// TestCatchUpGCIsRestored: the collector's setting for the first catch-up
+// is put back once the node is ready.
+func TestCatchUpGCIsRestored(t *testing.T) {
+	srv := natstest.MustServer(t)
+	n := nodetest.MustNode(t, srv, nodetest.Options{})
+	ctx := context.Background()
+	if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "a", Actor: events.Actor{Kind: events.ActorOperator, Name: "t"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := debug.SetGCPercent(150)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+
+	f := projections.NewFollower(projections.NewTable(projections.DefaultWarn), n.Stream, n.Trust, quiet)
+	f.StartGC = projections.CatchUpGC
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	if err := f.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if gc := debug.SetGCPercent(150); gc != 150 {
+		t.Fatalf("GOGC is %d once ready, want 150 back", gc)
 	}
 }

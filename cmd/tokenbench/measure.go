@@ -251,6 +251,9 @@ func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer 
 		}
 	}
 	f := projections.NewFollower(table, stream, trust, quiet)
+	if os.Getenv("GOGC") == "" { // as serve does
+		f.StartGC = projections.CatchUpGC
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(runCtx) }()

@@ -163,6 +163,9 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	}
 	table := projections.Restore(ctx, snapshots, stream, trust, time.Duration(cfg.WarnDays)*24*time.Hour, log)
 	follower := projections.NewFollower(table, stream, trust, log)
+	if e.getenv("GOGC") == "" { // an operator's own GOGC stands
+		follower.StartGC = projections.CatchUpGC
+	}
 	ledger := commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust, MaxLifetime: cfg.MaxLifetime})
 	uses := commands.NewUseRecorder(ledger, table.LastUsed, cfg.UsedEvery, log)
 	var claims *events.Claims
