@@ -135,7 +135,10 @@ func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig
 		return natsError(err)
 	}
 	// A consumer lost with its server shows as missed heartbeats: a second
-	// apart, a follower recreates it within seconds rather than half a minute.
+	// apart, a follower notices within seconds rather than half a minute.
+	// nats.go then recreates it, each attempt waiting up to 10 s, with a
+	// backoff of 1 s doubling between attempts; while a cluster chooses a
+	// new leader the table can so lag 10 to 20 s (see the README's limits).
 	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return natsError(err)
