@@ -130,15 +130,22 @@ func ParseHash(s string) (Hash, error) {
 }
 
 // lowerHex is the value of a lower-case hex digit, or 255.
-func lowerHex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
+func lowerHex(c byte) byte { return hexValues[c] }
+
+// hexValues maps each byte to its value as a lower-case hex digit, or 255.
+var hexValues = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case c >= '0' && c <= '9':
+			t[c] = byte(c - '0')
+		case c >= 'a' && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 255
+		}
 	}
-	return 255
-}
+	return t
+}()
 
 // Names says whether s is h as String writes it, without writing it.
 func (h Hash) Names(s string) bool {

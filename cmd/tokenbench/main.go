@@ -41,7 +41,7 @@ type size struct {
 
 var (
 	quick = size{Live: 20_000, Accounts: 200, Validations: 40_000, Creates: 1_600, Revokes: 100, Rebuilds: 2}
-	full  = size{Live: 1_000_000, Accounts: 10_000, Validations: 200_000, Creates: 3_200, Revokes: 300, Rebuilds: 1}
+	full  = size{Live: 1_000_000, Accounts: 10_000, Validations: 200_000, Creates: 3_200, Revokes: 300, Rebuilds: 2}
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
