@@ -189,10 +189,11 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 	from := make([]int, nAccounts+1)
 	next, nameAt := 0, 0
 	for ai := range accounts {
-		a := &account{}
-		if a.name, err = d.str(); err != nil {
+		name, err := d.str()
+		if err != nil {
 			return fail("account", err)
 		}
+		a := newAccount(name, 0)
 		copy(a.head[:], d.bytes(len(a.head)))
 		count := d.uvarint()
 		if d.err != nil || count > nTokens-uint64(next) || t.accounts[a.name] != nil {

@@ -3,6 +3,7 @@ package projections_test
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -44,5 +45,48 @@ func BenchmarkDecodeTable(b *testing.B) {
 		if _, err := projections.DecodeTable(bytes.NewReader(buf.Bytes()), projections.DefaultWarn); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkValidateMillion validates random live tokens of a table of a
+// million, where nearly every lookup misses the CPU caches.
+func BenchmarkValidateMillion(b *testing.B) {
+	const accounts, perAccount = 10_000, 100
+	t := projections.NewTable(projections.DefaultWarn)
+	actor := events.Actor{Kind: events.ActorOperator, Name: "bench"}
+	at := time.Now()
+	seq := uint64(0)
+	type probe struct{ secret, account string }
+	var probes []probe
+	for a := range accounts {
+		var head events.Hash
+		account := fmt.Sprintf("a%05d", a)
+		for i := range perAccount {
+			seq++
+			secret := events.NewSecret()
+			e := events.Event{ID: events.NewID(), At: at, Account: account, TokenID: events.NewID(), Actor: actor,
+				Data: events.TokenCreated{Name: fmt.Sprintf("token-%d", i), TokenHash: events.HashSecret(secret).String(), FullAccess: true}}
+			if head != (events.Hash{}) {
+				e.Prev = head.String()
+			}
+			head = events.Digest([]byte(e.ID))
+			if err := t.Apply(seq, e, head); err != nil {
+				b.Fatal(err)
+			}
+			if i%10 == 0 {
+				probes = append(probes, probe{secret, account})
+			}
+		}
+	}
+	rand.Shuffle(len(probes), func(i, j int) { probes[i], probes[j] = probes[j], probes[i] })
+	now := time.Now()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		p := probes[i%len(probes)]
+		if r := t.Validate(p.secret, p.account, now); !r.Valid {
+			b.Fatalf("%+v", r)
+		}
+		i++
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,8 +57,28 @@ type Table struct {
 
 type account struct {
 	name string
+	// key is the name again, in place: a validation that names its account
+	// compares it without a second trip to memory (account names are at
+	// most 16 bytes, none of them zero).
+	key  accountKey
 	head events.Hash // digest of the account's last applied event
 	live map[ulid.ULID]*token
+}
+
+type accountKey [16]byte
+
+// keyOf is name's accountKey; ok is false for a name no account can have.
+func keyOf(name string) (k accountKey, ok bool) {
+	if len(name) > len(k) || strings.IndexByte(name, 0) >= 0 {
+		return k, false
+	}
+	copy(k[:], name)
+	return k, true
+}
+
+func newAccount(name string, live int) *account {
+	k, _ := keyOf(name)
+	return &account{name: name, key: k, live: make(map[ulid.ULID]*token, live)}
 }
 
 type token struct {
@@ -125,7 +146,7 @@ func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 		return err
 	}
 	if a == nil {
-		a = &account{name: e.Account, live: make(map[ulid.ULID]*token)}
+		a = newAccount(e.Account, 0)
 		t.accounts[e.Account] = a
 	}
 	a.head = digest
@@ -384,6 +405,7 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 		return Result{Reason: ReasonMalformed}
 	}
 	h := events.HashSecret(secret)
+	key, possible := keyOf(account)
 	var (
 		c       token
 		allowed []netip.Prefix
@@ -407,7 +429,7 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 	switch {
 	case !found:
 		return Result{Reason: ReasonUnknown}
-	case account != "" && account != c.account.name:
+	case account != "" && (!possible || key != c.account.key):
 		return Result{Reason: ReasonWrongAccount}
 	case c.revoked, retiredAt >= 0 && now.Unix() >= retiredAt:
 		return Result{Reason: ReasonRevoked}
@@ -418,7 +440,10 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 	if status == Expired {
 		return Result{Reason: ReasonExpired}
 	}
-	return Result{Valid: true, Account: c.account.name, TokenID: c.id.String(), Name: c.name, ExpiresAt: c.expiry(), Status: status}
+	if account == "" {
+		account = c.account.name
+	}
+	return Result{Valid: true, Account: account, TokenID: c.id.String(), Name: c.name, ExpiresAt: c.expiry(), Status: status}
 }
 
 func allows(list []netip.Prefix, ip netip.Addr) bool {

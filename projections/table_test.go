@@ -188,3 +188,34 @@ func TestApplyKeepsEachAccountsChain(t *testing.T) {
 		t.Fatalf("bob: %+v", rows)
 	}
 }
+
+// TestValidateChecksTheAccount: a validation that names an account passes
+// only for the token's own account, however close another name comes.
+func TestValidateChecksTheAccount(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	var f fixture
+	f.apply(t, tab, 1, f.create("bob", "a", secret('A'), nil))
+	f.apply(t, tab, 2, f.create("abcdefghijklmnop", "a", secret('B'), nil))
+	for _, tt := range []struct {
+		secret, account, want string
+	}{
+		{secret('A'), "bob", ""},
+		{secret('A'), "", ""},
+		{secret('A'), "bo", ReasonWrongAccount},
+		{secret('A'), "bobb", ReasonWrongAccount},
+		{secret('A'), "bob\x00", ReasonWrongAccount},
+		{secret('A'), "\x00bob", ReasonWrongAccount},
+		{secret('B'), "abcdefghijklmnop", ""},
+		{secret('B'), "abcdefghijklmnopq", ReasonWrongAccount},
+		{secret('B'), "abcdefghijklmno", ReasonWrongAccount},
+		{secret('C'), "bob\x00", ReasonUnknown},
+	} {
+		r := tab.Validate(tt.secret, tt.account, t0)
+		if r.Reason != tt.want || r.Valid != (tt.want == "") {
+			t.Errorf("validate %c… for %q: %+v, want reason %q", tt.secret[0], tt.account, r, tt.want)
+		}
+		if r.Valid && r.Account != map[byte]string{'A': "bob", 'B': "abcdefghijklmnop"}[tt.secret[0]] {
+			t.Errorf("validate %c… for %q: account %q", tt.secret[0], tt.account, r.Account)
+		}
+	}
+}
