@@ -57,9 +57,8 @@ func TestKillDuringWritesLosesNothingAcknowledged(t *testing.T) {
 				tok, err := client.Create(ctx, natsapi.CreateRequest{Account: account, Name: name})
 				cancel()
 				if err != nil {
-					if events.ErrorCode(err) == events.Unavailable {
-						return // the node is gone
-					}
+					// Refused, timed out under load, or the node is gone:
+					// the loop ends once the test closes stop after the kill.
 					continue
 				}
 				mu.Lock()
