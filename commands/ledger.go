@@ -23,6 +23,9 @@ type Projection interface {
 	// Vouch says that a message with this digest is an event this node
 	// signed, so the projection need not check its signature again.
 	Vouch(digest events.Hash)
+	// ApplyOwn applies an event this node just stored at seq, if the
+	// projection holds the account's earlier events, and says whether it did.
+	ApplyOwn(seq uint64, e events.Event, digest events.Hash) bool
 }
 
 // maxAttempts bounds how often a command re-reads its account and decides
@@ -205,6 +208,11 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 			a.state.Evolve(e)
 		}
 		a.state.Seq, a.state.Head = seq, head
+		// Most often the projection is level with this account, and takes
+		// the event now rather than when it comes back from the stream.
+		if len(evs) == 1 && l.Projection.ApplyOwn(seq, evs[0], head) {
+			return evs, nil
+		}
 		return evs, l.applied(ctx, seq)
 	}
 	return nil, events.Errorf(events.Conflict, "the account %s kept changing under this command (%d attempts); try again", name, maxAttempts)

@@ -47,9 +47,10 @@ const MaxSnapshot = 2 << 30
 // of accounts and of tokens; every token's name, one after another, as one
 // block (a start makes one string of them all rather than a million); then
 // each account: its name, chain head and number of tokens, revoked ones too,
-// and those tokens; then the secrets a rotation replaced. Numbers are
-// varints. Grouping tokens by account lets a start size each account's map
-// once, and keeps the account out of every token.
+// and those tokens; then the secrets a rotation replaced; last, the events
+// applied ahead of the sequence (see ApplyOwn). Numbers are varints.
+// Grouping tokens by account lets a start size each account's map once, and
+// keeps the account out of every token.
 
 // Encode writes the table in a compact binary form. Changes wait while it
 // runs (it holds changing, not mu); readers such as validations do not.
@@ -119,6 +120,13 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 		bw.Write(old[:])
 		bw.Write(cur[:])
 		varint(r.until)
+	}
+	// Events applied ahead of the sequence (see ApplyOwn): the image holds
+	// them, so a start from it must not apply them again.
+	uvarint(uint64(len(t.ahead)))
+	for seq, account := range t.ahead {
+		uvarint(seq)
+		str(account)
 	}
 	return t.applied, bw.Flush()
 }
@@ -275,6 +283,18 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 			return fail("rotation", errors.New("unknown token"))
 		}
 		t.rotated[old] = retired{tok: tok, until: until}
+	}
+	nAhead := d.uvarint()
+	if d.err != nil || nAhead > 1<<20 {
+		return fail("events ahead", errors.New("bad count"))
+	}
+	for range nAhead {
+		seq := d.uvarint()
+		account, err := d.str()
+		if err != nil || seq <= t.applied || t.accounts[account] == nil {
+			return fail("events ahead", errors.New("bad event"))
+		}
+		t.ahead[seq] = account
 	}
 	if !d.atEOF() {
 		return fail("trailer", errors.New("data after the last token"))

@@ -42,6 +42,7 @@ func TestSnapshotRestoresTheSameTable(t *testing.T) {
 	if err := n.Ledger.Rename(ctx, commands.Rename{Account: "carol", Name: "c", NewName: "cc", Actor: op}); err != nil {
 		t.Fatal(err)
 	}
+	mustBeLevel(t, n)
 	js, _ := jetstream.New(n.Conn)
 	store, err := events.OpenSnapshots(ctx, js, events.DefaultConfig())
 	if err != nil {
@@ -91,6 +92,21 @@ func TestSnapshotRestoresTheSameTable(t *testing.T) {
 	})
 }
 
+// mustBeLevel waits until n's table has applied all the stream holds:
+// commands answer once their own event is applied, maybe before the stream
+// has handed it back, and a snapshot covers only what came back.
+func mustBeLevel(t *testing.T, n *nodetest.Node) {
+	t.Helper()
+	ctx := context.Background()
+	last, err := n.Stream.LastSeq(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Table.WaitApplied(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSnapshotIsTrustedOnlyWhenSigned(t *testing.T) {
 	srv := natstest.MustServer(t)
 	n := nodetest.MustNode(t, srv, nodetest.Options{})
@@ -98,6 +114,7 @@ func TestSnapshotIsTrustedOnlyWhenSigned(t *testing.T) {
 	if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "a", Actor: events.Actor{Kind: events.ActorOperator, Name: "t"}}); err != nil {
 		t.Fatal(err)
 	}
+	mustBeLevel(t, n)
 	js, _ := jetstream.New(n.Conn)
 	store, _ := events.OpenSnapshots(ctx, js, events.DefaultConfig())
 

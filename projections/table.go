@@ -50,6 +50,7 @@ type Table struct {
 	rotated  map[events.Hash]retired // secrets replaced by a rotation
 	accounts map[string]*account
 	vouched  map[events.Hash]struct{} // digests of events this node signed, not yet seen
+	ahead    map[uint64]string        // sequence -> account of events ApplyOwn applied before applied reached them
 	applied  uint64                   // last stream sequence folded in
 	waiting  int                      // callers blocked in WaitApplied
 	notify   chan struct{}            // closed when applied moves and someone waits
@@ -121,6 +122,7 @@ func NewTable(warn time.Duration) *Table {
 		byHash:   make(map[events.Hash]*token),
 		rotated:  make(map[events.Hash]retired),
 		vouched:  make(map[events.Hash]struct{}),
+		ahead:    make(map[uint64]string),
 		accounts: make(map[string]*account),
 		notify:   make(chan struct{}),
 	}
@@ -137,6 +139,41 @@ func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer t.advance(seq)
+	if _, done := t.ahead[seq]; done {
+		delete(t.ahead, seq) // ApplyOwn applied it already
+		return nil
+	}
+	return t.apply(seq, e, digest)
+}
+
+// ApplyOwn applies, ahead of the stream, an event this node has just stored
+// at seq, so that the command that wrote it can answer without waiting for
+// the event to come back from the stream. It does so only when the table
+// holds every earlier event of the account (the event continues its chain);
+// otherwise it says false and the caller waits with WaitApplied. When the
+// event does come back, Apply counts it without applying it twice.
+func (t *Table) ApplyOwn(seq uint64, e events.Event, digest events.Hash) bool {
+	t.changing.Lock()
+	defer t.changing.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if seq <= t.applied {
+		return true // it came back first
+	}
+	var head events.Hash
+	if a := t.accounts[e.Account]; a != nil {
+		head = a.head
+	}
+	if events.Link(e, head) != nil {
+		return false
+	}
+	t.apply(seq, e, digest)
+	t.ahead[seq] = e.Account
+	return true
+}
+
+// apply is Apply's work, under both locks.
+func (t *Table) apply(seq uint64, e events.Event, digest events.Hash) error {
 	a := t.accounts[e.Account]
 	var head events.Hash
 	if a != nil {
@@ -233,6 +270,11 @@ func (t *Table) resetAccount(name string) {
 			delete(t.rotated, h)
 		}
 	}
+	for seq, account := range t.ahead {
+		if account == name {
+			delete(t.ahead, seq) // to be applied again when it comes
+		}
+	}
 	delete(t.accounts, name)
 }
 
@@ -267,6 +309,7 @@ func (t *Table) Skip(seq uint64) {
 	defer t.changing.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	delete(t.ahead, seq)
 	t.advance(seq)
 }
 

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -217,5 +218,65 @@ func TestValidateChecksTheAccount(t *testing.T) {
 		if r.Valid && r.Account != map[byte]string{'A': "bob", 'B': "abcdefghijklmnop"}[tt.secret[0]] {
 			t.Errorf("validate %c… for %q: account %q", tt.secret[0], tt.account, r.Account)
 		}
+	}
+}
+
+// TestApplyOwn: a node's own event applied ahead of the stream counts once,
+// is refused when the table lacks the account's earlier events, and
+// survives a snapshot taken before the event came back.
+func TestApplyOwn(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	var f fixture
+	f.apply(t, tab, 1, f.create("bob", "a", secret('A'), nil))
+
+	// bob's event at 3 while 2 (carol's) is not applied yet: it continues
+	// bob's chain, so it is applied at once.
+	own := f.create("bob", "b", secret('B'), nil)
+	own.Prev = f.heads["bob"].String()
+	raw, _ := events.Encode(own)
+	digest := events.Digest(raw)
+	if !tab.ApplyOwn(3, own, digest) {
+		t.Fatal("an event that continues its chain was not applied ahead")
+	}
+	if r := tab.Validate(secret('B'), "bob", t0); !r.Valid {
+		t.Fatalf("own event not visible: %+v", r)
+	}
+	if tab.Applied() != 1 {
+		t.Fatalf("applied %d, want 1: the sequence moves only with the stream", tab.Applied())
+	}
+	// A snapshot now, restored, must not apply the event again.
+	var buf bytes.Buffer
+	if _, err := tab.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := DecodeTable(&buf, DefaultWarn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range []*Table{tab, restored} {
+		f2 := fixture{n: f.n, heads: map[string]events.Hash{}}
+		f2.apply(t, tb, 2, f2.create("carol", "c", secret('C'), nil))
+		if err := tb.Apply(3, own, digest); err != nil {
+			t.Fatalf("the own event coming back: %v", err)
+		}
+		if rows := tb.List("bob", t0); len(rows) != 2 || tb.Applied() != 3 || len(tb.ahead) != 0 {
+			t.Fatalf("after the own event came back: %d rows, applied %d, %d ahead", len(rows), tb.Applied(), len(tb.ahead))
+		}
+	}
+	f.heads["bob"] = digest
+
+	// An event whose account's previous event the table has not applied.
+	f.n += 10
+	late := f.create("bob", "d", secret('D'), nil)
+	late.Prev = events.HashSecret("an event not applied yet").String()
+	if tab.ApplyOwn(9, late, events.HashSecret("late")) {
+		t.Fatal("an event that does not continue the table's chain was applied ahead")
+	}
+	if r := tab.Validate(secret('D'), "", t0); r.Valid {
+		t.Fatalf("refused event visible: %+v", r)
+	}
+	// Once the stream has passed it, ApplyOwn says it is there.
+	if !tab.ApplyOwn(2, f.create("carol", "x", secret('X'), nil), events.Hash{}) {
+		t.Fatal("an event the table has passed is not reported applied")
 	}
 }
