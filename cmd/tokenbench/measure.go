@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -172,13 +173,14 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 		return nil, err
 	}
 	defer client.Close()
-	echo, validate, err := compareValidate(ctx, n1, client, b.Samples, sz.Validations)
+	echo, validate, validateRatios, err := compareValidate(ctx, n1, client, b.Samples, sz.Validations)
 	if err != nil {
 		return nil, err
 	}
 	r.add(fmt.Sprintf("bare echo, %d requesters", requesters), "%.0f req/s, p50 %s, p99 %s", echo.PerSecond(), echo.P50.Round(time.Microsecond), echo.P99.Round(time.Microsecond))
 	r.add(fmt.Sprintf("tokens.validate, %d requesters", requesters), "%.0f req/s, p50 %s, p99 %s (p99 %.2fx the echo's)", validate.PerSecond(),
 		validate.P50.Round(time.Microsecond), validate.P99.Round(time.Microsecond), float64(validate.P99)/float64(echo.P99))
+	r.add("validate/echo, round by round", "%s", spread(validateRatios))
 
 	// 5. A revoke on the first node, refused by the second node's service.
 	say("revoke on one node, refusal on the other")
@@ -192,12 +194,13 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	// 6. Creates through the command layer against bare publishes with the
 	// same headers, on the synced server.
 	say("create against bare publishes, %d writers", writers)
-	cmd, pub, err := compareCreate(ctx, s, signer, trust, sz.Creates)
+	cmd, pub, createRatios, err := compareCreate(ctx, s, signer, trust, sz.Creates)
 	if err != nil {
 		return nil, err
 	}
 	r.add(fmt.Sprintf("bare JetStream publish (expected sequence, Msg-Id, synced), %d writers", writers), "%.0f /s", pub)
 	r.add(fmt.Sprintf("create command (check, decide, sign, append, applied), %d writers", writers), "%.0f /s", cmd)
+	r.add("create/publish, round by round", "%s", spread(createRatios))
 	say("creates on the big stream, %d writers", writers)
 	big, err := creates(ctx, n1.ledger, "big", sz.Creates)
 	if err != nil {
@@ -206,8 +209,8 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	r.add(fmt.Sprintf("create command on the stream of %d events, %d writers", b.Events, writers), "%.0f /s", big)
 
 	r.Ratios = []ratio{
-		{"validate", validate.PerSecond() / echo.PerSecond(), validateGoal},
-		{"create", cmd / pub, createGoal},
+		{"validate", reqbench.Median(validateRatios), validateGoal},
+		{"create", reqbench.Median(createRatios), createGoal},
 		{"rebuild", rebuildRate / bareRate, rebuildGoal},
 	}
 	r.Took = time.Since(r.Started)
@@ -302,11 +305,11 @@ func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int
 // compareValidate serves n1's table on tokens.validate and a bare echo on the
 // same connection, and loads both alike from client: the same request bodies,
 // and the echo answers with a reply of the validation's size.
-func compareValidate(ctx context.Context, n1 *node, client *nats.Conn, samples []sample, n int) (echo, validate reqbench.Result, err error) {
+func compareValidate(ctx context.Context, n1 *node, client *nats.Conn, samples []sample, n int) (echo, validate reqbench.Result, ratios []float64, err error) {
 	svc, err := natsapi.Start(n1.conn, natsapi.Config{Prefix: "tokens", Ledger: n1.ledger, Table: n1.table, Now: time.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "0.0.0-bench"})
 	if err != nil {
-		return echo, validate, err
+		return echo, validate, nil, err
 	}
 	defer svc.Stop()
 	bodies := make([][]byte, len(samples))
@@ -315,11 +318,11 @@ func compareValidate(ctx context.Context, n1 *node, client *nats.Conn, samples [
 	}
 	first, err := client.Request("tokens.validate", bodies[0], 5*time.Second)
 	if err != nil {
-		return echo, validate, err
+		return echo, validate, nil, err
 	}
 	sub, err := reqbench.Echo(n1.conn, "bench.echo", natsapi.QueueGroup, first.Data)
 	if err != nil {
-		return echo, validate, err
+		return echo, validate, nil, err
 	}
 	defer sub.Unsubscribe()
 	valid := func(data []byte) error {
@@ -384,26 +387,26 @@ func revokeLatency(ctx context.Context, n1, n2 *node, client *nats.Conn, samples
 // server's check of an account's last sequence costs more in a bigger stream,
 // and that is NATS's cost, not the command layer's (the big stream's creates
 // are timed on their own).
-func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer, trust *events.Trust, n int) (cmd, pub float64, err error) {
+func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer, trust *events.Trust, n int) (cmd, pub float64, ratios []float64, err error) {
 	cmdCfg := events.Config{Stream: "BENCHCMD", Prefix: "benchcmd", Replicas: 1}
 	bareCfg := events.Config{Stream: "BENCHBARE", Prefix: "benchbare", Replicas: 1}
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	for _, cfg := range []events.Config{cmdCfg, bareCfg} {
 		if _, err := events.Ensure(ctx, js, cfg); err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 	}
 	node, err := startNode(ctx, s, cmdCfg, signer, trust, nil)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	defer node.stop()
 
@@ -413,7 +416,7 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 		e := events.Event{ID: events.NewID(), At: time.Now(), Account: fmt.Sprintf("c%02d", w), TokenID: events.NewID(), Actor: actor,
 			Data: events.TokenCreated{Name: "t0", TokenHash: events.HashSecret(events.NewSecret()).String(), FullAccess: true}}
 		if _, err := signer.Sign(&e, events.Hash{}); err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 		payload[w], _ = events.Encode(e)
 	}
@@ -437,23 +440,25 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 		if round%2 == 1 {
 			order = []bool{false, true}
 		}
+		var c, p float64
 		for _, command := range order {
 			if command {
 				rate, err := creates(ctx, node.ledger, fmt.Sprintf("r%d", round), n)
 				if err != nil {
-					return 0, 0, err
+					return 0, 0, nil, err
 				}
-				cmd = max(cmd, rate)
+				c, cmd = rate, max(cmd, rate)
 				continue
 			}
 			rate, err := concurrently(n, bare)
 			if err != nil {
-				return 0, 0, err
+				return 0, 0, nil, err
 			}
-			pub = max(pub, rate)
+			p, pub = rate, max(pub, rate)
 		}
+		ratios = append(ratios, c/p)
 	}
-	return cmd, pub, nil
+	return cmd, pub, ratios, nil
 }
 
 // creates runs n creates through ledger from writers goroutines, an account
@@ -496,6 +501,15 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// spread lists per-round ratios, and their median.
+func spread(ratios []float64) string {
+	parts := make([]string, len(ratios))
+	for i, x := range ratios {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return fmt.Sprintf("%s (median %.2f)", strings.Join(parts, " "), reqbench.Median(ratios))
 }
 
 func minNonZero(a, b time.Duration) time.Duration {

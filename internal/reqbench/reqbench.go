@@ -76,26 +76,43 @@ func Run(nc *nats.Conn, subject string, bodies [][]byte, concurrency, n int, che
 
 // Compare loads a baseline subject and a service subject alike, in
 // alternating rounds of n requests each so that both meet the same machine
-// noise, and keeps each side's best round (highest throughput; lowest p99).
-func Compare(nc *nats.Conn, baseline, service string, bodies [][]byte, concurrency, n, rounds int, check func([]byte) error) (base, svc Result, err error) {
+// noise. It keeps each side's best round (highest throughput; lowest p99),
+// and each round's ratio of the service's throughput to the baseline's.
+func Compare(nc *nats.Conn, baseline, service string, bodies [][]byte, concurrency, n, rounds int, check func([]byte) error) (base, svc Result, ratios []float64, err error) {
 	for r := range rounds {
 		order := []string{baseline, service}
 		if r%2 == 1 {
 			order[0], order[1] = service, baseline
 		}
+		var b, s Result
 		for _, subject := range order {
 			res, err := Run(nc, subject, bodies, concurrency, n, check)
 			if err != nil {
-				return Result{}, Result{}, err
+				return Result{}, Result{}, nil, err
 			}
 			if subject == baseline {
-				base = best(base, res)
+				b, base = res, best(base, res)
 			} else {
-				svc = best(svc, res)
+				s, svc = res, best(svc, res)
 			}
 		}
+		ratios = append(ratios, s.PerSecond()/b.PerSecond())
 	}
-	return base, svc, nil
+	return base, svc, ratios, nil
+}
+
+// Median is the middle of xs (the mean of the two middle ones for an even
+// count): the figure of a set of paired rounds, which one lucky or unlucky
+// round does not move.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func best(have, r Result) Result {
