@@ -383,10 +383,10 @@ func revokeLatency(ctx context.Context, n1, n2 *node, client *nats.Conn, samples
 // event of the same size with the same headers (the account's expected last
 // sequence and a Msg-Id), from writers goroutines with an account each, in
 // alternating rounds of n. Each side has a new stream of the same
-// configuration on s, so that both store into streams of the same size: the
-// server's check of an account's last sequence costs more in a bigger stream,
-// and that is NATS's cost, not the command layer's (the big stream's creates
-// are timed on their own).
+// configuration on s, so that both store into streams of the same size and
+// the same subjects: whatever the stream's size costs the server is NATS's
+// cost, not the command layer's (the big stream's creates are timed on their
+// own).
 func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer, trust *events.Trust, n int) (cmd, pub float64, ratios []float64, err error) {
 	cmdCfg := events.Config{Stream: "BENCHCMD", Prefix: "benchcmd", Replicas: 1}
 	bareCfg := events.Config{Stream: "BENCHBARE", Prefix: "benchbare", Replicas: 1}
