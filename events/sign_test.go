@@ -12,6 +12,12 @@ import (
 
 func mustSigner(t *testing.T) *Signer {
 	t.Helper()
+	s, _ := mustSignerAndSeed(t)
+	return s
+}
+
+func mustSignerAndSeed(t *testing.T) (*Signer, []byte) {
+	t.Helper()
 	seed, err := NewSeed()
 	if err != nil {
 		t.Fatal(err)
@@ -20,7 +26,7 @@ func mustSigner(t *testing.T) *Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, seed
 }
 
 func TestSignAndVerify(t *testing.T) {
@@ -109,14 +115,7 @@ func TestKeyFiles(t *testing.T) {
 // TestSignerSignsAsNkeys: the signer keeps its own Ed25519 key, and signs
 // exactly as the nkeys key pair of its seed would.
 func TestSignerSignsAsNkeys(t *testing.T) {
-	seed, err := NewSeed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewSigner(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, seed := mustSignerAndSeed(t)
 	kp, err := nkeys.FromSeed(seed)
 	if err != nil {
 		t.Fatal(err)

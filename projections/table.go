@@ -160,14 +160,9 @@ func (t *Table) ApplyOwn(seq uint64, e events.Event, digest events.Hash) bool {
 	if seq <= t.applied {
 		return true // it came back first
 	}
-	var head events.Hash
-	if a := t.accounts[e.Account]; a != nil {
-		head = a.head
+	if t.apply(seq, e, digest) != nil {
+		return false // apply changes nothing when the chain does not continue
 	}
-	if events.Link(e, head) != nil {
-		return false
-	}
-	t.apply(seq, e, digest)
 	t.ahead[seq] = e.Account
 	return true
 }
