@@ -70,22 +70,23 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 	uvarint(uint64(len(accounts)))
 	uvarint(uint64(len(grouped)))
 	names := 0
-	for _, g := range grouped {
-		names += len(g.tok.name)
+	for _, r := range grouped {
+		names += int(t.tokens.at(r).nameLen)
 	}
 	uvarint(uint64(names))
-	for _, g := range grouped {
-		bw.WriteString(g.tok.name)
+	for _, r := range grouped {
+		tok := t.tokens.at(r)
+		bw.Write(tok.name[:tok.nameLen])
 	}
 	for i, a := range accounts {
 		str(a.name)
 		bw.Write(a.head[:])
 		uvarint(uint64(from[i+1] - from[i]))
-		for _, g := range grouped[from[i]:from[i+1]] {
-			tok := g.tok
-			bw.Write(g.hash[:])
+		for _, r := range grouped[from[i]:from[i+1]] {
+			tok := t.tokens.at(r)
+			bw.Write(tok.hash[:])
 			bw.Write(tok.id[:])
-			uvarint(uint64(len(tok.name)))
+			uvarint(uint64(tok.nameLen))
 			uvarint(tok.seq)
 			varint(tok.created)
 			varint(tok.expiresAt)
@@ -93,11 +94,12 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 			if tok.revoked {
 				flags |= 1
 			}
-			if tok.ext != nil {
+			if tok.ext != 0 {
 				flags |= 2
 			}
 			bw.WriteByte(flags)
-			if x := tok.ext; x != nil {
+			if tok.ext != 0 {
+				x := &t.extras[tok.ext-1]
 				varint(x.lastUsed)
 				str(x.lastIP)
 				uvarint(uint64(len(x.allowed)))
@@ -108,15 +110,9 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 		}
 	}
 	// Secrets replaced by a rotation, by the current hash of their token.
-	current := make(map[*token]events.Hash, len(t.rotated))
-	if len(t.rotated) > 0 {
-		for _, g := range grouped {
-			current[g.tok] = g.hash
-		}
-	}
 	uvarint(uint64(len(t.rotated)))
 	for old, r := range t.rotated {
-		cur := current[r.tok]
+		cur := t.tokens.at(r.tok).hash
 		bw.Write(old[:])
 		bw.Write(cur[:])
 		varint(r.until)
@@ -131,35 +127,33 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 	return t.applied, bw.Flush()
 }
 
-// hashedToken is a token with the hash that indexes it.
-type hashedToken struct {
-	hash events.Hash
-	tok  *token
-}
-
 // groupByAccount lists the accounts, and every token grouped by account:
 // the tokens of accounts[i] are grouped[from[i]:from[i+1]]. The caller
 // holds changing.
-func (t *Table) groupByAccount() (accounts []*account, grouped []hashedToken, from []int) {
+func (t *Table) groupByAccount() (accounts []*account, grouped []ref, from []int) {
 	accounts = make([]*account, 0, len(t.accounts))
-	index := make(map[*account]int, len(t.accounts))
+	index := make([]int, len(t.numbered)) // account number -> place in accounts
 	for _, a := range t.accounts {
-		index[a] = len(accounts)
+		index[a.num] = len(accounts)
 		accounts = append(accounts, a)
 	}
 	from = make([]int, len(accounts)+1)
-	for _, tok := range t.byHash {
-		from[index[tok.account]+1]++
+	for r := ref(1); int(r) <= t.tokens.n; r++ {
+		if n := t.tokens.at(r).account; n != dropped {
+			from[index[n]+1]++
+		}
 	}
 	for i := range accounts {
 		from[i+1] += from[i]
 	}
 	next := slices.Clone(from[:len(accounts)])
-	grouped = make([]hashedToken, len(t.byHash))
-	for h, tok := range t.byHash {
-		i := index[tok.account]
-		grouped[next[i]] = hashedToken{h, tok}
-		next[i]++
+	grouped = make([]ref, from[len(accounts)])
+	for r := ref(1); int(r) <= t.tokens.n; r++ {
+		if n := t.tokens.at(r).account; n != dropped {
+			i := index[n]
+			grouped[next[i]] = r
+			next[i]++
+		}
 	}
 	return accounts, grouped, from
 }
@@ -188,38 +182,33 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 		return fail("names", err)
 	}
 
-	// One allocation for every token rather than one each: tokens live as
-	// long as the table does (revoked ones stay in the index).
-	slab := make([]token, nTokens)
-	hashes := make([]events.Hash, nTokens)
 	accounts := make([]*account, nAccounts)
 	lives := make([]int, nAccounts) // live tokens of each account
-	from := make([]int, nAccounts+1)
-	next, nameAt := 0, 0
+	nameAt := 0
 	for ai := range accounts {
 		name, err := d.str()
 		if err != nil {
 			return fail("account", err)
 		}
-		a := newAccount(name, 0)
+		if t.accounts[name] != nil {
+			return fail("account", errors.New("an account appears twice"))
+		}
+		a := t.newAccount(name, 0)
 		copy(a.head[:], d.bytes(len(a.head)))
 		count := d.uvarint()
-		if d.err != nil || count > nTokens-uint64(next) || t.accounts[a.name] != nil {
+		if d.err != nil || count > nTokens-uint64(t.tokens.n) {
 			return fail("account", errors.New("bad account"))
 		}
 		accounts[ai] = a
-		t.accounts[a.name] = a
-		from[ai] = next
 		for range count {
-			tok := &slab[next]
-			tok.account = a
-			copy(hashes[next][:], d.bytes(len(events.Hash{})))
+			_, tok := t.tokens.add()
+			tok.key, tok.account = a.key, a.num
+			copy(tok.hash[:], d.bytes(len(tok.hash)))
 			copy(tok.id[:], d.bytes(len(tok.id)))
 			n := d.uvarint()
-			if n > uint64(len(names)-nameAt) {
-				return fail("token name", errors.New("past the names"))
+			if n > uint64(len(names)-nameAt) || !tok.setName(names[nameAt:nameAt+int(n)]) {
+				return fail("token name", errors.New("past the names, or too long"))
 			}
-			tok.name = names[nameAt : nameAt+int(n)]
 			nameAt += int(n)
 			tok.seq = d.uvarint()
 			tok.created = d.varint()
@@ -233,39 +222,33 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 				lives[ai]++
 			}
 			if flags&2 != 0 {
-				if err := d.extra(tok.extra()); err != nil {
+				if err := d.extra(t.extraOf(tok)); err != nil {
 					return fail("token extras", err)
 				}
 			}
-			next++
 		}
 	}
-	from[nAccounts] = next
-	if next != int(nTokens) || nameAt != len(names) {
+	if t.tokens.n != int(nTokens) || nameAt != len(names) {
 		return fail("tokens", errors.New("counts do not add up"))
 	}
 
-	// The two indexes, each on a core of its own: most of a start's time
-	// is map inserts.
-	var dup bool
+	// The hash index, and each account's live tokens, on a core each. The
+	// tokens of an account lie together in the slab, in the order of
+	// accounts.
+	var unique bool
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		t.byHash = make(map[events.Hash]*token, nTokens)
-		for i := range slab {
-			t.byHash[hashes[i]] = &slab[i]
-		}
-		dup = len(t.byHash) != len(slab)
-	})
+	wg.Go(func() { unique = t.byHash.rebuild(&t.tokens) })
+	next := ref(1)
 	for ai, a := range accounts {
-		a.live = make(map[ulid.ULID]*token, lives[ai])
-		for i := from[ai]; i < from[ai+1]; i++ {
-			if tok := &slab[i]; !tok.revoked {
-				a.live[tok.id] = tok
+		a.live = make(map[ulid.ULID]ref, lives[ai])
+		for ; int(next) <= t.tokens.n && t.tokens.at(next).account == a.num; next++ {
+			if tok := t.tokens.at(next); !tok.revoked {
+				a.live[tok.id] = next
 			}
 		}
 	}
 	wg.Wait()
-	if dup {
+	if !unique {
 		return fail("tokens", errors.New("a hash appears twice"))
 	}
 
@@ -278,11 +261,11 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 		copy(old[:], d.bytes(len(old)))
 		copy(cur[:], d.bytes(len(cur)))
 		until := d.varint()
-		tok := t.byHash[cur]
-		if d.err != nil || tok == nil {
+		r := t.byHash.find(&t.tokens, cur)
+		if d.err != nil || r == 0 {
 			return fail("rotation", errors.New("unknown token"))
 		}
-		t.rotated[old] = retired{tok: tok, until: until}
+		t.rotated[old] = retired{tok: r, until: until}
 	}
 	nAhead := d.uvarint()
 	if d.err != nil || nAhead > 1<<20 {

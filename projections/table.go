@@ -35,8 +35,9 @@ const (
 const DefaultWarn = 7 * 24 * time.Hour
 
 // Table is the current token table of every account, with an index from each
-// secret's hash to its token so that a validation is one map lookup. It is
-// laid out to stay small: a live token costs about 200 bytes of heap.
+// secret's hash to its token so that a validation is one lookup. It is laid
+// out to stay small and out of the garbage collector's way (see slab.go): a
+// live token costs about 200 bytes of heap.
 type Table struct {
 	warn time.Duration
 
@@ -46,9 +47,12 @@ type Table struct {
 	// take only mu's read lock, go on.
 	changing sync.Mutex
 	mu       sync.RWMutex
-	byHash   map[events.Hash]*token  // every token ever created, revoked ones too
-	rotated  map[events.Hash]retired // secrets replaced by a rotation
-	accounts map[string]*account
+	tokens   slab                     // every token ever created, revoked ones too
+	byHash   hashIndex                // a secret's hash -> its token in tokens
+	rotated  map[events.Hash]retired  // secrets replaced by a rotation
+	accounts map[string]*account      // by name
+	numbered []*account               // by number (token.account); nil once reset
+	extras   []extra                  // rarer attributes, token.ext-1
 	vouched  map[events.Hash]struct{} // digests of events this node signed, not yet seen
 	ahead    map[uint64]string        // sequence -> account of events ApplyOwn applied before applied reached them
 	applied  uint64                   // last stream sequence folded in
@@ -58,14 +62,15 @@ type Table struct {
 
 type account struct {
 	name string
-	// key is the name again, in place: a validation that names its account
-	// compares it without a second trip to memory (account names are at
-	// most 16 bytes, none of them zero).
 	key  accountKey
+	num  uint32      // its place in Table.numbered
 	head events.Hash // digest of the account's last applied event
-	live map[ulid.ULID]*token
+	live map[ulid.ULID]ref
 }
 
+// accountKey is an account's name in place: a token holds its account's, so
+// that a validation that names its account compares it without a second trip
+// to memory (account names are at most 16 bytes, none of them zero).
 type accountKey [16]byte
 
 // keyOf is name's accountKey; ok is false for a name no account can have.
@@ -77,20 +82,47 @@ func keyOf(name string) (k accountKey, ok bool) {
 	return k, true
 }
 
-func newAccount(name string, live int) *account {
+// newAccount adds an account with room for live tokens.
+func (t *Table) newAccount(name string, live int) *account {
 	k, _ := keyOf(name)
-	return &account{name: name, key: k, live: make(map[ulid.ULID]*token, live)}
+	a := &account{name: name, key: k, num: uint32(len(t.numbered)), live: make(map[ulid.ULID]ref, live)}
+	t.numbered = append(t.numbered, a)
+	t.accounts[name] = a
+	return a
 }
 
+// dropped is the account of a token whose account was reset: it is in no
+// index, and nothing finds it.
+const dropped = ^uint32(0)
+
+// token is one token, without a pointer: see slab.go. The fields a
+// validation reads come first.
 type token struct {
+	hash      events.Hash // its secret's current hash: the index's key
+	key       accountKey  // its account's name
 	id        ulid.ULID
-	account   *account
-	name      string
+	expiresAt int64  // Unix seconds; 0 for never
+	account   uint32 // its account's number, or dropped
+	ext       uint32 // its rarer attributes are Table.extras[ext-1]; 0 for none
+	revoked   bool
+	nameLen   uint8
+	name      [events.MaxNameLen]byte
 	seq       uint64 // stream sequence of its creation: the table's order
 	created   int64  // Unix milliseconds
-	expiresAt int64  // Unix seconds; 0 for never
-	revoked   bool
-	ext       *extra // what most tokens lack; nil until needed
+}
+
+func (tok *token) nameString() string { return string(tok.name[:tok.nameLen]) }
+
+func (tok *token) named(name string) bool { return string(tok.name[:tok.nameLen]) == name }
+
+// setName names the token; false for a name longer than any token's (which
+// Decode refuses before).
+func (tok *token) setName(name string) bool {
+	if len(name) > len(tok.name) {
+		return false
+	}
+	tok.nameLen = uint8(copy(tok.name[:], name))
+	return true
 }
 
 // extra holds a token's rarer attributes, out of line to keep tokens small.
@@ -103,15 +135,18 @@ type extra struct {
 // retired is a secret that a rotation replaced: it works until until (Unix
 // seconds), then is refused as revoked.
 type retired struct {
-	tok   *token
+	tok   ref
 	until int64
 }
 
-func (tok *token) extra() *extra {
-	if tok.ext == nil {
-		tok.ext = &extra{}
+// extraOf is tok's rarer attributes, made when first needed. The pointer is
+// good until the next call.
+func (t *Table) extraOf(tok *token) *extra {
+	if tok.ext == 0 {
+		t.extras = append(t.extras, extra{})
+		tok.ext = uint32(len(t.extras))
 	}
-	return tok.ext
+	return &t.extras[tok.ext-1]
 }
 
 // NewTable returns an empty table whose tokens turn "expiring" warn before
@@ -119,7 +154,7 @@ func (tok *token) extra() *extra {
 func NewTable(warn time.Duration) *Table {
 	return &Table{
 		warn:     warn,
-		byHash:   make(map[events.Hash]*token),
+		byHash:   newHashIndex(),
 		rotated:  make(map[events.Hash]retired),
 		vouched:  make(map[events.Hash]struct{}),
 		ahead:    make(map[uint64]string),
@@ -178,73 +213,85 @@ func (t *Table) apply(seq uint64, e events.Event, digest events.Hash) error {
 		return err
 	}
 	if a == nil {
-		a = newAccount(e.Account, 0)
-		t.accounts[e.Account] = a
+		a = t.newAccount(e.Account, 0)
 	}
 	a.head = digest
 	id, err := ulid.ParseStrict(e.TokenID)
 	if err != nil {
 		return nil // Decode has checked it; nothing to apply
 	}
+	if _, ok := e.Data.(events.TokenCreated); !ok {
+		r := a.live[id]
+		if r == 0 {
+			return nil // every other event is of a live token
+		}
+		t.change(r, a, e)
+		return nil
+	}
+	d := e.Data.(events.TokenCreated)
+	h, err := events.ParseHash(d.TokenHash)
+	if err != nil || len(d.Name) > events.MaxNameLen || t.byHash.find(&t.tokens, h) != 0 || a.live[id] != 0 {
+		return nil
+	}
+	r, tok := t.tokens.add()
+	*tok = token{hash: h, key: a.key, id: id, account: a.num, seq: seq, created: e.At.UnixMilli()}
+	tok.setName(d.Name)
+	if d.ExpiresAt != nil {
+		tok.expiresAt = *d.ExpiresAt
+	}
+	if ps, _ := events.ParsePrefixes(d.AllowedIPs); len(ps) > 0 {
+		t.extraOf(tok).allowed = ps
+	}
+	t.byHash.add(&t.tokens, r)
+	a.live[id] = r
+	return nil
+}
+
+// change applies an event other than a creation to its live token, at r in
+// account a.
+func (t *Table) change(r ref, a *account, e events.Event) {
+	tok := t.tokens.at(r)
 	switch d := e.Data.(type) {
-	case events.TokenCreated:
-		h, err := events.ParseHash(d.TokenHash)
-		if err != nil || t.byHash[h] != nil || a.live[id] != nil {
-			return nil
-		}
-		tok := &token{id: id, account: a, name: d.Name, seq: seq, created: e.At.UnixMilli()}
-		if d.ExpiresAt != nil {
-			tok.expiresAt = *d.ExpiresAt
-		}
-		if ps, _ := events.ParsePrefixes(d.AllowedIPs); len(ps) > 0 {
-			tok.extra().allowed = ps
-		}
-		t.byHash[h] = tok
-		a.live[id] = tok
 	case events.TokenRotated:
-		tok := a.live[id]
 		old, err1 := events.ParseHash(d.OldTokenHash)
 		h, err2 := events.ParseHash(d.TokenHash)
-		if tok == nil || tok.name != d.Name || err1 != nil || err2 != nil || t.byHash[old] != tok || t.byHash[h] != nil {
-			return nil
+		if !tok.named(d.Name) || err1 != nil || err2 != nil || tok.hash != old || t.byHash.find(&t.tokens, h) != 0 {
+			return
 		}
-		delete(t.byHash, old)
-		t.byHash[h] = tok
-		r := retired{tok: tok}
+		tok.hash = h
+		t.byHash.add(&t.tokens, r) // the old hash's slot is passed over from now on
+		retire := retired{tok: r}
 		if d.GraceUntil != nil {
-			r.until = *d.GraceUntil
+			retire.until = *d.GraceUntil
 		}
-		t.rotated[old] = r
+		t.rotated[old] = retire
 	case events.AllowedIPsSet:
-		if tok := a.live[id]; tok != nil && tok.name == d.Name {
+		if tok.named(d.Name) {
 			ps, _ := events.ParsePrefixes(d.AllowedIPs)
 			if len(ps) == 0 {
 				ps = nil
 			}
-			if ps != nil || tok.ext != nil {
-				tok.extra().allowed = ps
+			if ps != nil || tok.ext != 0 {
+				t.extraOf(tok).allowed = ps
 			}
 		}
 	case events.TokenUsed:
-		if tok := a.live[id]; tok != nil {
-			x := tok.extra()
-			x.lastUsed, x.lastIP = e.At.Unix(), d.IP
-		}
+		x := t.extraOf(tok)
+		x.lastUsed, x.lastIP = e.At.Unix(), d.IP
 	case events.TokenRenamed:
-		if tok := a.live[id]; tok != nil && tok.name == d.OldName {
-			tok.name = d.NewName
+		if tok.named(d.OldName) {
+			tok.setName(d.NewName)
 		}
 	case events.TokenRevoked:
-		if tok := a.live[id]; tok != nil && tok.name == d.Name {
+		if tok.named(d.Name) {
 			tok.revoked = true
-			delete(a.live, id)
+			delete(a.live, tok.id)
 		}
 	}
-	return nil
 }
 
 // resetAccount forgets an account and every token it had, so that it can be
-// built again from its events. It walks the whole index: it is for the rare
+// built again from its events. It walks every token: it is for the rare
 // account whose history does not verify.
 func (t *Table) resetAccount(name string) {
 	t.changing.Lock()
@@ -255,13 +302,14 @@ func (t *Table) resetAccount(name string) {
 	if a == nil {
 		return
 	}
-	for h, tok := range t.byHash {
-		if tok.account == a {
-			delete(t.byHash, h)
+	for r := ref(1); int(r) <= t.tokens.n; r++ {
+		if tok := t.tokens.at(r); tok.account == a.num {
+			tok.account = dropped
 		}
 	}
+	t.byHash.rebuild(&t.tokens)
 	for h, r := range t.rotated {
-		if r.tok.account == a {
+		if t.tokens.at(r.tok).account == dropped {
 			delete(t.rotated, h)
 		}
 	}
@@ -271,6 +319,7 @@ func (t *Table) resetAccount(name string) {
 		}
 	}
 	delete(t.accounts, name)
+	t.numbered[a.num] = nil
 }
 
 // maxVouched bounds the digests kept for events whose append failed.
@@ -363,41 +412,42 @@ type Row struct {
 
 // List returns the account's live tokens, oldest first, with statuses as of now.
 func (t *Table) List(account string, now time.Time) []Row {
+	type listed struct {
+		tok token
+		ext extra
+	}
 	t.mu.RLock()
 	a := t.accounts[account]
-	var toks []token
+	var toks []listed
 	if a != nil {
-		toks = make([]token, 0, len(a.live))
-		for _, tok := range a.live {
-			c := *tok
-			if tok.ext != nil {
-				x := *tok.ext
-				c.ext = &x
+		toks = make([]listed, 0, len(a.live))
+		for _, r := range a.live {
+			l := listed{tok: *t.tokens.at(r)}
+			if l.tok.ext != 0 {
+				l.ext = t.extras[l.tok.ext-1]
 			}
-			toks = append(toks, c)
+			toks = append(toks, l)
 		}
 	}
 	t.mu.RUnlock()
-	slices.SortFunc(toks, func(a, b token) int { return cmp.Compare(a.seq, b.seq) })
+	slices.SortFunc(toks, func(a, b listed) int { return cmp.Compare(a.tok.seq, b.tok.seq) })
 	rows := make([]Row, len(toks))
-	for i, tok := range toks {
-		rows[i] = Row{Name: tok.name, TokenID: tok.id.String(), Created: time.UnixMilli(tok.created), ExpiresAt: tok.expiry(),
-			FullAccess: true, Status: t.status(tok.expiresAt, now)}
-		if x := tok.ext; x != nil {
-			if x.lastUsed != 0 {
-				used := x.lastUsed
-				rows[i].LastUsed = &used
-			}
-			rows[i].LastIP = x.lastIP
-			if len(x.allowed) > 0 {
-				rows[i].AllowedIPs = events.PrefixStrings(x.allowed)
-			}
+	for i, l := range toks {
+		tok, x := &l.tok, &l.ext
+		rows[i] = Row{Name: tok.nameString(), TokenID: tok.id.String(), Created: time.UnixMilli(tok.created), ExpiresAt: tok.expiry(),
+			FullAccess: true, Status: t.status(tok.expiresAt, now), LastIP: x.lastIP}
+		if x.lastUsed != 0 {
+			used := x.lastUsed
+			rows[i].LastUsed = &used
+		}
+		if len(x.allowed) > 0 {
+			rows[i].AllowedIPs = events.PrefixStrings(x.allowed)
 		}
 	}
 	return rows
 }
 
-func (tok token) expiry() *int64 {
+func (tok *token) expiry() *int64 {
 	if tok.expiresAt == 0 {
 		return nil
 	}
@@ -429,7 +479,7 @@ type Result struct {
 	Status    string
 }
 
-// Validate judges a presented secret at now: one hash and one map lookup.
+// Validate judges a presented secret at now: one hash and one lookup.
 // When account is not empty the token must belong to it.
 func (t *Table) Validate(secret, account string, now time.Time) Result {
 	return t.ValidateFrom(secret, account, netip.Addr{}, now)
@@ -445,29 +495,32 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 	h := events.HashSecret(secret)
 	key, possible := keyOf(account)
 	var (
-		c       token
-		allowed []netip.Prefix
+		c         token
+		allowed   []netip.Prefix
+		ownerName string
 	)
 	t.mu.RLock()
-	tok, found := t.byHash[h]
+	r := t.byHash.find(&t.tokens, h)
 	retiredAt := int64(-1)
-	if !found {
-		var r retired
-		if r, found = t.rotated[h]; found {
-			tok, retiredAt = r.tok, r.until
+	if r == 0 {
+		if old, ok := t.rotated[h]; ok {
+			r, retiredAt = old.tok, old.until
 		}
 	}
-	if found {
-		c = *tok
-		if tok.ext != nil {
-			allowed = tok.ext.allowed
+	if r != 0 {
+		c = *t.tokens.at(r)
+		if c.ext != 0 {
+			allowed = t.extras[c.ext-1].allowed
+		}
+		if account == "" {
+			ownerName = t.numbered[c.account].name
 		}
 	}
 	t.mu.RUnlock()
 	switch {
-	case !found:
+	case r == 0:
 		return Result{Reason: ReasonUnknown}
-	case account != "" && (!possible || key != c.account.key):
+	case account != "" && (!possible || key != c.key):
 		return Result{Reason: ReasonWrongAccount}
 	case c.revoked, retiredAt >= 0 && now.Unix() >= retiredAt:
 		return Result{Reason: ReasonRevoked}
@@ -479,9 +532,9 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 		return Result{Reason: ReasonExpired}
 	}
 	if account == "" {
-		account = c.account.name
+		account = ownerName
 	}
-	return Result{Valid: true, Account: account, TokenID: c.id.String(), Name: c.name, ExpiresAt: c.expiry(), Status: status}
+	return Result{Valid: true, Account: account, TokenID: c.id.String(), Name: c.nameString(), ExpiresAt: c.expiry(), Status: status}
 }
 
 func allows(list []netip.Prefix, ip netip.Addr) bool {
@@ -503,8 +556,10 @@ func (t *Table) LastUsed(account, tokenID string) time.Time {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if a := t.accounts[account]; a != nil {
-		if tok := a.live[id]; tok != nil && tok.ext != nil && tok.ext.lastUsed != 0 {
-			return time.Unix(tok.ext.lastUsed, 0)
+		if r := a.live[id]; r != 0 {
+			if tok := t.tokens.at(r); tok.ext != 0 && t.extras[tok.ext-1].lastUsed != 0 {
+				return time.Unix(t.extras[tok.ext-1].lastUsed, 0)
+			}
 		}
 	}
 	return time.Time{}
@@ -544,7 +599,7 @@ func (t *Table) Notices(now time.Time) []Notice {
 			return
 		}
 		if st := t.status(tok.expiresAt, now); st != Active {
-			out = append(out, Notice{Account: a.name, Name: tok.name, TokenID: tok.id.String(), ExpiresAt: tok.expiresAt, Status: st})
+			out = append(out, Notice{Account: a.name, Name: tok.nameString(), TokenID: tok.id.String(), ExpiresAt: tok.expiresAt, Status: st})
 		}
 	})
 	return out
@@ -569,8 +624,8 @@ func (t *Table) eachLive(fn func(*account, *token)) {
 	t.mu.RUnlock()
 	for _, a := range accounts {
 		t.mu.RLock()
-		for _, tok := range a.live {
-			fn(a, tok)
+		for _, r := range a.live {
+			fn(a, t.tokens.at(r))
 		}
 		t.mu.RUnlock()
 	}

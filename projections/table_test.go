@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,5 +279,102 @@ func TestApplyOwn(t *testing.T) {
 	// Once the stream has passed it, ApplyOwn says it is there.
 	if !tab.ApplyOwn(2, f.create("carol", "x", secret('X'), nil), events.Hash{}) {
 		t.Fatal("an event the table has passed is not reported applied")
+	}
+}
+
+// TestIndexOverManyTokens holds the hash index to what validation promises
+// through its growths, rotations (which leave slots behind), a reset account
+// and a snapshot's round trip.
+func TestIndexOverManyTokens(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	var f fixture
+	type issued struct {
+		account, secret, old string
+	}
+	var all []issued
+	seq := uint64(0)
+	for i := range 3000 { // the index starts at 16 slots and grows eight times
+		account := fmt.Sprintf("acct%d", i%3)
+		s := events.NewSecret()
+		seq++
+		e := f.create(account, fmt.Sprintf("t%d", i), s, nil)
+		f.apply(t, tab, seq, e)
+		it := issued{account: account, secret: s}
+		if i%7 == 0 {
+			it.old, it.secret = s, events.NewSecret()
+			seq++
+			f.apply(t, tab, seq, events.Event{ID: f.id(), At: t0, Account: account, TokenID: e.TokenID,
+				Data: events.TokenRotated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(it.secret).String(), OldTokenHash: events.HashSecret(s).String()}})
+		}
+		all = append(all, it)
+	}
+	check := func(tab *Table, gone string) {
+		t.Helper()
+		for _, it := range all {
+			want, wantOld := "", ReasonRevoked
+			if it.account == gone {
+				want, wantOld = ReasonUnknown, ReasonUnknown
+			}
+			if r := tab.Validate(it.secret, it.account, t0); r.Reason != want || r.Valid != (want == "") {
+				t.Fatalf("%s's token: %+v, want reason %q", it.account, r, want)
+			}
+			if it.old != "" {
+				if r := tab.Validate(it.old, "", t0); r.Reason != wantOld {
+					t.Fatalf("%s's rotated secret: %+v, want %q", it.account, r, wantOld)
+				}
+			}
+		}
+		if r := tab.Validate(events.NewSecret(), "", t0); r.Reason != ReasonUnknown {
+			t.Fatalf("a secret never issued: %+v", r)
+		}
+	}
+	check(tab, "")
+
+	tab.resetAccount("acct1")
+	check(tab, "acct1")
+	if rows := tab.List("acct0", t0); len(rows) != 1000 {
+		t.Fatalf("acct0 lists %d tokens after acct1's reset, want 1000", len(rows))
+	}
+
+	var buf bytes.Buffer
+	if _, err := tab.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := DecodeTable(&buf, DefaultWarn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(restored, "acct1")
+}
+
+func TestIndexRebuildFindsTwins(t *testing.T) {
+	var s slab
+	x := newHashIndex()
+	for _, c := range []byte{'a', 'b', 'a'} {
+		_, tok := s.add()
+		tok.hash = events.HashSecret(secret(c))
+	}
+	if x.rebuild(&s) {
+		t.Fatal("two tokens with one hash were indexed as unique")
+	}
+	s.at(3).hash = events.HashSecret(secret('c'))
+	if !x.rebuild(&s) || x.find(&s, events.HashSecret(secret('c'))) != 3 || x.find(&s, events.HashSecret(secret('d'))) != 0 {
+		t.Fatal("rebuild of distinct hashes")
+	}
+}
+
+func TestApplyRefusesNamesTooLong(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	var f fixture
+	long := strings.Repeat("n", events.MaxNameLen+1)
+	f.apply(t, tab, 1, f.create("bob", long, secret('a'), nil))
+	if rows := tab.List("bob", t0); len(rows) != 0 {
+		t.Fatalf("a name of %d bytes was applied: %+v", len(long), rows)
+	}
+	e := f.create("bob", "fits", secret('b'), nil)
+	f.apply(t, tab, 2, e)
+	f.apply(t, tab, 3, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: e.TokenID, Data: events.TokenRenamed{OldName: "fits", NewName: long}})
+	if rows := tab.List("bob", t0); len(rows) != 1 || rows[0].Name != "fits" {
+		t.Fatalf("after a rename to a name too long: %+v", rows)
 	}
 }

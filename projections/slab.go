@@ -1,0 +1,125 @@
+package projections
+
+import (
+	"hash/maphash"
+
+	"tokenledger/events"
+)
+
+// The table keeps its tokens where the garbage collector has nothing to
+// follow: in chunks of structs without pointers (a slab), found through an
+// index of slab references. A million tokens are then a few dozen large
+// objects that a collection need not scan, rather than millions of small
+// ones it marks again every cycle. A node holding a million tokens spent
+// about an eighth of its CPU marking the table while it answered
+// validations; a validation also touched the map's directory, its group,
+// the token and its account, each a cache miss, where it now touches a slot
+// and a token.
+
+// ref is a token's place in the slab, plus one: 0 is no token. Four billion
+// tokens is beyond what a snapshot may hold (MaxSnapshot).
+type ref uint32
+
+const (
+	chunkBits = 14 // 16,384 tokens, about 2.5 MB, a chunk
+	chunkSize = 1 << chunkBits
+)
+
+// slab holds every token the table ever created, revoked ones too, in chunks
+// that never move.
+type slab struct {
+	chunks [][]token
+	n      int
+}
+
+// add makes room for one more token and returns its place.
+func (s *slab) add() (ref, *token) {
+	if s.n == len(s.chunks)*chunkSize {
+		s.chunks = append(s.chunks, make([]token, chunkSize))
+	}
+	s.n++
+	return ref(s.n), s.at(ref(s.n))
+}
+
+func (s *slab) at(r ref) *token {
+	i := int(r) - 1
+	return &s.chunks[i>>chunkBits][i&(chunkSize-1)]
+}
+
+// hashIndex finds a token by its secret's hash: an open-addressing table of
+// slab references, where a hash's slot is chosen with a seed of the table's
+// own (so that no stream can pile its hashes into one run of slots) and a
+// lookup walks on from there to an empty slot. Each token is indexed under
+// its current hash. A slot left behind by a rotation still points at its
+// token, whose hash has moved on; lookups pass over it, and the next growth
+// drops it.
+type hashIndex struct {
+	seed  maphash.Seed
+	slots []ref
+	used  int // slots filled, the ones left behind too
+}
+
+func newHashIndex() hashIndex { return hashIndex{seed: maphash.MakeSeed()} }
+
+func (x *hashIndex) home(h events.Hash) uint64 {
+	return maphash.Bytes(x.seed, h[:]) & uint64(len(x.slots)-1)
+}
+
+// find is the token indexed under h, or 0.
+func (x *hashIndex) find(s *slab, h events.Hash) ref {
+	if len(x.slots) == 0 {
+		return 0
+	}
+	mask := uint64(len(x.slots) - 1)
+	for i := x.home(h); ; i = (i + 1) & mask {
+		r := x.slots[i]
+		if r == 0 || s.at(r).hash == h {
+			return r
+		}
+	}
+}
+
+// add indexes the token at r under its hash, which no token is indexed
+// under. The index grows when half full, so that walks stay short.
+func (x *hashIndex) add(s *slab, r ref) {
+	if 2*(x.used+1) > len(x.slots) {
+		x.rebuild(s) // which indexes r too
+		return
+	}
+	x.put(s, r)
+}
+
+// put fills the first free slot from r's home; false if a token with the
+// same hash was there already.
+func (x *hashIndex) put(s *slab, r ref) bool {
+	h := s.at(r).hash
+	mask := uint64(len(x.slots) - 1)
+	for i := x.home(h); ; i = (i + 1) & mask {
+		switch {
+		case x.slots[i] == 0:
+			x.slots[i] = r
+			x.used++
+			return true
+		case s.at(x.slots[i]).hash == h:
+			return false
+		}
+	}
+}
+
+// rebuild indexes every token of the slab that belongs to an account, in
+// slots enough for the index to double before it grows again; false if two
+// tokens have the same hash.
+func (x *hashIndex) rebuild(s *slab) bool {
+	size := 16
+	for size < 4*(s.n+1) {
+		size *= 2
+	}
+	x.slots, x.used = make([]ref, size), 0
+	unique := true
+	for r := ref(1); int(r) <= s.n; r++ {
+		if s.at(r).account != dropped {
+			unique = x.put(s, r) && unique
+		}
+	}
+	return unique
+}
