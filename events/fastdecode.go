@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/binary"
 	"time"
 	"unicode/utf8"
 )
@@ -160,6 +161,9 @@ func (s *scanner) raw() (raw []byte, special bool) {
 	}
 	start := s.i
 	for s.i < len(s.b) {
+		for s.i+8 <= len(s.b) && plainWord(binary.LittleEndian.Uint64(s.b[s.i:])) {
+			s.i += 8
+		}
 		for s.i < len(s.b) && plain[s.b[s.i]] {
 			s.i++
 		}
@@ -193,6 +197,18 @@ var plain = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// plainWord says whether all eight bytes of w are plain: none is a quote, a
+// backslash, below 0x20 or beyond ASCII. Strings are most of an event's
+// bytes, and a word at a time reads them several times faster than a byte at
+// a time. Each test is the classic "has a zero byte" (or "has a byte below
+// n") on the word, whose answer is exact.
+func plainWord(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zeroIn := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	below20 := (w - 0x20*ones) & ^w & highs
+	return zeroIn(w^('"'*ones))|zeroIn(w^('\\'*ones))|below20|w&highs == 0
+}
 
 // str reads a string as encoding/json would, as a copy.
 func (s *scanner) str() string {

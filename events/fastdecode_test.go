@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -282,6 +283,26 @@ func BenchmarkDecode(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestPlainWord holds the word-at-a-time test to the byte table: every byte
+// value at every place in a word of plain bytes, and pairs of values.
+func TestPlainWord(t *testing.T) {
+	for c := range 256 {
+		for at := range 8 {
+			w := []byte("abcdefgh")
+			w[at] = byte(c)
+			if have, want := plainWord(binary.LittleEndian.Uint64(w)), plain[c]; have != want {
+				t.Fatalf("byte %#x at %d: plainWord %v, the table %v", c, at, have, want)
+			}
+		}
+		for d := range 256 {
+			w := []byte{byte(c), byte(d), 'x', 'x', 'x', 'x', byte(d), byte(c)}
+			if have, want := plainWord(binary.LittleEndian.Uint64(w)), plain[c] && plain[d]; have != want {
+				t.Fatalf("bytes %#x and %#x: plainWord %v, the table %v", c, d, have, want)
+			}
 		}
 	}
 }

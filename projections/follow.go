@@ -93,7 +93,7 @@ func (f *Follower) Run(ctx context.Context) error {
 				return
 			}
 			first.batches <- batch
-			batch = make([]events.Msg, 0, maxBatch)
+			batch = first.emptyBatch()
 			if last {
 				tips := first.finish()
 				first = nil
@@ -115,23 +115,41 @@ func (f *Follower) Run(ctx context.Context) error {
 // goroutine of its own.
 type catchUp struct {
 	batches chan []events.Msg
-	done    chan struct{}
-	tips    map[string]events.Msg // each account's newest applied message
-	once    sync.Once
+	// free takes back the batches applied, to be filled again: a batch is
+	// 512 messages of some 300 bytes, and making one for each would make
+	// the collector work at every few batches.
+	free chan []events.Msg
+	done chan struct{}
+	tips map[string]events.Msg // each account's newest applied message
+	once sync.Once
 	// restoreGC is the GOGC to go back to once caught up; 0 when unchanged.
 	restoreGC int
 }
 
 func (f *Follower) startCatchUp() *catchUp {
-	c := &catchUp{batches: make(chan []events.Msg, 4), done: make(chan struct{}), tips: make(map[string]events.Msg)}
+	c := &catchUp{batches: make(chan []events.Msg, 4), free: make(chan []events.Msg, 8), done: make(chan struct{}), tips: make(map[string]events.Msg)}
 	go func() {
 		defer close(c.done)
 		for batch := range c.batches {
 			parallel(len(batch), func(i int) { batch[i].Decode() })
 			f.applyUnverified(batch, c.tips)
+			select {
+			case c.free <- batch[:0]:
+			default:
+			}
 		}
 	}()
 	return c
+}
+
+// emptyBatch is a batch applied before, or a new one.
+func (c *catchUp) emptyBatch() []events.Msg {
+	select {
+	case b := <-c.free:
+		return b
+	default:
+		return make([]events.Msg, 0, maxBatch)
+	}
 }
 
 // finish waits until every batch sent is applied, and returns the tips.
