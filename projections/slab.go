@@ -80,10 +80,14 @@ func (x *hashIndex) find(s *slab, h events.Hash) ref {
 	}
 }
 
+// full says whether one more entry would fill the index past half, where
+// walks grow long.
+func (x *hashIndex) full() bool { return 2*(x.used+1) > len(x.slots) }
+
 // add indexes the token at r under its hash, which no token is indexed
-// under. The index grows when half full, so that walks stay short.
+// under, growing the index first if it is full (see Table.makeRoom).
 func (x *hashIndex) add(s *slab, r ref) {
-	if 2*(x.used+1) > len(x.slots) {
+	if x.full() {
 		x.rebuild(s) // which indexes r too
 		return
 	}

@@ -171,6 +171,7 @@ func NewTable(warn time.Duration) *Table {
 func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 	t.changing.Lock()
 	defer t.changing.Unlock()
+	t.makeRoom()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer t.advance(seq)
@@ -190,6 +191,7 @@ func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 func (t *Table) ApplyOwn(seq uint64, e events.Event, digest events.Hash) bool {
 	t.changing.Lock()
 	defer t.changing.Unlock()
+	t.makeRoom()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if seq <= t.applied {
@@ -200,6 +202,22 @@ func (t *Table) ApplyOwn(seq uint64, e events.Event, digest events.Hash) bool {
 	}
 	t.ahead[seq] = e.Account
 	return true
+}
+
+// makeRoom grows the hash index when one more token would fill it. An
+// event adds at most one token to the index, and growing it means indexing
+// every token again (about 0.1 s at a million), so the larger index is built
+// holding only changing, while validations go on with the one in place, and
+// put in place under mu. The caller holds changing.
+func (t *Table) makeRoom() {
+	if !t.byHash.full() {
+		return
+	}
+	bigger := hashIndex{seed: t.byHash.seed}
+	bigger.rebuild(&t.tokens)
+	t.mu.Lock()
+	t.byHash = bigger
+	t.mu.Unlock()
 }
 
 // apply is Apply's work, under both locks.

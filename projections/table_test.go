@@ -378,3 +378,36 @@ func TestApplyRefusesNamesTooLong(t *testing.T) {
 		t.Fatalf("after a rename to a name too long: %+v", rows)
 	}
 }
+
+// TestValidateWhileTheIndexGrows validates one token over and over while
+// thousands more are applied, so that the index grows (and is swapped)
+// under the validations; run it with -race.
+func TestValidateWhileTheIndexGrows(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	var f fixture
+	first := events.NewSecret()
+	f.apply(t, tab, 1, f.create("bob", "first", first, nil))
+	done := make(chan struct{})
+	failed := make(chan Result, 1)
+	go func() {
+		defer close(failed)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if r := tab.Validate(first, "bob", t0); !r.Valid {
+				failed <- r
+				return
+			}
+		}
+	}()
+	for i := range 5000 {
+		f.apply(t, tab, uint64(i+2), f.create("bob", fmt.Sprintf("t%d", i), events.NewSecret(), nil))
+	}
+	close(done)
+	if r, bad := <-failed; bad {
+		t.Fatalf("while the index grew: %+v", r)
+	}
+}
