@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,7 +56,7 @@ func (s *Stream) Read(ctx context.Context, opts ReadOptions, fn func(Msg) error)
 		since := opts.Since
 		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
-	return s.consume(ctx, cc, true, true, func(m Msg) (bool, error) {
+	return s.consume(ctx, cc, func(m Msg) (bool, error) {
 		if err := fn(m); err != nil {
 			return false, err
 		}
@@ -66,17 +67,62 @@ func (s *Stream) Read(ctx context.Context, opts ReadOptions, fn func(Msg) error)
 // Follow calls fn for every event after sequence after, then goes on with each
 // new one as it is stored, until ctx ends. It survives reconnects: the ordered
 // consumer recreates itself where it left off. The messages come undecoded,
-// so that the caller can decode many at once: see Msg.Decode.
+// so that the caller can decode many at once: see Msg.Decode. fn is called
+// on one goroutine at a time, and never once Follow has returned.
+//
+// Follow takes messages with the consumer's callback (Consume) rather than
+// its iterator, which starts and stops a heartbeat timer for every message
+// and hands each over through a channel. A rebuild of 300,000 tokens ran at
+// 0.64 to 0.68 of the rate of a bare read by the iterator when it used the
+// iterator too, and at 0.93 of it with the callback.
 func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
 	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.cfg.AllFilter()}}
 	if after > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
 	}
-	err := s.consume(ctx, cc, false, false, func(m Msg) (bool, error) { fn(m); return true, nil })
+	cons, err := s.stream.OrderedConsumer(ctx, cc)
+	if err != nil {
+		return natsError(err)
+	}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		failed  = make(chan error, 1)
+	)
+	take := func(jm jetstream.Msg) {
+		md, err := jm.Metadata()
+		if err != nil {
+			select {
+			case failed <- err:
+			default:
+			}
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			fn(Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()})
+		}
+	}
+	// See consume on the heartbeat, and on what losing a server costs.
+	sub, err := cons.Consume(take, jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+	if err != nil {
+		return natsError(err)
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-failed:
+	case <-sub.Closed():
+		err = errors.New("the stream's consumer stopped")
+	}
+	sub.Stop()
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
 	if ctx.Err() != nil {
 		return nil
 	}
-	return err
+	return natsError(err)
 }
 
 // LastSeq is the sequence of the newest event of account, or of the whole
@@ -125,11 +171,10 @@ func askAgain[T any](ctx context.Context, req func(context.Context) (T, error)) 
 	}
 }
 
-// consume runs an ordered consumer and hands each message to fn until fn says
-// stop, fn fails, or ctx ends. With bounded, it returns at once when nothing
-// matches, rather than wait for a first message; with decode, each message
-// comes decoded.
-func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig, bounded, decode bool, fn func(Msg) (bool, error)) error {
+// consume runs an ordered consumer and hands each message to fn, decoded,
+// until fn says stop, fn fails, or ctx ends. It returns at once when nothing
+// matches, rather than wait for a first message.
+func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig, fn func(Msg) (bool, error)) error {
 	cons, err := s.stream.OrderedConsumer(ctx, cc)
 	if err != nil {
 		return natsError(err)
@@ -144,14 +189,12 @@ func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig
 		return natsError(err)
 	}
 	defer it.Stop()
-	if bounded {
-		info, err := askAgain(ctx, cons.Info)
-		if err != nil {
-			return natsError(err)
-		}
-		if info.NumPending == 0 {
-			return nil
-		}
+	info, err := askAgain(ctx, cons.Info)
+	if err != nil {
+		return natsError(err)
+	}
+	if info.NumPending == 0 {
+		return nil
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -168,9 +211,7 @@ func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig
 			return err
 		}
 		m := Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()}
-		if decode {
-			m.Decode()
-		}
+		m.Decode()
 		more, err := fn(m)
 		if err != nil || !more {
 			return err
