@@ -38,6 +38,20 @@ func (f *fixture) apply(t *testing.T, tab *Table, seq uint64, e events.Event) {
 	f.heads[e.Account] = events.Digest(raw)
 }
 
+// mustRoundTrip is tab encoded as a snapshot and decoded again.
+func mustRoundTrip(t *testing.T, tab *Table) *Table {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := tab.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := DecodeTable(&buf, DefaultWarn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return restored
+}
+
 func (f *fixture) id() string { f.n++; return fmt.Sprintf("01JD%022d", f.n) }
 
 func (f *fixture) create(account, name, secret string, expires *time.Time) events.Event {
@@ -246,14 +260,7 @@ func TestApplyOwn(t *testing.T) {
 		t.Fatalf("applied %d, want 1: the sequence moves only with the stream", tab.Applied())
 	}
 	// A snapshot now, restored, must not apply the event again.
-	var buf bytes.Buffer
-	if _, err := tab.Encode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	restored, err := DecodeTable(&buf, DefaultWarn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	restored := mustRoundTrip(t, tab)
 	for _, tb := range []*Table{tab, restored} {
 		f2 := fixture{n: f.n, heads: map[string]events.Hash{}}
 		f2.apply(t, tb, 2, f2.create("carol", "c", secret('C'), nil))
@@ -335,16 +342,7 @@ func TestIndexOverManyTokens(t *testing.T) {
 	if rows := tab.List("acct0", t0); len(rows) != 1000 {
 		t.Fatalf("acct0 lists %d tokens after acct1's reset, want 1000", len(rows))
 	}
-
-	var buf bytes.Buffer
-	if _, err := tab.Encode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	restored, err := DecodeTable(&buf, DefaultWarn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check(restored, "acct1")
+	check(mustRoundTrip(t, tab), "acct1")
 }
 
 func TestIndexRebuildFindsTwins(t *testing.T) {

@@ -69,11 +69,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
+	nc, js, err := connect(s)
 	if err != nil {
 		return nil, err
 	}
@@ -248,13 +244,8 @@ type node struct {
 // from the newest snapshot in snaps and the events after it, or, with nil
 // snaps, by replaying the whole stream.
 func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer *events.Signer, trust *events.Trust, snaps *events.Snapshots) (*node, error) {
-	nc, err := nats.Connect(s.ClientURL())
+	nc, js, err := connect(s)
 	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	stream, err := events.Open(ctx, js, cfg)
@@ -285,6 +276,21 @@ func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer 
 	}
 	n.ledger = commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust})
 	return n, nil
+}
+
+// connect opens a connection to s and its JetStream context; whoever has it
+// closes the connection.
+func connect(s *server.Server) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // orderedRead reads the whole stream with an ordered consumer, as bare as
@@ -435,15 +441,11 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 	cmdCfg := events.Config{Stream: "BENCHCMD", Prefix: "benchcmd", Replicas: 1}
 	followedCfg := events.Config{Stream: "BENCHBARE", Prefix: "benchbare", Replicas: 1}
 	unreadCfg := events.Config{Stream: "BENCHUNREAD", Prefix: "benchunread", Replicas: 1}
-	nc, err := nats.Connect(s.ClientURL())
+	nc, js, err := connect(s)
 	if err != nil {
 		return out, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return out, err
-	}
 	for _, cfg := range []events.Config{cmdCfg, followedCfg, unreadCfg} {
 		if _, err := events.Ensure(ctx, js, cfg); err != nil {
 			return out, err
@@ -517,13 +519,8 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 // drain follows cfg's stream with an ordered consumer on a connection of its
 // own, as a node's follower does, and drops each message, until stop.
 func drain(ctx context.Context, s *server.Server, cfg events.Config) (stop func(), err error) {
-	nc, err := nats.Connect(s.ClientURL())
+	nc, js, err := connect(s)
 	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	cons, err := js.OrderedConsumer(ctx, cfg.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.AllFilter()}})
