@@ -193,7 +193,7 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 		if t.accounts[name] != nil {
 			return fail("account", errors.New("an account appears twice"))
 		}
-		a := t.newAccount(name, 0)
+		a := t.newAccount(name)
 		copy(a.head[:], d.bytes(len(a.head)))
 		count := d.uvarint()
 		if d.err != nil || count > nTokens-uint64(t.tokens.n) {

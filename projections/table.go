@@ -82,10 +82,10 @@ func keyOf(name string) (k accountKey, ok bool) {
 	return k, true
 }
 
-// newAccount adds an account with room for live tokens.
-func (t *Table) newAccount(name string, live int) *account {
+// newAccount adds an account, with no tokens yet.
+func (t *Table) newAccount(name string) *account {
 	k, _ := keyOf(name)
-	a := &account{name: name, key: k, num: uint32(len(t.numbered)), live: make(map[ulid.ULID]ref, live)}
+	a := &account{name: name, key: k, num: uint32(len(t.numbered)), live: make(map[ulid.ULID]ref)}
 	t.numbered = append(t.numbered, a)
 	t.accounts[name] = a
 	return a
@@ -231,7 +231,7 @@ func (t *Table) apply(seq uint64, e events.Event, digest events.Hash) error {
 		return err
 	}
 	if a == nil {
-		a = t.newAccount(e.Account, 0)
+		a = t.newAccount(e.Account)
 	}
 	a.head = digest
 	id, err := ulid.ParseStrict(e.TokenID)
