@@ -584,7 +584,7 @@ func spread(ratios []float64) string {
 	for i, x := range ratios {
 		parts[i] = fmt.Sprintf("%.2f", x)
 	}
-	return fmt.Sprintf("%s (median %.2f)", strings.Join(parts, " "), reqbench.Median(ratios))
+	return fmt.Sprintf("%s (median %.3f)", strings.Join(parts, " "), reqbench.Median(ratios))
 }
 
 func minNonZero(a, b time.Duration) time.Duration {

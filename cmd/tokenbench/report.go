@@ -46,7 +46,7 @@ func (r *report) write(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	for _, x := range r.Ratios {
-		fmt.Fprintf(w, "ratio %s = %.2f (goal >= %.1f)\n", x.Name, x.X, x.Goal)
+		fmt.Fprintf(w, "ratio %s = %.3f (goal >= %.1f)\n", x.Name, x.X, x.Goal)
 	}
 }
 
@@ -64,7 +64,7 @@ func (r *report) save(path string) error {
 	}
 	fmt.Fprintf(&b, "\n```\n")
 	for _, x := range r.Ratios {
-		fmt.Fprintf(&b, "ratio %s = %.2f (goal >= %.1f)\n", x.Name, x.X, x.Goal)
+		fmt.Fprintf(&b, "ratio %s = %.3f (goal >= %.1f)\n", x.Name, x.X, x.Goal)
 	}
 	fmt.Fprintf(&b, "```\n")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
