@@ -81,21 +81,12 @@ func (x *hashIndex) find(s *slab, h events.Hash) ref {
 }
 
 // full says whether one more entry would fill the index past half, where
-// walks grow long.
+// walks grow long: Table.lockToApply grows it before each change.
 func (x *hashIndex) full() bool { return 2*(x.used+1) > len(x.slots) }
 
-// add indexes the token at r under its hash, which no token is indexed
-// under, growing the index first if it is full (see Table.makeRoom).
-func (x *hashIndex) add(s *slab, r ref) {
-	if x.full() {
-		x.rebuild(s) // which indexes r too
-		return
-	}
-	x.put(s, r)
-}
-
-// put fills the first free slot from r's home; false if a token with the
-// same hash was there already.
+// put indexes the token at r under its hash, in the first free slot from its
+// home; false if a token with the same hash was there already. The index
+// must not be full.
 func (x *hashIndex) put(s *slab, r ref) bool {
 	h := s.at(r).hash
 	mask := uint64(len(x.slots) - 1)

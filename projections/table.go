@@ -169,11 +169,8 @@ func NewTable(warn time.Duration) *Table {
 // does not fit the table (a rename of a token not live, a second creation
 // with a known hash) changes nothing but the chain.
 func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
-	t.changing.Lock()
-	defer t.changing.Unlock()
-	t.makeRoom()
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.lockToApply()
+	defer t.unlockApplied()
 	defer t.advance(seq)
 	if _, done := t.ahead[seq]; done {
 		delete(t.ahead, seq) // ApplyOwn applied it already
@@ -189,11 +186,8 @@ func (t *Table) Apply(seq uint64, e events.Event, digest events.Hash) error {
 // otherwise it says false and the caller waits with WaitApplied. When the
 // event does come back, Apply counts it without applying it twice.
 func (t *Table) ApplyOwn(seq uint64, e events.Event, digest events.Hash) bool {
-	t.changing.Lock()
-	defer t.changing.Unlock()
-	t.makeRoom()
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.lockToApply()
+	defer t.unlockApplied()
 	if seq <= t.applied {
 		return true // it came back first
 	}
@@ -204,20 +198,27 @@ func (t *Table) ApplyOwn(seq uint64, e events.Event, digest events.Hash) bool {
 	return true
 }
 
-// makeRoom grows the hash index when one more token would fill it. An
-// event adds at most one token to the index, and growing it means indexing
-// every token again (about 0.1 s at a million), so the larger index is built
-// holding only changing, while validations go on with the one in place, and
-// put in place under mu. The caller holds changing.
-func (t *Table) makeRoom() {
-	if !t.byHash.full() {
-		return
+// lockToApply takes both locks for apply, with room in the hash index for
+// the one token an event may add; unlockApplied releases them.
+//
+// Growing the index means indexing every token again (about 0.1 s at a
+// million), so the larger index is built holding only changing, while
+// validations go on with the one in place, and put in place under mu.
+func (t *Table) lockToApply() {
+	t.changing.Lock()
+	if t.byHash.full() {
+		bigger := hashIndex{seed: t.byHash.seed}
+		bigger.rebuild(&t.tokens)
+		t.mu.Lock()
+		t.byHash = bigger
+		t.mu.Unlock()
 	}
-	bigger := hashIndex{seed: t.byHash.seed}
-	bigger.rebuild(&t.tokens)
 	t.mu.Lock()
-	t.byHash = bigger
+}
+
+func (t *Table) unlockApplied() {
 	t.mu.Unlock()
+	t.changing.Unlock()
 }
 
 // apply is Apply's work, under both locks.
@@ -260,7 +261,7 @@ func (t *Table) apply(seq uint64, e events.Event, digest events.Hash) error {
 	if ps, _ := events.ParsePrefixes(d.AllowedIPs); len(ps) > 0 {
 		t.extraOf(tok).allowed = ps
 	}
-	t.byHash.add(&t.tokens, r)
+	t.byHash.put(&t.tokens, r) // find said no token has h
 	a.live[id] = r
 	return nil
 }
@@ -277,7 +278,7 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 			return
 		}
 		tok.hash = h
-		t.byHash.add(&t.tokens, r) // the old hash's slot is passed over from now on
+		t.byHash.put(&t.tokens, r) // find said no token has h; the old hash's slot is passed over from now on
 		retire := retired{tok: r}
 		if d.GraceUntil != nil {
 			retire.until = *d.GraceUntil

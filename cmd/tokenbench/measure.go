@@ -587,13 +587,6 @@ func spread(ratios []float64) string {
 	return fmt.Sprintf("%s (median %.3f)", strings.Join(parts, " "), reqbench.Median(ratios))
 }
 
-func minNonZero(a, b time.Duration) time.Duration {
-	if a == 0 || b < a {
-		return b
-	}
-	return a
-}
-
 func pct(sorted []time.Duration, p int) time.Duration {
 	return sorted[min(len(sorted)-1, len(sorted)*p/100)].Round(time.Microsecond)
 }
