@@ -18,11 +18,13 @@ import (
 // scanCanonical reads b when it is an event in Encode's exact layout, schema
 // version 1. Its event is not checked yet: Decode does that. ok is false when
 // b is not in that layout, which says nothing about whether b is a valid event.
+// Unless whole, the provenance (the actor's strings, signer and sig) is
+// checked as any string is but not copied, and left empty.
 //
 // Every string is copied out of b: a stream message's buffer may be reused,
 // and a table that keeps a token's name must not keep the whole event alive.
-func scanCanonical(b []byte) (e Event, ok bool) {
-	s := scanner{b: b, ok: true}
+func scanCanonical(b []byte, whole bool) (e Event, ok bool) {
+	s := scanner{b: b, ok: true, whole: whole}
 	s.expect(`{"v":1,"id":`)
 	e.ID = s.str()
 	s.expect(`,"type":`)
@@ -43,10 +45,10 @@ func scanCanonical(b []byte) (e Event, ok bool) {
 		e.Prev = s.str()
 	}
 	if s.skip(`,"signer":`) {
-		e.Signer = s.str()
+		e.Signer = s.provenance()
 	}
 	if s.skip(`,"sig":`) {
-		e.Sig = s.str()
+		e.Sig = s.provenance()
 	}
 	s.expect(`}`)
 	if !s.ok || s.i != len(b) || e.Data == nil {
@@ -128,9 +130,10 @@ var dataReaders = map[string]func(*scanner) Data{
 // ok, and from then on every read returns a zero value: a reader can be
 // written as a straight line and look at ok once at the end.
 type scanner struct {
-	b  []byte
-	i  int
-	ok bool
+	b     []byte
+	i     int
+	ok    bool
+	whole bool // copy the provenance too: see scanCanonical
 }
 
 // skip consumes lit if it comes next, and says whether it did.
@@ -221,6 +224,22 @@ func (s *scanner) str() string {
 		s.fail()
 	}
 	return out
+}
+
+// provenance reads a string of the event's provenance (the actor's, signer,
+// sig): as str does when the decode is whole, else checked alike but not
+// copied, as "".
+func (s *scanner) provenance() string {
+	if s.whole {
+		return s.str()
+	}
+	raw, special := s.raw()
+	if special {
+		if _, ok := unescape(raw); !ok {
+			s.fail()
+		}
+	}
+	return ""
 }
 
 // unescape decodes the escapes encoding/json writes (\" \\ \n \r \t \b \f,
@@ -356,14 +375,17 @@ func (s *scanner) actor() (a Actor) {
 	s.expect(`{"kind":`)
 	a.Kind = s.kind()
 	s.expect(`,"name":`)
-	a.Name = s.str()
+	a.Name = s.provenance()
 	if s.skip(`,"token_id":`) {
-		a.TokenID = s.str()
+		a.TokenID = s.provenance()
 	}
 	if s.skip(`,"remote":`) {
-		a.Remote = s.str()
+		a.Remote = s.provenance()
 	}
 	s.expect(`}`)
+	if !s.whole {
+		return Actor{}
+	}
 	return a
 }
 
@@ -380,7 +402,7 @@ func (s *scanner) kind() string {
 		}
 	}
 	s.i = start // read it again as any string
-	return s.str()
+	return s.provenance()
 }
 
 // dataReader reads the event's type and returns the reader of its data; an

@@ -29,6 +29,13 @@ func (m *Msg) Decode() {
 	m.Digest = Digest(m.Raw)
 }
 
+// DecodeForTable is Decode by DecodeForTable: Event has no provenance, and
+// its signature cannot be checked until it is decoded again by Decode.
+func (m *Msg) DecodeForTable() {
+	m.Event, m.Err = DecodeForTable(m.Raw)
+	m.Digest = Digest(m.Raw)
+}
+
 // ReadOptions narrow a read; the zero value reads the whole stream.
 type ReadOptions struct {
 	Account  string    // only this account's events

@@ -120,18 +120,18 @@ type catchUp struct {
 	// the collector work at every few batches.
 	free chan []events.Msg
 	done chan struct{}
-	tips map[string]events.Msg // each account's newest applied message
+	tips map[string]tip // each account's newest applied event
 	once sync.Once
 	// restoreGC is the GOGC to go back to once caught up; 0 when unchanged.
 	restoreGC int
 }
 
 func (f *Follower) startCatchUp() *catchUp {
-	c := &catchUp{batches: make(chan []events.Msg, 4), free: make(chan []events.Msg, 8), done: make(chan struct{}), tips: make(map[string]events.Msg)}
+	c := &catchUp{batches: make(chan []events.Msg, 4), free: make(chan []events.Msg, 8), done: make(chan struct{}), tips: make(map[string]tip)}
 	go func() {
 		defer close(c.done)
 		for batch := range c.batches {
-			parallel(len(batch), func(i int) { batch[i].Decode() })
+			parallel(len(batch), func(i int) { batch[i].DecodeForTable() })
 			f.applyUnverified(batch, c.tips)
 			select {
 			case c.free <- batch[:0]:
@@ -153,7 +153,7 @@ func (c *catchUp) emptyBatch() []events.Msg {
 }
 
 // finish waits until every batch sent is applied, and returns the tips.
-func (c *catchUp) finish() map[string]events.Msg {
+func (c *catchUp) finish() map[string]tip {
 	c.once.Do(func() {
 		close(c.batches)
 		<-c.done
@@ -165,10 +165,17 @@ func (c *catchUp) finish() map[string]events.Msg {
 	return c.tips
 }
 
+// tip is an account's newest applied event, as stored. Its signature,
+// checked by settle, vouches for the chain behind it.
+type tip struct {
+	seq uint64
+	raw []byte
+}
+
 // applyUnverified applies ms in stream order where each continues its
-// account's chain, and keeps the newest applied message of each account:
-// its signature, checked by settle, vouches for the chain behind it.
-func (f *Follower) applyUnverified(ms []events.Msg, tips map[string]events.Msg) {
+// account's chain, and keeps each account's tip. The messages may be
+// decoded for the table, without the provenance a signature check needs.
+func (f *Follower) applyUnverified(ms []events.Msg, tips map[string]tip) {
 	for _, m := range ms {
 		err := m.Err
 		if err == nil {
@@ -180,7 +187,7 @@ func (f *Follower) applyUnverified(ms []events.Msg, tips map[string]events.Msg) 
 			f.log.Error("ALERT: event ignored", "seq", m.Seq, "reason", err)
 			continue
 		}
-		tips[m.Event.Account] = m
+		tips[m.Event.Account] = tip{m.Seq, m.Raw}
 	}
 }
 
@@ -190,11 +197,12 @@ func (f *Follower) applyUnverified(ms []events.Msg, tips map[string]events.Msg) 
 // signature on the newest event vouches for every event behind it. An
 // account whose newest event does not verify is built again from the
 // stream, checking every signature.
-func (f *Follower) settle(ctx context.Context, tips map[string]events.Msg, upto uint64) {
+func (f *Follower) settle(ctx context.Context, tips map[string]tip, upto uint64) {
 	ms := make([]events.Msg, 0, len(tips))
-	for _, m := range tips {
-		ms = append(ms, m)
+	for _, t := range tips {
+		ms = append(ms, events.Msg{Seq: t.seq, Raw: t.raw})
 	}
+	parallel(len(ms), func(i int) { ms[i].Decode() }) // whole, for the signature
 	errs := f.verifyAll(ms)
 	for i, m := range ms {
 		if errs[i] != nil {

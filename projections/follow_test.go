@@ -3,6 +3,8 @@ package projections_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"testing"
@@ -63,8 +65,10 @@ func TestStartingNodeChecksWhatItTookOnTrust(t *testing.T) {
 	good2 := create("bob", "b") // the ledger chains past the forgery
 	create("carol", "c")
 	forgedTip := forge("carol", "evil")
+	create("dave", "d")
 
-	later := nodetest.MustNode(t, srv, nodetest.Options{})
+	var logged nodetest.Buffer
+	later := nodetest.MustNode(t, srv, nodetest.Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
 	now := time.Now()
 	for _, tt := range []struct {
 		secret string
@@ -79,6 +83,16 @@ func TestStartingNodeChecksWhatItTookOnTrust(t *testing.T) {
 	}
 	if rows := later.Table.List("carol", now); len(rows) != 1 || rows[0].Name != "c" {
 		t.Fatalf("carol on the starting node: %+v", rows)
+	}
+	// Bob's newest event in the chain the replay followed is the forgery
+	// (his good second event names the one before it), and carol's is: both
+	// are checked event by event. Dave's good newest event vouches for his.
+	var rechecked []string
+	for _, m := range regexp.MustCompile(`newest event does not verify.* account=(\w+)`).FindAllStringSubmatch(logged.String(), -1) {
+		rechecked = append(rechecked, m[1])
+	}
+	if slices.Sort(rechecked); !slices.Equal(rechecked, []string{"bob", "carol"}) {
+		t.Errorf("accounts checked event by event: %q, want bob and carol", rechecked)
 	}
 	// The table the starting node built is the one the first node built
 	// verifying every event as it came.

@@ -36,12 +36,12 @@ type size struct {
 	Validations int // requests per side per round
 	Creates     int // commands per side per round
 	Revokes     int // revokes timed from acknowledgement to refusal
-	Rebuilds    int // rounds of a bare read, then a rebuild
+	Rebuilds    int // rounds of a bare read and a rebuild
 }
 
 var (
-	quick = size{Live: 20_000, Accounts: 200, Validations: 40_000, Creates: 1_600, Revokes: 100, Rebuilds: 3}
-	full  = size{Live: 1_000_000, Accounts: 10_000, Validations: 200_000, Creates: 3_200, Revokes: 300, Rebuilds: 3}
+	quick = size{Live: 20_000, Accounts: 200, Validations: 40_000, Creates: 1_600, Revokes: 100, Rebuilds: 5}
+	full  = size{Live: 1_000_000, Accounts: 10_000, Validations: 200_000, Creates: 3_200, Revokes: 300, Rebuilds: 5}
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -134,39 +134,54 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	r.add(fmt.Sprintf("start to ready from a snapshot, %d live tokens", sz.Live), "%s (storing the snapshot took %s)", fromSnap.Round(time.Millisecond), saved.Round(time.Millisecond))
 
 	// 3. Rebuild: a second node's table from the whole stream, against a bare
-	// ordered-consumer read of it.
+	// ordered-consumer read of it, in rounds that alternate which goes
+	// first, so that a drift of the machine's speed favours neither.
 	say("rebuild against an ordered-consumer read")
 	var bare, rebuild, bareCPU, rebuildCPU time.Duration
 	var rebuildRatios []float64
 	var n2 *node
-	for round := range sz.Rebuilds {
-		// Each side starts from a collected heap: the last round's node is
-		// garbage by now, and a node that starts in earnest has no other
-		// node's table to collect (nor, at GOGC 400, a heap goal five times
-		// that table larger).
-		if round > 0 {
+	// Each side starts from a collected heap and with no node but n1: the
+	// last round's node is garbage by then, and a node that starts in
+	// earnest has no other node's table to collect (nor, at GOGC 400, a
+	// heap goal five times that table larger). The last round reads first,
+	// so that its node is left for the revokes.
+	side := func(do func() error) (elapsed, cpu time.Duration, faults int64, err error) {
+		if n2 != nil {
 			n2.stop()
+			n2 = nil
 		}
 		runtime.GC()
-		cpu := cpuTime()
-		tBare, err := orderedRead(ctx, n1.conn, cfg, b.Events)
+		start, cpu0, faults0 := time.Now(), cpuTime(), pageFaults()
+		err = do()
+		return time.Since(start), cpuTime() - cpu0, pageFaults() - faults0, err
+	}
+	read := func() error { return orderedRead(ctx, n1.conn, cfg, b.Events) }
+	start2 := func() (err error) { n2, err = startNode(ctx, s, cfg, signer, trust, nil); return err }
+	for round := range sz.Rebuilds {
+		var tBare, t, cpuBare, cpuRebuild time.Duration
+		var faultsBare, faultsRebuild int64
+		if (sz.Rebuilds-round)%2 == 1 {
+			if tBare, cpuBare, faultsBare, err = side(read); err == nil {
+				t, cpuRebuild, faultsRebuild, err = side(start2)
+			}
+		} else {
+			if t, cpuRebuild, faultsRebuild, err = side(start2); err == nil {
+				tBare, cpuBare, faultsBare, err = side(read)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
 		if bare == 0 || tBare < bare {
-			bare, bareCPU = tBare, cpuTime()-cpu
+			bare, bareCPU = tBare, cpuBare
 		}
-		runtime.GC()
-		start, cpu = time.Now(), cpuTime()
-		if n2, err = startNode(ctx, s, cfg, signer, trust, nil); err != nil {
-			return nil, err
-		}
-		t := time.Since(start)
 		if rebuild == 0 || t < rebuild {
-			rebuild, rebuildCPU = t, cpuTime()-cpu
+			rebuild, rebuildCPU = t, cpuRebuild
 		}
 		rebuildRatios = append(rebuildRatios, tBare.Seconds()/t.Seconds()) // rates of the same events
-		say("  round %d: read %s, rebuild %s", round+1, tBare.Round(time.Millisecond), t.Round(time.Millisecond))
+		say("  round %d: read %s (CPU %s, %d page faults), rebuild %s (CPU %s, %d page faults)", round+1,
+			tBare.Round(time.Millisecond), cpuBare.Round(time.Millisecond), faultsBare,
+			t.Round(time.Millisecond), cpuRebuild.Round(time.Millisecond), faultsRebuild)
 	}
 	defer n2.stop()
 	bareRate, rebuildRate := float64(b.Events)/bare.Seconds(), float64(b.Events)/rebuild.Seconds()
@@ -295,20 +310,19 @@ func connect(s *server.Server) (*nats.Conn, jetstream.JetStream, error) {
 
 // orderedRead reads the whole stream with an ordered consumer, as bare as
 // JetStream allows (the consumer's callback, which is cheaper than its
-// iterator, as a node's follower uses it), and says how long it took.
-func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int) (time.Duration, error) {
+// iterator, as a node's follower uses it).
+func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	start := time.Now()
 	st, err := js.Stream(ctx, cfg.Stream)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.AllFilter()}})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	done := make(chan error, 1)
 	n := 0
@@ -325,7 +339,7 @@ func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int
 		}
 	}, jetstream.PullMaxMessages(1024))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer sub.Stop()
 	select {
@@ -333,7 +347,7 @@ func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	return time.Since(start), err
+	return err
 }
 
 // compareValidate serves n1's table on tokens.validate and a bare echo on the
@@ -576,6 +590,16 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pageFaults counts the page faults this process has taken, major or minor:
+// a heap growing into memory it has not touched before takes one per page.
+func pageFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt + ru.Majflt
 }
 
 // spread lists per-round ratios, and their median.

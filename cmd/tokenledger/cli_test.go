@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"tokenledger/internal/nodetest"
 	"tokenledger/natsapi"
 )
 
@@ -52,26 +53,8 @@ type cliNode struct {
 	cmd     *exec.Cmd
 	natsURL string
 	httpURL string
-	stderr  *syncBuffer
+	stderr  *nodetest.Buffer
 	done    chan struct{}
-}
-
-// syncBuffer is a buffer a process writes to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var readyLine = regexp.MustCompile(`^tokenledger serving: nats=(\S+) http=(\S+)$`)
@@ -86,7 +69,7 @@ func cliServe(t *testing.T, dataDir string, extra ...string) *cliNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &cliNode{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	n := &cliNode{cmd: cmd, stderr: &nodetest.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = n.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

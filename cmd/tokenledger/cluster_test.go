@@ -19,6 +19,7 @@ import (
 
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
+	"tokenledger/internal/nodetest"
 	"tokenledger/natsapi"
 )
 
@@ -30,29 +31,11 @@ import (
 type clusterNode struct {
 	name   string
 	http   string
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *nodetest.Buffer
+	stderr *nodetest.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // what run returned, once done is closed
-}
-
-// lockedBuffer is written by a node while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func noEnv(string) string { return "" }
@@ -77,7 +60,7 @@ func mustSigningKey(t *testing.T) string {
 func startNode(t *testing.T, name, urls, key, dataDir string) *clusterNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &clusterNode{name: name, http: natstest.FreeAddr(t), stdout: &lockedBuffer{}, stderr: &lockedBuffer{},
+	n := &clusterNode{name: name, http: natstest.FreeAddr(t), stdout: &nodetest.Buffer{}, stderr: &nodetest.Buffer{},
 		cancel: cancel, done: make(chan struct{})}
 	args := []string{"serve", "--nats", urls, "--http", n.http, "--data-dir", dataDir, "--signing-key", key}
 	go func() {
