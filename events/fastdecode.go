@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"time"
 	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // Rebuilding a node's table replays every event on the stream, and reading
@@ -18,15 +20,15 @@ import (
 // scanCanonical reads b when it is an event in Encode's exact layout, schema
 // version 1. Its event is not checked yet: Decode does that. ok is false when
 // b is not in that layout, which says nothing about whether b is a valid event.
-// Unless whole, the provenance (the actor's strings, signer and sig) is
-// checked as any string is but not copied, and left empty.
+// Unless whole, the id and the provenance (the actor's strings, signer and
+// sig) are left empty: see DecodeForTable.
 //
 // Every string is copied out of b: a stream message's buffer may be reused,
 // and a table that keeps a token's name must not keep the whole event alive.
 func scanCanonical(b []byte, whole bool) (e Event, ok bool) {
 	s := scanner{b: b, ok: true, whole: whole}
 	s.expect(`{"v":1,"id":`)
-	e.ID = s.str()
+	e.ID = s.id()
 	s.expect(`,"type":`)
 	readData := s.dataReader()
 	s.expect(`,"at":`)
@@ -224,6 +226,25 @@ func (s *scanner) str() string {
 		s.fail()
 	}
 	return out
+}
+
+// id reads the event's id, which must be a ULID: any other id is left to
+// encoding/json's path, which refuses it. A decode that is not whole leaves
+// it out.
+func (s *scanner) id() string {
+	raw, special := s.raw()
+	if !s.ok || special {
+		s.fail()
+		return ""
+	}
+	if _, err := ulid.ParseStrict(string(raw)); err != nil {
+		s.fail()
+		return ""
+	}
+	if !s.whole {
+		return ""
+	}
+	return string(raw)
 }
 
 // provenance reads a string of the event's provenance (the actor's, signer,

@@ -184,6 +184,9 @@ func TestDecodeAgreesWithJSON(t *testing.T) {
 		{"empty prev", true, strings.Replace(good, `,"signer"`, `,"prev":"","signer"`, 1)},
 		{"truncated", false, good[:len(good)-1]},
 		{"bad account", true, strings.Replace(good, `"account":"bob"`, `"account":"B\u003cb"`, 1)},
+		{"id not a ULID", false, strings.Replace(good, `"id":"01JD0000000000000000000000"`, `"id":"01JD000000000000000000000U"`, 1)},
+		{"escaped id", false, strings.Replace(good, `"id":"01JD0000000000000000000000"`, `"id":"01JD000000000000000000000\u0030"`, 1)},
+		{"bad account, bad id", false, strings.Replace(strings.Replace(good, `"account":"bob"`, `"account":"B"`, 1), `"id":"01JD0000000000000000000000"`, `"id":"x"`, 1)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.have == good {
@@ -209,10 +212,10 @@ func assertSameAsJSON(t *testing.T, b []byte) {
 	}
 	lean, leanErr := DecodeForTable(b)
 	if haveErr == nil {
-		have.Actor, have.Signer, have.Sig = Actor{}, "", ""
+		have.ID, have.Actor, have.Signer, have.Sig = "", Actor{}, "", ""
 	}
 	if !reflect.DeepEqual(lean, have) || errorText(leanErr) != errorText(haveErr) {
-		t.Fatalf("DecodeForTable is not Decode without the provenance on %q:\nhave %#v, %v\nwant %#v, %v", b, lean, leanErr, have, haveErr)
+		t.Fatalf("DecodeForTable is not Decode without id and provenance on %q:\nhave %#v, %v\nwant %#v, %v", b, lean, leanErr, have, haveErr)
 	}
 	fast, ok := scanCanonical(b, true)
 	if !ok {
@@ -264,8 +267,8 @@ func TestParseAt(t *testing.T) {
 	}
 }
 
-// BenchmarkDecode compares the hand-written path (Decode on canonical input)
-// with encoding/json's (unmarshalEvent), checks included in both:
+// BenchmarkDecode compares the hand-written path (Decode on canonical input,
+// and DecodeForTable) with encoding/json's (unmarshalEvent), checks included:
 //
 //	go test -run '^$' -bench BenchmarkDecode -benchmem ./events
 func BenchmarkDecode(b *testing.B) {
@@ -280,7 +283,7 @@ func BenchmarkDecode(b *testing.B) {
 		for _, path := range []struct {
 			name   string
 			decode func([]byte) (Event, error)
-		}{{"fast", Decode}, {"json", unmarshalEvent}} {
+		}{{"fast", Decode}, {"table", DecodeForTable}, {"json", unmarshalEvent}} {
 			b.Run(strings.ReplaceAll(name, " ", "_")+"/"+path.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(raw)))
