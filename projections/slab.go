@@ -54,16 +54,33 @@ func (s *slab) at(r ref) *token {
 // its current hash. A slot left behind by a rotation still points at its
 // token, whose hash has moved on; lookups pass over it, and the next growth
 // drops it.
+//
+// A slot also holds 32 more bits of its hash's seeded hash (a tag), so that
+// a walk reads a token from the slab only when its tag matches: nearly
+// always the token sought. At a million tokens every token read misses the
+// caches. At the index's load (a quarter to a half), a walk that finds its
+// token passes 1.2 to 1.5 slots on average and one that does not (a new
+// token) 1.4 to 2.5, and without tags each slot passed meant a token read.
+// BenchmarkValidateMillion: about 1.07 µs a validation, against 1.22 µs
+// without tags. The price is 4 bytes a slot, 8 to 16 a token.
 type hashIndex struct {
 	seed  maphash.Seed
-	slots []ref
+	slots []slot
 	used  int // slots filled, the ones left behind too
 }
 
+// slot is a ref in its low 32 bits and a tag in its high ones; 0 is empty.
+type slot uint64
+
+func (e slot) ref() ref    { return ref(e) }
+func (e slot) tag() uint32 { return uint32(e >> 32) }
+
 func newHashIndex() hashIndex { return hashIndex{seed: maphash.MakeSeed()} }
 
-func (x *hashIndex) home(h events.Hash) uint64 {
-	return maphash.Bytes(x.seed, h[:]) & uint64(len(x.slots)-1)
+// home is the slot where h's walk starts, and h's tag.
+func (x *hashIndex) home(h events.Hash) (uint64, uint32) {
+	m := maphash.Bytes(x.seed, h[:])
+	return m & uint64(len(x.slots)-1), uint32(m >> 32)
 }
 
 // find is the token indexed under h, or 0.
@@ -72,10 +89,11 @@ func (x *hashIndex) find(s *slab, h events.Hash) ref {
 		return 0
 	}
 	mask := uint64(len(x.slots) - 1)
-	for i := x.home(h); ; i = (i + 1) & mask {
-		r := x.slots[i]
-		if r == 0 || s.at(r).hash == h {
-			return r
+	i, tag := x.home(h)
+	for ; ; i = (i + 1) & mask {
+		e := x.slots[i]
+		if e == 0 || e.tag() == tag && s.at(e.ref()).hash == h {
+			return e.ref()
 		}
 	}
 }
@@ -90,13 +108,14 @@ func (x *hashIndex) full() bool { return 2*(x.used+1) > len(x.slots) }
 func (x *hashIndex) put(s *slab, r ref) bool {
 	h := s.at(r).hash
 	mask := uint64(len(x.slots) - 1)
-	for i := x.home(h); ; i = (i + 1) & mask {
-		switch {
-		case x.slots[i] == 0:
-			x.slots[i] = r
+	i, tag := x.home(h)
+	for ; ; i = (i + 1) & mask {
+		switch e := x.slots[i]; {
+		case e == 0:
+			x.slots[i] = slot(tag)<<32 | slot(r)
 			x.used++
 			return true
-		case s.at(x.slots[i]).hash == h:
+		case e.tag() == tag && s.at(e.ref()).hash == h:
 			return false
 		}
 	}
@@ -110,7 +129,7 @@ func (x *hashIndex) rebuild(s *slab) bool {
 	for size < 4*(s.n+1) {
 		size *= 2
 	}
-	x.slots, x.used = make([]ref, size), 0
+	x.slots, x.used = make([]slot, size), 0
 	unique := true
 	for r := ref(1); int(r) <= s.n; r++ {
 		if s.at(r).account != dropped {
