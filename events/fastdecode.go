@@ -135,7 +135,7 @@ type scanner struct {
 	b     []byte
 	i     int
 	ok    bool
-	whole bool // copy the provenance too: see scanCanonical
+	whole bool // copy the id and the provenance too: see scanCanonical
 }
 
 // skip consumes lit if it comes next, and says whether it did.

@@ -29,8 +29,8 @@ func (m *Msg) Decode() {
 	m.Digest = Digest(m.Raw)
 }
 
-// DecodeForTable is Decode by DecodeForTable: Event has no provenance, and
-// its signature cannot be checked until it is decoded again by Decode.
+// DecodeForTable is Decode by DecodeForTable: Event has no id and no
+// provenance, and its signature cannot be checked until Decode reads it again.
 func (m *Msg) DecodeForTable() {
 	m.Event, m.Err = DecodeForTable(m.Raw)
 	m.Digest = Digest(m.Raw)

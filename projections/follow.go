@@ -174,7 +174,7 @@ type tip struct {
 
 // applyUnverified applies ms in stream order where each continues its
 // account's chain, and keeps each account's tip. The messages may be
-// decoded for the table, without the provenance a signature check needs.
+// decoded for the table, without what a signature check needs.
 func (f *Follower) applyUnverified(ms []events.Msg, tips map[string]tip) {
 	for _, m := range ms {
 		err := m.Err
