@@ -158,7 +158,7 @@ func Decode(b []byte) (Event, error) { return decode(b, true) }
 // DecodeForTable is Decode for replaying the stream into a projection. It
 // accepts and refuses exactly what Decode does, and gives the same event
 // without what no projection reads, its id and its provenance: ID, Actor,
-// Signer and Sig are empty. Copying those is two fifths of the bytes that
+// Signer and Sig are empty. Copying those is over a third of the bytes that
 // decoding a signed event allocates, and a node that starts replays every
 // event on the stream. A signature is checked on the event as Decode gives it.
 func DecodeForTable(b []byte) (Event, error) { return decode(b, false) }
