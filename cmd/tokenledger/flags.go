@@ -12,7 +12,11 @@ import (
 
 // clientConfig is what every client command needs to reach the ledger.
 type clientConfig struct {
-	NATS     string
+	NATS string
+	// DataDir is a node's directory: the node keeps its store, keys and
+	// role credentials there, and a client on the same machine finds the
+	// operator's credentials and the node's public key in it.
+	DataDir  string
 	Creds    string
 	User     string
 	Password string
@@ -29,6 +33,7 @@ const defaultNATS = "nats://127.0.0.1:4222"
 
 func (c *clientConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.NATS, "nats", envOr(getenv, "TOKENLEDGER_NATS", defaultNATS), "NATS URL(s) of the ledger, comma separated (env TOKENLEDGER_NATS)")
+	fs.StringVar(&c.DataDir, "data-dir", envOr(getenv, "TOKENLEDGER_DATA_DIR", "./data"), "the node's data directory: its store, keys and role credentials (env TOKENLEDGER_DATA_DIR)")
 	fs.StringVar(&c.Creds, "nats-creds", getenv("TOKENLEDGER_NATS_CREDS"), "NATS credentials file (env TOKENLEDGER_NATS_CREDS)")
 	fs.StringVar(&c.User, "nats-user", getenv("TOKENLEDGER_NATS_USER"), "NATS user (env TOKENLEDGER_NATS_USER)")
 	fs.StringVar(&c.Password, "nats-password", getenv("TOKENLEDGER_NATS_PASSWORD"), "NATS password (env TOKENLEDGER_NATS_PASSWORD)")

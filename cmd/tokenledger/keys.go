@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"tokenledger/events"
 	"tokenledger/projections"
@@ -136,4 +137,37 @@ func (p *progress) done() {
 	if p.out != nil && p.last > 0 {
 		fmt.Fprintln(p.out)
 	}
+}
+
+// keys loads the node's signing key, making one in the data directory on
+// first start, and the keys it trusts: its own and those listed.
+func (c *serveConfig) keys() (*events.Signer, *events.Trust, error) {
+	path := c.SigningKey
+	if path == "" {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return nil, nil, err
+		}
+		path = filepath.Join(c.DataDir, "signing.nk")
+	}
+	seed, err := events.LoadOrCreateSeed(path)
+	if err != nil {
+		return nil, nil, usageErrorf("--signing-key %s: %v", path, err)
+	}
+	signer, err := events.NewSigner(seed)
+	if err != nil {
+		return nil, nil, usageErrorf("--signing-key %s: %v", path, events.ErrorMessage(err))
+	}
+	keys := []string{signer.PublicKey()}
+	if c.TrustedKeys != "" {
+		more, err := events.ReadTrustedKeys(c.TrustedKeys)
+		if err != nil {
+			return nil, nil, usageErrorf("--trusted-keys: %v", err)
+		}
+		keys = append(keys, more...)
+	}
+	trust, err := events.NewTrust(keys...)
+	if err != nil {
+		return nil, nil, usageErrorf("--trusted-keys %s: %v", c.TrustedKeys, events.ErrorMessage(err))
+	}
+	return signer, trust, nil
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +35,6 @@ type serveConfig struct {
 	clientConfig
 	Join        bool   // --nats was given: join that NATS, start no server
 	NATSConfig  string // embedded server: nats-server configuration file
-	DataDir     string
 	Listen      string
 	HTTP        string
 	TLSCert     string // HTTPS: certificate chain (PEM)
@@ -58,7 +56,6 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	var c serveConfig
 	fs := newFlagSet("serve", e.stderr)
 	c.register(fs, e.getenv)
-	fs.StringVar(&c.DataDir, "data-dir", envOr(e.getenv, "TOKENLEDGER_DATA_DIR", "./data"), "embedded NATS: JetStream's directory (env TOKENLEDGER_DATA_DIR)")
 	fs.StringVar(&c.NATSConfig, "nats-config", e.getenv("TOKENLEDGER_NATS_CONFIG"), "embedded NATS: a nats-server configuration file (users, permissions, TLS); required to listen beyond loopback")
 	fs.StringVar(&c.Listen, "listen", envOr(e.getenv, "TOKENLEDGER_LISTEN", "127.0.0.1:4222"), "embedded NATS: client address (env TOKENLEDGER_LISTEN)")
 	fs.StringVar(&c.HTTP, "http", envOr(e.getenv, "TOKENLEDGER_HTTP", "127.0.0.1:8080"), "HTTP address of the API, panel and health checks (env TOKENLEDGER_HTTP)")
@@ -405,39 +402,6 @@ func (c *clientConfig) connectWith(extra ...nats.Option) (*nats.Conn, error) {
 		return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: %v", c.NATS, err)
 	}
 	return nc, nil
-}
-
-// keys loads the node's signing key, making one in the data directory on
-// first start, and the keys it trusts: its own and those listed.
-func (c *serveConfig) keys() (*events.Signer, *events.Trust, error) {
-	path := c.SigningKey
-	if path == "" {
-		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-			return nil, nil, err
-		}
-		path = filepath.Join(c.DataDir, "signing.nk")
-	}
-	seed, err := events.LoadOrCreateSeed(path)
-	if err != nil {
-		return nil, nil, usageErrorf("--signing-key %s: %v", path, err)
-	}
-	signer, err := events.NewSigner(seed)
-	if err != nil {
-		return nil, nil, usageErrorf("--signing-key %s: %v", path, events.ErrorMessage(err))
-	}
-	keys := []string{signer.PublicKey()}
-	if c.TrustedKeys != "" {
-		more, err := events.ReadTrustedKeys(c.TrustedKeys)
-		if err != nil {
-			return nil, nil, usageErrorf("--trusted-keys: %v", err)
-		}
-		keys = append(keys, more...)
-	}
-	trust, err := events.NewTrust(keys...)
-	if err != nil {
-		return nil, nil, usageErrorf("--trusted-keys %s: %v", c.TrustedKeys, events.ErrorMessage(err))
-	}
-	return signer, trust, nil
 }
 
 // authOptions are the credentials and TLS settings of a NATS connection.
