@@ -10,36 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"tokenledger/events"
 	"tokenledger/natsapi"
 )
-
-// requestTimeout bounds one client request, so that with no node running a
-// command fails within seconds with exit status 3.
-const requestTimeout = 10 * time.Second
-
-// connect reaches NATS, or fails fast with a message that says what to start.
-func (c *clientConfig) connect() (*nats.Conn, error) {
-	nc, err := c.connectWith(nats.Name("tokenledger cli"), nats.Timeout(3*time.Second), nats.NoReconnect())
-	if err != nil {
-		return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: start a node with `tokenledger serve`, or point --nats at one", c.NATS)
-	}
-	return nc, nil
-}
-
-// withClient connects, runs fn with a service client and a deadline, and closes.
-func (c *clientConfig) withClient(ctx context.Context, fn func(context.Context, *natsapi.Client) error) error {
-	nc, err := c.connect()
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	return fn(ctx, natsapi.NewClient(nc, c.Prefix))
-}
 
 // operator is the actor recorded for commands given on the command line.
 func operator() *events.Actor {

@@ -392,29 +392,3 @@ func watchConnection(nc *nats.Conn, follower *projections.Follower, log *slog.Lo
 	})
 	return reconnected
 }
-
-// connectWith connects a node to an existing NATS with cfg's credentials.
-func (c *clientConfig) connectWith(extra ...nats.Option) (*nats.Conn, error) {
-	opts := append([]nats.Option{nats.Name("tokenledger node"), nats.Timeout(5 * time.Second)}, extra...)
-	opts = append(opts, c.authOptions()...)
-	nc, err := nats.Connect(c.NATS, opts...)
-	if err != nil {
-		return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: %v", c.NATS, err)
-	}
-	return nc, nil
-}
-
-// authOptions are the credentials and TLS settings of a NATS connection.
-func (c *clientConfig) authOptions() []nats.Option {
-	var opts []nats.Option
-	if c.Creds != "" {
-		opts = append(opts, nats.UserCredentials(c.Creds))
-	}
-	if c.User != "" {
-		opts = append(opts, nats.UserInfo(c.User, c.Password))
-	}
-	if c.CA != "" {
-		opts = append(opts, nats.RootCAs(c.CA))
-	}
-	return opts
-}
