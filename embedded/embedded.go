@@ -19,8 +19,15 @@ type Options struct {
 	// ConfigFile is a nats-server configuration file for what the flags do
 	// not cover: users and their permissions, TLS, accounts.
 	ConfigFile string
+	// Users are the nkey users the server accepts, each with its
+	// permissions (see package access). With no ConfigFile they are the only
+	// way in: the server refuses anonymous connections.
+	Users []*server.NkeyUser
 	// NoSync trades durability for speed; only tests set it.
 	NoSync bool
+	// Anonymous lets any connection in with every right, for tests of
+	// packages that are not about access; only tests set it.
+	Anonymous bool
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -35,6 +42,8 @@ func Start(o Options) (*server.Server, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else if err := portFree(o.Listen); err != nil {
+		return nil, err
 	}
 	opts := &server.Options{}
 	if o.ConfigFile != "" {
@@ -42,10 +51,16 @@ func Start(o Options) (*server.Server, error) {
 			return nil, fmt.Errorf("--nats-config %s: %w", o.ConfigFile, err)
 		}
 	}
+	// Beyond this machine, clients' traffic crosses a network: that takes a
+	// configuration of the operator's (users, TLS), not only our nkeys.
 	if !isLoopback(host) && !hasAuth(opts) {
 		return nil, fmt.Errorf("--listen %s reaches beyond this machine, and anyone who reaches NATS can read the stream and ask for commands: "+
-			"give --nats-config a configuration with users and permissions (see deploy/), or listen on 127.0.0.1", o.Listen)
+			"give --nats-config a configuration with users, permissions and TLS (see deploy/), or listen on 127.0.0.1", o.Listen)
 	}
+	if o.ConfigFile == "" && len(o.Users) == 0 && !o.Anonymous {
+		return nil, fmt.Errorf("embedded NATS: no users: every connection must authenticate")
+	}
+	opts.Nkeys = append(opts.Nkeys, o.Users...)
 	opts.ServerName = "tokenledger"
 	opts.Host, opts.Port = host, port
 	opts.JetStream, opts.StoreDir = true, o.DataDir
@@ -64,6 +79,16 @@ func Start(o Options) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded NATS did not start on %s (is the port in use?)", o.Listen)
 	}
 	return s, nil
+}
+
+// portFree fails at once, with the reason, when another process listens on
+// addr: the server itself would only log it and leave Start waiting.
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %v (is another tokenledger serve or NATS server running? stop it, or give --listen another port)", addr, err)
+	}
+	return ln.Close()
 }
 
 // isLoopback says whether host is reachable from this machine only.

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -111,6 +114,9 @@ func (s *Service) Stop() error {
 // a time like any NATS responder, so it is kept to a parse, a hash, a map
 // lookup and an append: see parseValidate and appendValidateReply.
 func (s *Service) validate(req micro.Request) {
+	if !replyable(req.Reply()) {
+		return
+	}
 	r := projections.Result{Reason: projections.ReasonMalformed}
 	if v, ok := parseValidate(req.Data()); ok {
 		var ip netip.Addr
@@ -168,6 +174,9 @@ func parseIP(s string) (netip.Addr, bool) {
 // deadline, at most maxInFlight at once.
 func (s *Service) async(h func(context.Context, micro.Request)) micro.HandlerFunc {
 	return func(req micro.Request) {
+		if !replyable(req.Reply()) {
+			return
+		}
 		s.slots <- struct{}{}
 		s.inFlight.Add(1)
 		go func() {
@@ -184,8 +193,12 @@ func (s *Service) create(ctx context.Context, req micro.Request) {
 	if !s.decode(req, &r) {
 		return
 	}
+	who, ok := s.actor(req, r.Actor)
+	if !ok {
+		return
+	}
 	c, err := s.cfg.Ledger.Create(ctx, commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt,
-		AllowedIPs: r.AllowedIPs, Actor: actor(r.Actor)})
+		AllowedIPs: r.AllowedIPs, Actor: who})
 	if err != nil {
 		s.fail(req, err)
 		return
@@ -199,7 +212,11 @@ func (s *Service) rename(ctx context.Context, req micro.Request) {
 	if !s.decode(req, &r) {
 		return
 	}
-	err := s.cfg.Ledger.Rename(ctx, commands.Rename{Account: r.Account, Name: r.Name, NewName: r.NewName, Actor: actor(r.Actor)})
+	who, ok := s.actor(req, r.Actor)
+	if !ok {
+		return
+	}
+	err := s.cfg.Ledger.Rename(ctx, commands.Rename{Account: r.Account, Name: r.Name, NewName: r.NewName, Actor: who})
 	if err != nil {
 		s.fail(req, err)
 		return
@@ -212,7 +229,11 @@ func (s *Service) revoke(ctx context.Context, req micro.Request) {
 	if !s.decode(req, &r) {
 		return
 	}
-	err := s.cfg.Ledger.Revoke(ctx, commands.Revoke{Account: r.Account, Names: r.Names, Actor: actor(r.Actor)})
+	who, ok := s.actor(req, r.Actor)
+	if !ok {
+		return
+	}
+	err := s.cfg.Ledger.Revoke(ctx, commands.Revoke{Account: r.Account, Names: r.Names, Actor: who})
 	if err != nil {
 		s.fail(req, err)
 		return
@@ -225,8 +246,12 @@ func (s *Service) rotate(ctx context.Context, req micro.Request) {
 	if !s.decode(req, &r) {
 		return
 	}
+	who, ok := s.actor(req, r.Actor)
+	if !ok {
+		return
+	}
 	c, err := s.cfg.Ledger.Rotate(ctx, commands.Rotate{Account: r.Account, Name: r.Name,
-		Grace: time.Duration(r.GraceSeconds) * time.Second, Actor: actor(r.Actor)})
+		Grace: time.Duration(r.GraceSeconds) * time.Second, Actor: who})
 	if err != nil {
 		s.fail(req, err)
 		return
@@ -246,7 +271,11 @@ func (s *Service) setAllowedIPs(ctx context.Context, req micro.Request) {
 	if !s.decode(req, &r) {
 		return
 	}
-	err := s.cfg.Ledger.SetAllowedIPs(ctx, commands.SetAllowedIPs{Account: r.Account, Name: r.Name, AllowedIPs: r.AllowedIPs, Actor: actor(r.Actor)})
+	who, ok := s.actor(req, r.Actor)
+	if !ok {
+		return
+	}
+	err := s.cfg.Ledger.SetAllowedIPs(ctx, commands.SetAllowedIPs{Account: r.Account, Name: r.Name, AllowedIPs: r.AllowedIPs, Actor: who})
 	if err != nil {
 		s.fail(req, err)
 		return
@@ -255,6 +284,9 @@ func (s *Service) setAllowedIPs(ctx context.Context, req micro.Request) {
 }
 
 func (s *Service) list(req micro.Request) {
+	if !replyable(req.Reply()) {
+		return
+	}
 	var r ListRequest
 	if !s.decode(req, &r) {
 		return
@@ -266,12 +298,72 @@ func (s *Service) list(req micro.Request) {
 	s.respond(req, listReply{OK: true, Tokens: TokenInfos(s.cfg.Table.List(r.Account, s.cfg.Now()))})
 }
 
-// actor fills in who acted when a request does not say: an operator.
-func actor(a *events.Actor) events.Actor {
-	if a == nil || a.Kind == "" {
-		return events.Actor{Kind: events.ActorOperator, Name: "operator"}
+// actor is who a command records: the operator the request claims to be
+// (a person's name, by default the sender's), and, set here and never taken
+// from the request, the NATS user that sent it. That user is the one whose
+// private inbox the request names for its reply: only that user may
+// subscribe there (see package access), so a sender that names another's
+// inbox never learns the outcome. A command over NATS acts as an operator;
+// a claim to be an account or a token would contradict the connection and
+// is refused.
+func (s *Service) actor(req micro.Request, claimed *events.Actor) (events.Actor, bool) {
+	user, ok := sender(req.Reply())
+	if !ok {
+		s.fail(req, events.Errorf(events.Invalid, "a command must ask for its reply on its sender's own inbox, _INBOX_<user>. (nats --inbox-prefix _INBOX_<user>)"))
+		return events.Actor{}, false
 	}
-	return *a
+	a := events.Actor{Kind: events.ActorOperator, Name: user}
+	if claimed != nil {
+		if claimed.Kind != "" && claimed.Kind != events.ActorOperator {
+			s.fail(req, events.Errorf(events.Invalid, "a command over NATS acts as an operator; it cannot claim to be %s %q", safeText(claimed.Kind), safeText(claimed.Name)))
+			return events.Actor{}, false
+		}
+		if claimed.TokenID != "" || claimed.Remote != "" {
+			s.fail(req, events.Errorf(events.Invalid, "a command over NATS names no token_id or remote in its actor"))
+			return events.Actor{}, false
+		}
+		if claimed.Name != "" {
+			a.Name = claimed.Name
+		}
+	}
+	a.Via = "nats:" + user
+	return a, true
+}
+
+// sender is the user whose private inbox reply is in: _INBOX_<user>.<...>.
+func sender(reply string) (string, bool) {
+	rest, ok := strings.CutPrefix(reply, "_INBOX_")
+	if !ok {
+		return "", false
+	}
+	user, _, ok := strings.Cut(rest, ".")
+	if !ok || user == "" || len(user) > 64 {
+		return "", false
+	}
+	for _, r := range user {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return "", false
+		}
+	}
+	return user, true
+}
+
+// replyable says whether the service answers a request at all: only into an
+// inbox. Any other reply subject (a stream's, an API's) would make the node
+// publish where the requester chose; such a request gets no answer.
+func replyable(reply string) bool {
+	return strings.HasPrefix(reply, "_INBOX.") || strings.HasPrefix(reply, "_INBOX_")
+}
+
+// safeText quotes what a request said when it holds anything unprintable, so
+// that an error message cannot carry control characters to a terminal.
+func safeText(v string) string {
+	for _, r := range v {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(v)
+		}
+	}
+	return v
 }
 
 func (s *Service) decode(req micro.Request, v any) bool {

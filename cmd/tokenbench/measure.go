@@ -65,7 +65,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 
 	// 1. The stream, written fast on a server that does not sync.
 	say("building %d events of %d live tokens", 3*sz.Live, sz.Live)
-	s, err := embedded.Start(embedded.Options{DataDir: dir, Listen: "127.0.0.1:0", NoSync: true})
+	s, err := embedded.Start(embedded.Options{DataDir: dir, Listen: "127.0.0.1:0", NoSync: true, Anonymous: true})
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := events.Ensure(ctx, js, cfg); err != nil {
+	if _, err := events.Ensure(ctx, js, cfg, events.Seen{}); err != nil {
 		return nil, err
 	}
 	b, err := build(ctx, nc, cfg, signer, sz)
@@ -90,7 +90,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	// recovering the stream, and a node that rebuilds its table from it.
 	say("cold start")
 	start := time.Now()
-	s, err = embedded.Start(embedded.Options{DataDir: dir, Listen: "127.0.0.1:0"})
+	s, err = embedded.Start(embedded.Options{DataDir: dir, Listen: "127.0.0.1:0", Anonymous: true})
 	if err != nil {
 		return nil, err
 	}
@@ -461,7 +461,7 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 	}
 	defer nc.Close()
 	for _, cfg := range []events.Config{cmdCfg, followedCfg, unreadCfg} {
-		if _, err := events.Ensure(ctx, js, cfg); err != nil {
+		if _, err := events.Ensure(ctx, js, cfg, events.Seen{}); err != nil {
 			return out, err
 		}
 	}

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"tokenledger/access"
 	"tokenledger/internal/nodetest"
 	"tokenledger/natsapi"
 )
@@ -51,6 +54,7 @@ func cliBinary(t *testing.T) string {
 // cliNode is a running `tokenledger serve` process.
 type cliNode struct {
 	cmd     *exec.Cmd
+	dataDir string
 	natsURL string
 	httpURL string
 	stderr  *nodetest.Buffer
@@ -69,7 +73,7 @@ func cliServe(t *testing.T, dataDir string, extra ...string) *cliNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &cliNode{cmd: cmd, stderr: &nodetest.Buffer{}, done: make(chan struct{})}
+	n := &cliNode{cmd: cmd, dataDir: dataDir, stderr: &nodetest.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = n.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -91,6 +95,7 @@ func cliServe(t *testing.T, dataDir string, extra ...string) *cliNode {
 			t.Fatalf("serve did not start: %q\n%s", line, n.stderr)
 		}
 		n.natsURL, n.httpURL = m[1], m[2]
+		dataDirs.Store(n.natsURL, dataDir)
 	case <-time.After(60 * time.Second):
 		t.Fatalf("serve did not say it was serving within a minute\n%s", n.stderr)
 	}
@@ -99,6 +104,26 @@ func cliServe(t *testing.T, dataDir string, extra ...string) *cliNode {
 		}
 	}()
 	return n
+}
+
+// dataDirs maps each node's NATS URL to its data directory, where runCLI
+// finds the operator's credentials as a user in that directory would.
+var dataDirs sync.Map
+
+// connect connects to the node's embedded NATS as role, with the identity
+// the node made in its data directory.
+func (n *cliNode) connect(t *testing.T, role string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	id, err := access.ReadIdentity(access.Path(n.dataDir, role))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(n.natsURL, append(id.Options(), opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -126,6 +151,9 @@ func runCLI(t *testing.T, url string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(cliBinary(t), args...)
 	cmd.Env = append(os.Environ(), "TOKENLEDGER_NATS="+url, "TZ=UTC")
+	if dir, ok := dataDirs.Load(url); ok {
+		cmd.Env = append(cmd.Env, "TOKENLEDGER_DATA_DIR="+dir.(string))
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

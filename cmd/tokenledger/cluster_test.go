@@ -57,12 +57,12 @@ func mustSigningKey(t *testing.T) string {
 
 // startNode runs `tokenledger serve --nats urls` in this process. dataDir is
 // the node's own directory: the same one again is the same node restarted.
-func startNode(t *testing.T, name, urls, key, dataDir string) *clusterNode {
+func startNode(t *testing.T, name, urls, key, dataDir string, extra ...string) *clusterNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &clusterNode{name: name, http: natstest.FreeAddr(t), stdout: &nodetest.Buffer{}, stderr: &nodetest.Buffer{},
 		cancel: cancel, done: make(chan struct{})}
-	args := []string{"serve", "--nats", urls, "--http", n.http, "--data-dir", dataDir, "--signing-key", key}
+	args := append([]string{"serve", "--nats", urls, "--http", n.http, "--data-dir", dataDir, "--signing-key", key}, extra...)
 	go func() {
 		defer close(n.done)
 		n.err = run(ctx, args, noEnv, strings.NewReader(""), n.stdout, n.stderr)

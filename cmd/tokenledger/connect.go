@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"tokenledger/access"
 	"tokenledger/events"
 	"tokenledger/natsapi"
 )
@@ -14,25 +18,68 @@ import (
 // command fails within seconds with exit status 3.
 const requestTimeout = 10 * time.Second
 
-// connect reaches NATS, or fails fast with a message that says what to start.
+// connect reaches NATS as the client's identity, or fails fast with a
+// message that says what to start or which credentials to give.
 func (c *clientConfig) connect() (*nats.Conn, error) {
-	nc, err := c.connectWith(nats.Name("tokenledger cli"), nats.Timeout(3*time.Second), nats.NoReconnect())
+	return c.connectDenied(func(error) {})
+}
+
+// connectDenied is connect that tells denied of each act the server refused
+// this identity (a publish or subscribe it has no permission for), which
+// NATS reports apart from the act itself.
+func (c *clientConfig) connectDenied(denied func(error)) (*nats.Conn, error) {
+	id, found, err := access.Client(c.NKey, c.DataDir)
 	if err != nil {
-		return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: start a node with `tokenledger serve`, or point --nats at one", c.NATS)
+		return nil, err
 	}
-	return nc, nil
+	role := access.Operator
+	if found {
+		role = id.Role
+	}
+	opts := []nats.Option{nats.Name("tokenledger cli"), nats.Timeout(3 * time.Second), nats.NoReconnect(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				denied(events.Errorf(events.Unauthorized, "NATS refused the %s identity: %v", role, err))
+			}
+		})}
+	switch {
+	case found:
+		opts = append(opts, id.Options()...)
+	case c.User != "":
+		opts = append(opts, nats.CustomInboxPrefix(access.InboxPrefix(c.User)))
+	default: // a NATS without authentication: still a private prefix of the role
+		opts = append(opts, nats.CustomInboxPrefix(access.InboxPrefix(access.Operator)))
+	}
+	nc, err := c.connectWith(opts...)
+	switch {
+	case err == nil:
+		return nc, nil
+	case errors.Is(err, nats.ErrAuthorization), strings.Contains(strings.ToLower(err.Error()), "authorization violation"):
+		who := "no credentials"
+		if found {
+			who = "the " + id.Role + " identity"
+		}
+		return nil, events.Errorf(events.Unavailable, "NATS at %s refused %s: run where the node's --data-dir is (it holds the operator's credentials), or give --nkey FILE (see `tokenledger creds`)", c.NATS, who)
+	}
+	return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: start a node with `tokenledger serve`, or point --nats at one", c.NATS)
 }
 
 // withClient connects, runs fn with a service client and a deadline, and closes.
 func (c *clientConfig) withClient(ctx context.Context, fn func(context.Context, *natsapi.Client) error) error {
-	nc, err := c.connect()
+	ctx, cancel := context.WithTimeoutCause(ctx, requestTimeout, events.Errorf(events.Unavailable, "no answer in %v: is a tokenledger node running and caught up?", requestTimeout))
+	defer cancel()
+	ctx, deny := context.WithCancelCause(ctx)
+	defer deny(nil)
+	nc, err := c.connectDenied(deny)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	return fn(ctx, natsapi.NewClient(nc, c.Prefix))
+	err = fn(ctx, natsapi.NewClient(nc, c.Prefix))
+	if cause := context.Cause(ctx); err != nil && cause != nil && events.ErrorCode(cause) == events.Unauthorized {
+		return cause
+	}
+	return err
 }
 
 // connectWith connects a node to an existing NATS with cfg's credentials.
@@ -49,6 +96,14 @@ func (c *clientConfig) connectWith(extra ...nats.Option) (*nats.Conn, error) {
 // authOptions are the credentials and TLS settings of a NATS connection.
 func (c *clientConfig) authOptions() []nats.Option {
 	var opts []nats.Option
+	if c.NKey != "" {
+		id, err := access.ReadIdentity(c.NKey)
+		if err != nil {
+			opts = append(opts, func(*nats.Options) error { return fmt.Errorf("--nkey: %w", err) })
+		} else {
+			opts = append(opts, id.Options()...)
+		}
+	}
 	if c.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.Creds))
 	}

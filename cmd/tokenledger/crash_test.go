@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"tokenledger/access"
 	"tokenledger/events"
 	"tokenledger/natsapi"
 	"tokenledger/projections"
@@ -27,10 +28,7 @@ func TestKillDuringWritesLosesNothingAcknowledged(t *testing.T) {
 	}
 	data := t.TempDir()
 	node := cliServe(t, data)
-	nc, err := nats.Connect(node.natsURL, nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := node.connect(t, access.Operator, nats.NoReconnect())
 	client := natsapi.NewClient(nc, "tokens")
 
 	type acked struct{ account, name, secret string }
@@ -83,12 +81,7 @@ func TestKillDuringWritesLosesNothingAcknowledged(t *testing.T) {
 	t.Logf("%d creates acknowledged before SIGKILL", len(acks))
 
 	node = cliServe(t, data)
-	nc, err = nats.Connect(node.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	client = natsapi.NewClient(nc, "tokens")
+	client = natsapi.NewClient(node.connect(t, access.Validator), "tokens")
 	ctx := context.Background()
 	for _, a := range acks {
 		rep, err := client.Validate(ctx, a.secret, a.account)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"tokenledger/access"
 	"tokenledger/internal/natstest"
 )
 
@@ -101,11 +102,7 @@ func TestNoticesOverNATS(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	node := cliServe(t, t.TempDir(), "--notice-every", "1s")
-	nc, err := nats.Connect(node.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := node.connect(t, access.Operator)
 	notes, err := nc.SubscribeSync("tokens.notices.expiring.bob")
 	if err != nil {
 		t.Fatal(err)

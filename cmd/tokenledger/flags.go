@@ -17,6 +17,7 @@ type clientConfig struct {
 	// role credentials there, and a client on the same machine finds the
 	// operator's credentials and the node's public key in it.
 	DataDir  string
+	NKey     string // nkey seed file of the identity to connect as
 	Creds    string
 	User     string
 	Password string
@@ -34,6 +35,7 @@ const defaultNATS = "nats://127.0.0.1:4222"
 func (c *clientConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.NATS, "nats", envOr(getenv, "TOKENLEDGER_NATS", defaultNATS), "NATS URL(s) of the ledger, comma separated (env TOKENLEDGER_NATS)")
 	fs.StringVar(&c.DataDir, "data-dir", envOr(getenv, "TOKENLEDGER_DATA_DIR", "./data"), "the node's data directory: its store, keys and role credentials (env TOKENLEDGER_DATA_DIR)")
+	fs.StringVar(&c.NKey, "nkey", getenv("TOKENLEDGER_NKEY"), "nkey seed file to connect as (default: the operator's, <data-dir>/creds/operator.nk, when it exists; see 'tokenledger creds') (env TOKENLEDGER_NKEY)")
 	fs.StringVar(&c.Creds, "nats-creds", getenv("TOKENLEDGER_NATS_CREDS"), "NATS credentials file (env TOKENLEDGER_NATS_CREDS)")
 	fs.StringVar(&c.User, "nats-user", getenv("TOKENLEDGER_NATS_USER"), "NATS user (env TOKENLEDGER_NATS_USER)")
 	fs.StringVar(&c.Password, "nats-password", getenv("TOKENLEDGER_NATS_PASSWORD"), "NATS password (env TOKENLEDGER_NATS_PASSWORD)")

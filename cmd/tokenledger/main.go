@@ -32,14 +32,16 @@ commands:
   revoke     revoke tokens, all or nothing: --account A --name N [--name N2 ...]
   rotate     give a token a new secret: --account A --name N [--grace DURATION] [--json]
   set-allowed-ips  replace a token's address allow-list: --account A --name N [--allow-ip CIDR ...]
-  validate   ask whether a token is valid: [--account A] [--ip ADDR] TOKEN
+  validate   ask whether a token is valid: [--account A] [--ip ADDR] TOKEN|- (- reads it from stdin)
   history    the audit history: [--account A] [--name N] [--token-id ID] [--since T] [--until T] [--json]
   replay     the table as of an instant: --as-of T [--account A] [--json] [--trusted-keys FILE]
   verify     check every signature and chain: [--account A] [--trusted-keys FILE]
   keygen     print a new signing seed for nodes
+  creds      print a role's NATS credentials (an nkey seed file): node, service, operator, validator or auditor
   passwd     add or change an account's password for the HTTP API and panel: --accounts FILE ACCOUNT (password on stdin)
 
-Run 'tokenledger COMMAND -h' for a command's flags.`
+Clients connect as the operator whose credentials the node keeps in --data-dir
+(./data), or as --nkey FILE. Run 'tokenledger COMMAND -h' for a command's flags.`
 
 // run is the whole program; main only maps its error to an exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.verify(ctx, rest)
 	case "passwd":
 		return e.passwd(rest)
+	case "creds":
+		return e.creds(rest)
 	case "keygen":
 		return e.keygen(ctx, rest)
 	case "help", "-h", "--help":

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"tokenledger/access"
 	"tokenledger/commands"
 	"tokenledger/embedded"
 	"tokenledger/events"
@@ -111,24 +112,51 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	var (
 		nc        *nats.Conn
 		clientURL = cfg.NATS
+		// serviceConn connects the `tokens` service (see serviceConn).
+		serviceConn func() (*nats.Conn, <-chan struct{}, error)
 	)
 	if cfg.Join {
-		opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+		opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.CustomInboxPrefix(access.InboxPrefix(access.Node))}
 		if nc, err = cfg.connectWith(opts...); err != nil {
 			return fmt.Errorf("--nats (or TOKENLEDGER_NATS) is set, so this node joins that NATS rather than start its own: %w", err)
 		}
+		serviceConn = func() (*nats.Conn, <-chan struct{}, error) { return cfg.serviceConn(nc) }
 	} else {
+		// Every connection authenticates: the node makes an nkey user for
+		// each role in its private data directory on first start.
+		ids, err := access.Ensure(cfg.DataDir)
+		if err != nil {
+			return usageErrorf("--data-dir %s: %v", cfg.DataDir, err)
+		}
+		var users []*server.NkeyUser
+		if cfg.NATSConfig == "" {
+			users = access.Users(ids, cfg.streamConfig())
+		}
 		var srv *server.Server
-		if srv, err = embedded.Start(embedded.Options{DataDir: cfg.DataDir, Listen: cfg.Listen, ConfigFile: cfg.NATSConfig}); err != nil {
+		if srv, err = embedded.Start(embedded.Options{DataDir: cfg.DataDir, Listen: cfg.Listen, ConfigFile: cfg.NATSConfig, Users: users}); err != nil {
 			return usageErrorf("%v", err)
 		}
 		defer srv.WaitForShutdown()
 		defer srv.Shutdown()
 		clientURL = srv.ClientURL()
-		// The node's own connection skips the socket, and authenticates like
-		// any client when the configuration has users.
-		if nc, err = nats.Connect("", append(cfg.authOptions(), nats.InProcessServer(srv), nats.Name("tokenledger node"))...); err != nil {
+		// The node's own connections skip the socket. With --nats-config,
+		// the configuration's users apply, and the node is one of them.
+		connect := func(role string, extra ...nats.Option) (*nats.Conn, error) {
+			opts := append([]nats.Option{nats.InProcessServer(srv), nats.Name("tokenledger " + role)}, extra...)
+			if cfg.NATSConfig == "" {
+				opts = append(opts, ids[role].Options()...)
+			} else {
+				opts = append(opts, cfg.authOptions()...)
+			}
+			return nats.Connect("", opts...)
+		}
+		if nc, err = connect(access.Node); err != nil {
 			return fmt.Errorf("connecting to the embedded NATS (with --nats-user/--nats-password or --nats-creds when --nats-config has users): %w", err)
+		}
+		serviceConn = func() (*nats.Conn, <-chan struct{}, error) {
+			closed := make(chan struct{})
+			snc, err := connect(access.Service, nats.NoReconnect(), nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+			return snc, closed, err
 		}
 	}
 	defer nc.Close()
@@ -247,7 +275,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 					return nil
 				}
 				lost := follower.Lost()
-				snc, closed, err := cfg.serviceConn(nc)
+				snc, closed, err := serviceConn()
 				if err != nil {
 					log.Warn("cannot connect the service; trying again", "err", err)
 					select {
@@ -271,14 +299,14 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 				select {
 				case <-ctx.Done():
 					err := svc.Stop()
-					cfg.closeServiceConn(snc, nc)
+					snc.Close()
 					return err
 				case <-lost:
 				case <-closed:
 				}
 				// The service's own connection goes with it, so that no
 				// subscription of it can come back with a reconnect.
-				cfg.closeServiceConn(snc, nc)
+				snc.Close()
 				svc.Stop()
 			}
 		}, cancel)
@@ -344,17 +372,14 @@ func retryUnanswered(ctx context.Context, log *slog.Logger, join bool, open func
 	}
 }
 
-// serviceConn is the connection the `tokens` service answers on. A joined
-// node gives the service a connection of its own that never reconnects:
+// serviceConn is the connection the `tokens` service answers on when the
+// node joins a NATS: a connection of its own that never reconnects:
 // when the node falls behind, closing it takes every subscription of the
 // service off the cluster at once, which stopping the service while NATS is
 // reconnecting would not (a subscription drained then comes back with the
 // reconnect and takes requests it never answers). closed is closed with it.
 func (c *serveConfig) serviceConn(nc *nats.Conn) (*nats.Conn, <-chan struct{}, error) {
 	closed := make(chan struct{})
-	if !c.Join {
-		return nc, closed, nil
-	}
 	// The node's own server first, then every server it has learnt of.
 	sc := c.clientConfig
 	sc.NATS = strings.Join(append([]string{nc.ConnectedUrl()}, nc.Servers()...), ",")
@@ -363,12 +388,6 @@ func (c *serveConfig) serviceConn(nc *nats.Conn) (*nats.Conn, <-chan struct{}, e
 		return nil, nil, err
 	}
 	return snc, closed, nil
-}
-
-func (c *serveConfig) closeServiceConn(snc, nc *nats.Conn) {
-	if snc != nc {
-		snc.Close()
-	}
 }
 
 // watchConnection makes a lost NATS connection visible: while disconnected

@@ -22,6 +22,7 @@ const ClusterSize = 3
 type Cluster struct {
 	tb      testing.TB
 	name    string
+	base    func() (*server.Options, error) // each server's options before the cluster's own; nil: none
 	mu      sync.Mutex
 	opts    []*server.Options
 	servers []*server.Server // nil while stopped
@@ -32,7 +33,16 @@ type Cluster struct {
 // It is shut down when the test ends.
 func MustCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb, name: "tokenledger-test"}
+	return MustClusterFrom(tb, nil)
+}
+
+// MustClusterFrom is MustCluster with each server's options taken first from
+// base (users, accounts, permissions: a real configuration file, say); the
+// cluster then sets names, loopback ports, routes (with base's route
+// credentials) and stores of its own.
+func MustClusterFrom(tb testing.TB, base func() (*server.Options, error)) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, name: "tokenledger-test", base: base}
 	tb.Cleanup(c.shutdown)
 	// Routes need each server's cluster port before any server starts, so the
 	// ports are picked up front. Another process may take a picked port in
@@ -63,29 +73,31 @@ func (c *Cluster) start() error {
 	if err != nil {
 		return err
 	}
-	routes := make([]string, len(ports))
-	for i, p := range ports {
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
-	}
 	c.mu.Lock()
 	c.opts, c.servers = make([]*server.Options, ClusterSize), make([]*server.Server, ClusterSize)
 	c.mu.Unlock()
 	for i := range ClusterSize {
-		o := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1),
-			Host:       "127.0.0.1",
-			Port:       server.RANDOM_PORT,
-			JetStream:  true,
-			StoreDir:   c.tb.TempDir(),
-			NoSigs:     true,
-			NoLog:      true,
-			Cluster: server.ClusterOpts{
-				Name: c.name,
-				Host: "127.0.0.1",
-				Port: ports[i],
-			},
-			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
+		o := &server.Options{}
+		if c.base != nil {
+			if o, err = c.base(); err != nil {
+				return err
+			}
 		}
+		auth := ""
+		if o.Cluster.Username != "" {
+			auth = url.UserPassword(o.Cluster.Username, o.Cluster.Password).String() + "@"
+		}
+		routes := make([]string, len(ports))
+		for i, p := range ports {
+			routes[i] = fmt.Sprintf("nats-route://%s127.0.0.1:%d", auth, p)
+		}
+		o.ServerName = fmt.Sprintf("n%d", i+1)
+		o.Host, o.Port = "127.0.0.1", server.RANDOM_PORT
+		o.HTTPPort = 0
+		o.JetStream, o.StoreDir = true, c.tb.TempDir()
+		o.NoSigs, o.NoLog = true, true
+		o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = c.name, "127.0.0.1", ports[i]
+		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 		c.mu.Lock()
 		c.opts[i] = o
 		c.mu.Unlock()

@@ -16,7 +16,7 @@ import (
 // MustServer starts an embedded JetStream server on a random loopback port.
 func MustServer(tb testing.TB) *server.Server {
 	tb.Helper()
-	s, err := embedded.Start(embedded.Options{DataDir: tb.TempDir(), Listen: "127.0.0.1:0", NoSync: true})
+	s, err := embedded.Start(embedded.Options{DataDir: tb.TempDir(), Listen: "127.0.0.1:0", NoSync: true, Anonymous: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -27,7 +27,9 @@ func MustServer(tb testing.TB) *server.Server {
 // MustConnect connects a client to s and closes it when the test ends.
 func MustConnect(tb testing.TB, s *server.Server) *nats.Conn {
 	tb.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.Timeout(10*time.Second))
+	// A private inbox prefix, as every role of an authenticated deployment
+	// has: the service answers commands only there (see package access).
+	nc, err := nats.Connect(s.ClientURL(), nats.Timeout(10*time.Second), nats.CustomInboxPrefix("_INBOX_test"))
 	if err != nil {
 		tb.Fatal(err)
 	}
