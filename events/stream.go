@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -69,24 +70,146 @@ type Stream struct {
 	cfg    Config
 }
 
-// Ensure opens the stream, creating it if it is missing. An existing stream
-// whose configuration could lose or reject events is refused, never changed.
-func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Stream, error) {
-	s, err := create(ctx, js, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		if s, err = js.Stream(ctx, cfg.Stream); err == nil {
-			err = compatible(s.CachedInfo().Config, cfg)
+// Seen is what a node remembers of the stream it followed, so that it never
+// takes a new empty stream, or one that lost events, for its history.
+type Seen struct {
+	Seq  uint64 // the last sequence the node has seen; 0: none
+	File string // where the node keeps Seq, for the message that says how to forget it; "" when nowhere
+}
+
+// Ensure opens the stream, creating it if it is missing and no history of it
+// has been seen: not by the node (seen), nor by the newest snapshot beside it.
+// An existing stream whose configuration could lose or reject events is
+// refused, never changed, and so is one that lost events: that ends before
+// the seen sequence, or no longer starts at 1.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config, seen Seen) (*Stream, error) {
+	seen, snapshot := withSnapshot(ctx, js, cfg, seen)
+	var s jetstream.Stream
+	var err error
+	if seen.Seq > 0 {
+		// A node that has seen the stream never makes a new empty one in
+		// its place: the lost history would look like a ledger without
+		// tokens, and every revoke in it undone.
+		if s, err = js.Stream(ctx, cfg.Stream); errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, lost(cfg, seen, snapshot, "is missing", "someone deleted it")
 		}
+	} else if s, err = create(ctx, js, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, err = js.Stream(ctx, cfg.Stream)
+	}
+	if err == nil {
+		err = compatible(s.CachedInfo().Config, cfg)
+	}
+	if err == nil {
+		err = history(s.CachedInfo().State, cfg, seen, snapshot)
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeSubjectOverlap {
 		return nil, Errorf(Invalid, "stream %s cannot be created: another stream already takes subjects %s; tokenledger will not change it, remove that stream or its subjects by hand", cfg.Stream, cfg.AllFilter())
+	}
+	var coded *Error
+	if errors.As(err, &coded) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, natsError(err))
 	}
 	return &Stream{js: js, stream: s, cfg: cfg}, nil
 }
+
+// Check says whether the stream is still the history this node follows:
+// there, configured to keep every event, starting at sequence 1 and holding
+// at least up to seen, the last sequence the node has seen. It returns the
+// stream's last sequence, and never creates or changes the stream. A stream
+// that is wrong is NotFound (missing), Invalid (its configuration) or
+// Conflict (events lost), each with what to do; a JetStream that does not
+// answer is Unavailable.
+func (s *Stream) Check(ctx context.Context, seen uint64) (uint64, error) {
+	info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return s.stream.Info(ctx) })
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, lost(s.cfg, Seen{Seq: seen}, false, "is missing", "someone deleted it")
+	}
+	if err != nil {
+		return 0, natsError(err)
+	}
+	if err := compatible(info.Config, s.cfg); err != nil {
+		return 0, err
+	}
+	if err := history(info.State, s.cfg, Seen{Seq: seen}, false); err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
+}
+
+// history refuses a stream that lost events: one that ends before the
+// sequence seen, or no longer starts at 1 (purged, or its first events
+// deleted).
+func history(state jetstream.StreamState, cfg Config, seen Seen, snapshot bool) error {
+	if state.LastSeq < seen.Seq {
+		return lost(cfg, seen, snapshot, fmt.Sprintf("ends at sequence %d", state.LastSeq),
+			"it was replaced, or restored from an older backup")
+	}
+	if state.FirstSeq > 1 {
+		return Errorf(Conflict, "stream %s starts at sequence %d, not 1: its first events were purged or deleted; restore the stream from a backup (see deploy/README.md)", cfg.Stream, state.FirstSeq)
+	}
+	return nil
+}
+
+// lost says that the stream does not hold the history seen, and what to do.
+func lost(cfg Config, seen Seen, snapshot bool, what, why string) error {
+	if seen.Seq == 0 {
+		return Errorf(NotFound, "stream %s %s: %s; restore the stream from a backup (see deploy/README.md)", cfg.Stream, what, why)
+	}
+	witness := "this node has seen its history"
+	if snapshot {
+		witness = fmt.Sprintf("its newest snapshot (bucket %s) covers its history", snapshotBucket(cfg))
+	}
+	var forget []string
+	if seen.File != "" {
+		forget = append(forget, "remove "+seen.File)
+	}
+	if snapshot {
+		forget = append(forget, fmt.Sprintf("delete the bucket %s (nats object del %s)", snapshotBucket(cfg), snapshotBucket(cfg)))
+	}
+	code, msg := Conflict, fmt.Sprintf("stream %s %s, but %s up to sequence %d: %s; restore the stream from a backup (see deploy/README.md)", cfg.Stream, what, witness, seen.Seq, why)
+	if what == "is missing" {
+		code = NotFound
+	}
+	if len(forget) > 0 {
+		msg += ", or, to start a new empty ledger on purpose, " + strings.Join(forget, " and ")
+	}
+	return Errorf(code, "%s", msg)
+}
+
+// snapshotWait bounds Ensure's look at the newest snapshot: a start-up
+// shortcut's witness, not worth a start that hangs.
+const snapshotWait = 5 * time.Second
+
+// withSnapshot raises seen to the sequence the newest snapshot beside the
+// stream covers, and says whether it did: a memory of the history kept
+// outside the node, for a node whose own record is gone. Any failure to
+// read it counts as no snapshot.
+func withSnapshot(ctx context.Context, js jetstream.JetStream, cfg Config, seen Seen) (Seen, bool) {
+	ctx, cancel := context.WithTimeout(ctx, snapshotWait)
+	defer cancel()
+	store, err := js.ObjectStore(ctx, snapshotBucket(cfg))
+	if err != nil {
+		return seen, false
+	}
+	info, err := store.GetInfo(ctx, snapshotObject)
+	if err != nil {
+		return seen, false
+	}
+	seq, err := strconv.ParseUint(info.Metadata["seq"], 10, 64)
+	if err != nil || seq <= seen.Seq {
+		return seen, false
+	}
+	seen.Seq = seq
+	return seen, true
+}
+
+// snapshotBucket is the object store beside the stream that OpenSnapshots
+// keeps the newest snapshot in.
+func snapshotBucket(cfg Config) string { return cfg.Stream + "_SNAPSHOTS" }
 
 // JetStream error codes of stream placement that the nats.go client does not name.
 const (

@@ -2,6 +2,8 @@ package events_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +20,7 @@ func mustStream(t *testing.T) (*events.Stream, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := events.Ensure(context.Background(), js, events.DefaultConfig())
+	s, err := events.Ensure(context.Background(), js, events.DefaultConfig(), events.Seen{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func TestEnsureRefusesIncompatibleStream(t *testing.T) {
 	if _, err := js.CreateStream(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
-	_, err = events.Ensure(ctx, js, events.DefaultConfig())
+	_, err = events.Ensure(ctx, js, events.DefaultConfig(), events.Seen{})
 	if err == nil || !strings.Contains(err.Error(), "limits that discard events") {
 		t.Fatalf("Ensure on a stream with MaxAge = %v, want a refusal naming the limits", err)
 	}
@@ -170,5 +172,108 @@ func TestRead(t *testing.T) {
 	}
 	if last, err := s.LastSeq(ctx, "bob"); err != nil || last != 3 {
 		t.Fatalf("bob's last: %d, %v", last, err)
+	}
+}
+
+// TestEnsureRefusesALostHistory: a node that has seen the stream up to some
+// sequence, by its own record or by the newest snapshot beside the stream,
+// never starts over a stream that is missing (and never creates one in its
+// place), shorter than it saw, or no longer starting at 1.
+func TestEnsureRefusesALostHistory(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name     string
+		events   int    // appended to a stream made before Ensure; -1: no stream
+		firstSeq uint64 // of that stream
+		snapshot uint64 // the seq of a snapshot beside the stream; 0: none
+		seen     events.Seen
+		code     string
+		want     []string // in the message
+	}{
+		{"missing", -1, 0, 0, events.Seen{Seq: 5, File: "data/stream.seen"}, events.NotFound,
+			[]string{"stream TOKENS is missing, but this node has seen its history up to sequence 5: someone deleted it; restore the stream from a backup", "remove data/stream.seen"}},
+		{"missing, a snapshot saw it", -1, 0, 7, events.Seen{}, events.NotFound,
+			[]string{"stream TOKENS is missing, but its newest snapshot (bucket TOKENS_SNAPSHOTS) covers its history up to sequence 7", "delete the bucket TOKENS_SNAPSHOTS"}},
+		{"shorter", 2, 0, 0, events.Seen{Seq: 5, File: "data/stream.seen"}, events.Conflict,
+			[]string{"stream TOKENS ends at sequence 2, but this node has seen its history up to sequence 5", "remove data/stream.seen"}},
+		{"not from 1", 0, 10, 0, events.Seen{}, events.Conflict,
+			[]string{"stream TOKENS starts at sequence 10, not 1: its first events were purged or deleted"}},
+		{"all there", 5, 0, 0, events.Seen{Seq: 5}, "", nil},
+		{"new", -1, 0, 0, events.Seen{}, "", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			js, err := jetstream.New(natstest.MustConnect(t, natstest.MustServer(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.events >= 0 {
+				sc := events.DefaultConfig().StreamConfig()
+				sc.FirstSeq = tt.firstSeq
+				if _, err := js.CreateStream(ctx, sc); err != nil {
+					t.Fatal(err)
+				}
+				for i := range tt.events {
+					if _, err := js.Publish(ctx, events.DefaultConfig().Subject("bob", fmt.Sprint(i)), []byte("x")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if tt.snapshot > 0 {
+				store, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "TOKENS_SNAPSHOTS"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				meta := jetstream.ObjectMeta{Name: "table", Metadata: map[string]string{"seq": fmt.Sprint(tt.snapshot)}}
+				if _, err := store.Put(ctx, meta, strings.NewReader("")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err = events.Ensure(ctx, js, events.DefaultConfig(), tt.seen)
+			if code := events.ErrorCode(err); code != tt.code {
+				t.Fatalf("Ensure: %v (%q), want code %q", err, code, tt.code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Ensure: %q, want it to say %q", err, w)
+				}
+			}
+			_, serr := js.Stream(ctx, "TOKENS")
+			if created := serr == nil; tt.events < 0 && created != (tt.code == "") {
+				t.Fatalf("after Ensure (%v), the stream exists: %v", err, created)
+			}
+		})
+	}
+}
+
+// TestCheckSaysWhatChanged: Check reads the stream as it is, without
+// creating or changing it, and says what is wrong with a code.
+func TestCheckSaysWhatChanged(t *testing.T) {
+	s, js := mustStream(t)
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "bob", 0, []events.Event{revoked("bob", "a")}); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := s.Check(ctx, 1); err != nil || last != 1 {
+		t.Fatalf("Check: %d, %v; want 1, nil", last, err)
+	}
+	if _, err := s.Check(ctx, 2); events.ErrorCode(err) != events.Conflict || !strings.Contains(err.Error(), "ends at sequence 1, but this node has seen its history up to sequence 2") {
+		t.Fatalf("Check past the end: %v, want a conflict", err)
+	}
+	sc := events.DefaultConfig().StreamConfig()
+	sc.MaxAge = time.Hour
+	if _, err := js.UpdateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Check(ctx, 1); events.ErrorCode(err) != events.Invalid || !strings.Contains(err.Error(), "limits that discard events") {
+		t.Fatalf("Check with MaxAge: %v, want invalid", err)
+	}
+	if err := js.DeleteStream(ctx, "TOKENS"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Check(ctx, 1); events.ErrorCode(err) != events.NotFound || !strings.Contains(err.Error(), "stream TOKENS is missing") {
+		t.Fatalf("Check of a deleted stream: %v, want not found", err)
+	}
+	if _, err := js.Stream(ctx, "TOKENS"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("after Check, the stream: %v, want still missing", err)
 	}
 }

@@ -116,7 +116,7 @@ func TestStartingNodeOverManyBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := events.Ensure(ctx, js, events.DefaultConfig())
+	stream, err := events.Ensure(ctx, js, events.DefaultConfig(), events.Seen{})
 	if err != nil {
 		t.Fatal(err)
 	}

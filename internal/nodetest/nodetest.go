@@ -87,7 +87,7 @@ func MustNode(tb testing.TB, s *server.Server, o Options) *Node {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := events.Ensure(ctx, js, events.DefaultConfig())
+	stream, err := events.Ensure(ctx, js, events.DefaultConfig(), events.Seen{})
 	if err != nil {
 		cancel()
 		tb.Fatal(err)
