@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime"
 	"runtime/debug"
@@ -21,10 +22,12 @@ type Source interface {
 
 // Follower keeps a Table in step with the stream and says when it has caught
 // up with what the stream held when it started, or, after Behind, when the
-// node's connection came back.
+// node's connection came back. A Halt, while the stream is not the history
+// the node followed (see Guard), overrides all of that until Resume.
 type Follower struct {
 	// StartGC, when above zero, is the garbage collector's percentage
-	// (GOGC) while the first catch-up runs; see CatchUpGC.
+	// (GOGC) while a catch-up replays the stream: the first, or one after
+	// following failed or was halted; see CatchUpGC.
 	StartGC int
 
 	table *Table
@@ -32,12 +35,19 @@ type Follower struct {
 	trust *events.Trust
 	log   *slog.Logger
 	ready atomic.Bool
-	once  sync.Once
+	// unsettled holds the tips of a catch-up that was cut short, whose
+	// signatures a later one checks before the table is ready. Only Run's
+	// goroutine uses it.
+	unsettled map[string]tip
+	failed    chan error // see Failed
 
-	mu   sync.Mutex
-	gen  uint64        // counts Behind calls: a catch-up begun before the latest loss does not count
-	up   chan struct{} // closed while ready
-	down chan struct{} // closed while not ready
+	mu      sync.Mutex
+	gen     uint64        // counts Behind and Halt calls: a catch-up begun before the latest does not count
+	up      chan struct{} // closed while ready
+	down    chan struct{} // closed while not ready
+	halt    string        // why the follower is halted; "" when it is not
+	resumed chan struct{} // closed while not halted
+	stop    func()        // ends the current following, for Halt
 }
 
 // CatchUpGC is the GOGC a node runs its first catch-up with. Replaying the
@@ -51,17 +61,77 @@ const CatchUpGC = 400
 // NewFollower returns a follower that feeds table from src with the events
 // that trust's keys signed.
 func NewFollower(table *Table, src Source, trust *events.Trust, log *slog.Logger) *Follower {
-	down := make(chan struct{})
+	down, resumed := make(chan struct{}), make(chan struct{})
 	close(down)
-	return &Follower{table: table, src: src, trust: trust, log: log, up: make(chan struct{}), down: down}
+	close(resumed)
+	return &Follower{table: table, src: src, trust: trust, log: log, up: make(chan struct{}), down: down,
+		resumed: resumed, failed: make(chan error, 1)}
 }
 
-// Ready says whether the table has caught up with the stream.
+// Ready says whether the table has caught up with the stream, and the
+// follower is not halted.
 func (f *Follower) Ready() bool { return f.ready.Load() }
 
+// followWait bounds the wait before following the stream again after it
+// failed: it starts at a tenth of it and doubles.
+const followWait = 5 * time.Second
+
 // Run applies every event after the table's last sequence, then each new one,
-// until ctx ends. The consumer resumes by itself after a lost connection.
+// until ctx ends. The consumer resumes by itself after a lost connection;
+// should following fail all the same, the table falls Behind, Failed says
+// so, and Run follows again from where the table is. While halted it does
+// not follow at all, and once resumed it catches up before it is ready.
 func (f *Follower) Run(ctx context.Context) error {
+	wait := followWait / 10
+	for {
+		f.mu.Lock()
+		if f.halt != "" {
+			resumed := f.resumed
+			f.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-resumed:
+			}
+			continue
+		}
+		fctx, stop := context.WithCancel(ctx)
+		f.stop = stop
+		f.mu.Unlock()
+		err := f.follow(fctx)
+		stop()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fctx.Err() != nil { // halted
+			continue
+		}
+		if err == nil {
+			err = errors.New("following stopped")
+		}
+		f.Behind()
+		f.log.Warn("following the stream failed: not answering until it follows again and has caught up", "err", err)
+		select {
+		case f.failed <- err:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, followWait)
+	}
+}
+
+// Failed receives when following the stream failed, so that the Guard
+// looks at the stream at once. It has room for one failure, for one reader.
+func (f *Follower) Failed() <-chan error { return f.failed }
+
+// follow is one run of following the stream: it catches up with the stream,
+// marks the table ready (unless it fell Behind or was halted since), and
+// goes on until ctx ends or the stream's consumer fails.
+func (f *Follower) follow(ctx context.Context) error {
 	gen := f.generation()
 	target, err := f.src.LastSeq(ctx, "")
 	if err != nil {
@@ -77,15 +147,16 @@ func (f *Follower) Run(ctx context.Context) error {
 	var first *catchUp
 	if f.table.Applied() < target {
 		first = f.startCatchUp()
-		defer first.finish()
 		if f.StartGC > 0 {
 			first.restoreGC = debug.SetGCPercent(f.StartGC)
 		}
 	} else {
-		f.markReady(gen, target)
+		f.settle(ctx, f.unsettled, f.table.Applied())
+		f.unsettled = nil
+		f.setReady(gen, target)
 	}
 	batch := make([]events.Msg, 0, maxBatch)
-	return f.src.Follow(ctx, f.table.Applied(), func(m events.Msg) {
+	err = f.src.Follow(ctx, f.table.Applied(), func(m events.Msg) {
 		batch = append(batch, m)
 		if first != nil {
 			last := m.Seq >= target || m.Pending == 0
@@ -95,10 +166,10 @@ func (f *Follower) Run(ctx context.Context) error {
 			first.batches <- batch
 			batch = first.emptyBatch()
 			if last {
-				tips := first.finish()
+				tips := f.withUnsettled(first.finish())
 				first = nil
 				f.settle(ctx, tips, m.Seq)
-				f.markReady(gen, m.Seq)
+				f.setReady(gen, m.Seq)
 			}
 			return
 		}
@@ -109,6 +180,23 @@ func (f *Follower) Run(ctx context.Context) error {
 		f.applyBatch(batch)
 		batch = batch[:0]
 	})
+	if first != nil {
+		// Cut short: what it applied waits for the next catch-up's check.
+		f.unsettled = f.withUnsettled(first.finish())
+	}
+	return err
+}
+
+// withUnsettled adds to tips those of a catch-up cut short before, unless
+// tips has a newer one of the account, whose signature vouches for it.
+func (f *Follower) withUnsettled(tips map[string]tip) map[string]tip {
+	for account, t := range f.unsettled {
+		if _, newer := tips[account]; !newer {
+			tips[account] = t
+		}
+	}
+	f.unsettled = nil
+	return tips
 }
 
 // catchUp decodes and applies batches of the first catch-up in order, on a
@@ -293,22 +381,18 @@ func parallel(n int, fn func(int)) {
 	wg.Wait()
 }
 
-// markReady ends Run's first catch-up; later ones are CatchUp's.
-func (f *Follower) markReady(gen, seq uint64) {
-	f.once.Do(func() { f.setReady(gen, seq) })
-}
-
 func (f *Follower) generation() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.gen
 }
 
-// setReady marks the table ready, unless it fell Behind since gen.
+// setReady marks the table ready, unless it fell Behind or was halted since
+// gen.
 func (f *Follower) setReady(gen, seq uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if gen != f.gen || f.ready.Load() {
+	if gen != f.gen || f.ready.Load() || f.halt != "" {
 		return
 	}
 	f.ready.Store(true)
@@ -318,17 +402,61 @@ func (f *Follower) setReady(gen, seq uint64) {
 }
 
 // Behind says the table may have fallen behind the stream (the node lost its
-// NATS connection): it is not ready until CatchUp, so that a node never
-// answers from a table that misses a revoke stored meanwhile.
+// NATS connection, or following failed): it is not ready until it has caught
+// up again, so that a node never answers from a table that misses a revoke
+// stored meanwhile.
 func (f *Follower) Behind() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.notReady()
+}
+
+// notReady ends readiness until a later catch-up; the caller holds mu.
+func (f *Follower) notReady() {
 	f.gen++
 	if f.ready.Load() {
 		f.ready.Store(false)
 		close(f.down)
 		f.up = make(chan struct{})
 	}
+}
+
+// Halt stops the table from being ready, and stops following the stream,
+// until Resume, whatever catches up meanwhile: the stream is not the history
+// the node followed (missing, changed so that it could lose events, or
+// missing events), and answering from either would mislead. reason says
+// what is wrong, for Halted.
+func (f *Follower) Halt(reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.halt == "" {
+		f.resumed = make(chan struct{})
+	}
+	f.halt = reason
+	f.notReady()
+	if f.stop != nil {
+		f.stop()
+	}
+}
+
+// Resume ends a Halt: the follower follows the stream again from where the
+// table is, and is ready once it has caught up.
+func (f *Follower) Resume() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.halt == "" {
+		return
+	}
+	f.halt = ""
+	close(f.resumed)
+}
+
+// Halted is why the follower is halted, for /readyz and metrics; "" when it
+// is not.
+func (f *Follower) Halted() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.halt
 }
 
 // CatchUp waits until the table holds every event the stream holds now and

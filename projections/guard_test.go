@@ -1,0 +1,201 @@
+package projections_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/commands"
+	"tokenledger/events"
+	"tokenledger/internal/natstest"
+	"tokenledger/internal/nodetest"
+	"tokenledger/projections"
+)
+
+// mustGuard runs a guard of n's stream and follower, looking often, until the
+// test ends; it logs to the returned buffer and records into seen.
+func mustGuard(t *testing.T, n *nodetest.Node, seen *projections.SeenFile) *nodetest.Buffer {
+	t.Helper()
+	var logged nodetest.Buffer
+	g := &projections.Guard{Stream: n.Stream, Follower: n.Follower, Seen: seen, Interval: 20 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logged, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); g.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &logged
+}
+
+func mustCreate(t *testing.T, n *nodetest.Node, account, name string) string {
+	t.Helper()
+	c, err := n.Ledger.Create(context.Background(), commands.Create{Account: account, Name: name, Actor: events.Actor{Kind: events.ActorOperator, Name: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Secret
+}
+
+// TestGuardHaltsTheNodeWhenTheStreamChanges: a stream deleted, or changed so
+// that it could lose events, under a running node makes the node stop
+// answering, with an ALERT that says what changed and what to do; the guard
+// never makes a new stream in its place, does not take a new empty one for
+// the history, and lets the node answer again once the stream is back as it
+// was.
+func TestGuardHaltsTheNodeWhenTheStreamChanges(t *testing.T) {
+	ctx := context.Background()
+	limited := events.DefaultConfig().StreamConfig()
+	limited.MaxAge = time.Hour
+	for _, tt := range []struct {
+		name   string
+		change func(jetstream.JetStream) error
+		alert  string // in the ALERT
+		// then, what an operator does and whether the node answers again
+		then     func(jetstream.JetStream) error
+		thenSays string // the follower's reason while still halted; "" when it resumes
+	}{
+		{"deleted", func(js jetstream.JetStream) error { return js.DeleteStream(ctx, "TOKENS") },
+			"stream TOKENS is missing, but this node has seen its history up to sequence 2: someone deleted it; restore the stream from a backup",
+			func(js jetstream.JetStream) error { // as a node that has seen nothing would
+				_, err := js.CreateStream(ctx, events.DefaultConfig().StreamConfig())
+				return err
+			},
+			"stream TOKENS ends at sequence 0, but this node has seen its history up to sequence 2"},
+		{"given a MaxAge", func(js jetstream.JetStream) error { _, err := js.UpdateStream(ctx, limited); return err },
+			"it has limits that discard events",
+			func(js jetstream.JetStream) error {
+				_, err := js.UpdateStream(ctx, events.DefaultConfig().StreamConfig())
+				return err
+			},
+			""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := natstest.MustServer(t)
+			n := nodetest.MustNode(t, srv, nodetest.Options{})
+			secret := mustCreate(t, n, "bob", "a")
+			mustCreate(t, n, "bob", "b")
+			natstest.Eventually(t, "the node to apply both events", func() bool { return n.Table.Applied() == 2 })
+			logged := mustGuard(t, n, nil)
+			js, err := jetstream.New(natstest.MustConnect(t, srv))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			if err := tt.change(js); err != nil {
+				t.Fatal(err)
+			}
+			natstest.Eventually(t, "the node to stop answering", func() bool { return !n.Follower.Ready() })
+			natstest.Eventually(t, "an ALERT", func() bool { return strings.Contains(logged.String(), "level=ERROR msg=\"ALERT: ") })
+			if log := logged.String(); !strings.Contains(log, tt.alert) {
+				t.Fatalf("the log:\n%s\nwant an ALERT that says %q", log, tt.alert)
+			}
+			if reason := n.Follower.Halted(); !strings.Contains(reason, tt.alert) {
+				t.Fatalf("halted for %q, want %q", reason, tt.alert)
+			}
+			if tt.name == "deleted" {
+				if _, err := js.Stream(ctx, "TOKENS"); err != jetstream.ErrStreamNotFound {
+					t.Fatalf("the stream after the guard saw it missing: %v, want still missing", err)
+				}
+			}
+
+			if err := tt.then(js); err != nil {
+				t.Fatal(err)
+			}
+			if tt.thenSays != "" {
+				natstest.Eventually(t, "the guard to see the new stream", func() bool { return strings.Contains(n.Follower.Halted(), tt.thenSays) })
+				if n.Follower.Ready() {
+					t.Fatal("the node answers from a new empty stream")
+				}
+				return
+			}
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			if err := n.Follower.WaitReady(wctx); err != nil {
+				t.Fatalf("the node does not answer again once the stream is back: %v (halted: %q)", err, n.Follower.Halted())
+			}
+			if n.Follower.Halted() != "" || !n.Table.Validate(secret, "", time.Now()).Valid {
+				t.Fatalf("after resuming: halted %q, token valid %v", n.Follower.Halted(), n.Table.Validate(secret, "", time.Now()).Valid)
+			}
+			// It follows the stream again: another node's token arrives.
+			other := nodetest.MustNode(t, srv, nodetest.Options{})
+			theirs := mustCreate(t, other, "carol", "c")
+			natstest.Eventually(t, "the resumed node to see a new token", func() bool { return n.Table.Validate(theirs, "", time.Now()).Valid })
+		})
+	}
+}
+
+// TestGuardRecordsWhatTheNodeHasSeen: the guard keeps the last sequence the
+// node applied in its data directory, for the next start's check.
+func TestGuardRecordsWhatTheNodeHasSeen(t *testing.T) {
+	srv := natstest.MustServer(t)
+	n := nodetest.MustNode(t, srv, nodetest.Options{})
+	path := filepath.Join(t.TempDir(), "stream.seen")
+	seen, err := projections.OpenSeen(path, "TOKENS")
+	if err != nil || seen.Seq() != 0 {
+		t.Fatalf("a new record: %d, %v", seen.Seq(), err)
+	}
+	mustGuard(t, n, seen)
+	mustCreate(t, n, "bob", "a")
+	mustCreate(t, n, "bob", "b")
+	natstest.Eventually(t, "the record to reach 2", func() bool {
+		s, err := projections.OpenSeen(path, "TOKENS")
+		return err == nil && s.Seq() == 2
+	})
+	if b, _ := os.ReadFile(path); string(b) != "TOKENS 2\n" {
+		t.Fatalf("the record: %q", b)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the record's mode: %v, want 0600", fi.Mode())
+	}
+	// A record of another stream, or none, has seen nothing of this one;
+	// a torn one is refused rather than taken for none.
+	for _, tt := range []struct {
+		name, file string
+		want       uint64
+		fails      bool
+	}{
+		{"this stream", "TOKENS 7\n", 7, false},
+		{"another stream", "OTHER 7\n", 0, false},
+		{"torn", "TOKENS", 0, true},
+	} {
+		os.WriteFile(path, []byte(tt.file), 0o600)
+		s, err := projections.OpenSeen(path, "TOKENS")
+		if (err != nil) != tt.fails || (err == nil && s.Seq() != tt.want) {
+			t.Errorf("%s: %v, %v; want %d, fails %v", tt.name, s, err, tt.want, tt.fails)
+		}
+	}
+}
+
+// TestHaltOverridesCatchingUp: while halted, nothing makes the follower
+// ready; once resumed, it catches up and is.
+func TestHaltOverridesCatchingUp(t *testing.T) {
+	srv := natstest.MustServer(t)
+	n := nodetest.MustNode(t, srv, nodetest.Options{})
+	ctx := context.Background()
+	n.Follower.Halt("test: the stream is wrong")
+	if n.Follower.Ready() || n.Follower.Halted() != "test: the stream is wrong" {
+		t.Fatalf("halted: ready %v, reason %q", n.Follower.Ready(), n.Follower.Halted())
+	}
+	select {
+	case <-n.Follower.Lost():
+	default:
+		t.Fatal("Lost is not closed once halted")
+	}
+	if err := n.Follower.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n.Follower.Ready() {
+		t.Fatal("ready after CatchUp while halted")
+	}
+	n.Follower.Resume()
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := n.Follower.WaitReady(wctx); err != nil {
+		t.Fatalf("not ready once resumed: %v", err)
+	}
+}
