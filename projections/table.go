@@ -50,6 +50,7 @@ type Table struct {
 	tokens   slab                     // every token ever created, revoked ones too
 	byHash   hashIndex                // a secret's hash -> its token in tokens
 	rotated  map[events.Hash]retired  // secrets replaced by a rotation
+	graced   map[ref][]events.Hash    // of rotated, each token's that may still work; see endRetired
 	accounts map[string]*account      // by name
 	numbered []*account               // by number (token.account); nil once reset
 	extras   []extra                  // rarer attributes, token.ext-1
@@ -133,7 +134,7 @@ type extra struct {
 }
 
 // retired is a secret that a rotation replaced: it works until until (Unix
-// seconds), then is refused as revoked.
+// seconds), then is refused as revoked; 0 when it ended at a rotation.
 type retired struct {
 	tok   ref
 	until int64
@@ -279,9 +280,16 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 		}
 		tok.hash = h
 		t.byHash.put(&t.tokens, r) // find said no token has h; the old hash's slot is passed over from now on
+		// A rotation leaves at most the secret it replaces working, and only
+		// with a grace period. Every secret retired before ends now, even one
+		// still in its own grace: a rotation without grace is how an operator
+		// cuts off every earlier secret, and one with grace keeps the
+		// immediately previous secret alone, never extending an older one.
+		t.endRetired(r)
 		retire := retired{tok: r}
-		if d.GraceUntil != nil {
+		if d.GraceUntil != nil && *d.GraceUntil > 0 {
 			retire.until = *d.GraceUntil
+			t.graced[r] = append(t.graced[r], old)
 		}
 		t.rotated[old] = retire
 	case events.AllowedIPsSet:
@@ -309,6 +317,29 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 	}
 }
 
+// endRetired ends every secret of the token at r that an earlier rotation
+// left working. graced holds those secrets, so that a rotation need not walk
+// every secret ever retired; it is derived from rotated (the entries whose
+// until is not 0) and, since a snapshot does not carry it, built from there
+// when first needed after a table is decoded or an account reset.
+func (t *Table) endRetired(r ref) {
+	if t.graced == nil {
+		t.graced = make(map[ref][]events.Hash)
+		for h, x := range t.rotated {
+			if x.until != 0 {
+				t.graced[x.tok] = append(t.graced[x.tok], h)
+			}
+		}
+	}
+	for _, h := range t.graced[r] {
+		if x, ok := t.rotated[h]; ok && x.tok == r {
+			x.until = 0
+			t.rotated[h] = x
+		}
+	}
+	delete(t.graced, r)
+}
+
 // resetAccount forgets an account and every token it had, so that it can be
 // built again from its events. It walks every token: it is for the rare
 // account whose history does not verify.
@@ -332,6 +363,7 @@ func (t *Table) resetAccount(name string) {
 			delete(t.rotated, h)
 		}
 	}
+	t.graced = nil // built again from rotated when next needed
 	for seq, account := range t.ahead {
 		if account == name {
 			delete(t.ahead, seq) // to be applied again when it comes
@@ -520,10 +552,13 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 	)
 	t.mu.RLock()
 	r := t.byHash.find(&t.tokens, h)
-	retiredAt := int64(-1)
+	var (
+		replaced bool  // h is a secret a rotation replaced
+		until    int64 // when it stops working
+	)
 	if r == 0 {
 		if old, ok := t.rotated[h]; ok {
-			r, retiredAt = old.tok, old.until
+			r, replaced, until = old.tok, true, old.until
 		}
 	}
 	if r != 0 {
@@ -541,7 +576,7 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 		return Result{Reason: ReasonUnknown}
 	case account != "" && (!possible || key != c.key):
 		return Result{Reason: ReasonWrongAccount}
-	case c.revoked, retiredAt >= 0 && now.Unix() >= retiredAt:
+	case c.revoked, replaced && now.Unix() >= until:
 		return Result{Reason: ReasonRevoked}
 	case len(allowed) > 0 && !allows(allowed, ip):
 		return Result{Reason: ReasonIPDenied}

@@ -409,3 +409,81 @@ func TestValidateWhileTheIndexGrows(t *testing.T) {
 		t.Fatalf("while the index grew: %+v", r)
 	}
 }
+
+// applyEach links e to its account's chain, as apply does, and applies it
+// to every table given: tables that hold the same events stay level.
+func (f *fixture) applyEach(t *testing.T, tabs []*Table, seq uint64, e events.Event) {
+	t.Helper()
+	if f.heads == nil {
+		f.heads = make(map[string]events.Hash)
+	}
+	if h := f.heads[e.Account]; h != (events.Hash{}) {
+		e.Prev = h.String()
+	}
+	raw, err := events.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tab := range tabs {
+		if err := tab.Apply(seq, e, events.Digest(raw)); err != nil {
+			t.Fatalf("apply %d: %v", seq, err)
+		}
+	}
+	f.heads[e.Account] = events.Digest(raw)
+}
+
+// TestRotationEndsEarlierSecrets: a rotation without grace ends every
+// earlier secret of its token at once; one with grace keeps only the secret
+// it replaces working, to its grace's end, and never extends an older one.
+// A table restored from a snapshot taken before the last rotation, with that
+// rotation applied after, answers the same.
+func TestRotationEndsEarlierSecrets(t *testing.T) {
+	at := func(d time.Duration) *int64 { x := t0.Add(d).Unix(); return &x }
+	for _, tt := range []struct {
+		name   string
+		graces []*int64 // each rotation's grace_until, in order
+		when   time.Time
+		works  []bool // the creation's secret, then each rotation's
+	}{
+		{"grace, then none", []*int64{at(time.Hour), nil}, t0, []bool{false, false, true}},
+		{"grace, then grace", []*int64{at(time.Hour), at(time.Hour)}, t0, []bool{false, true, true}},
+		{"grace, then a longer grace", []*int64{at(time.Hour), at(3 * time.Hour)}, t0.Add(2 * time.Hour), []bool{false, true, true}},
+		{"longer grace, then a shorter one", []*int64{at(3 * time.Hour), at(time.Hour)}, t0.Add(2 * time.Hour), []bool{false, false, true}},
+		{"none, then grace", []*int64{nil, at(time.Hour)}, t0, []bool{false, true, true}},
+		{"grace, grace, then none", []*int64{at(time.Hour), at(time.Hour), nil}, t0, []bool{false, false, false, true}},
+		{"a grace that ended before it began", []*int64{at(-time.Hour)}, t0, []bool{false, true}},
+		{"a negative grace", []*int64{func() *int64 { x := int64(-1); return &x }()}, t0, []bool{false, true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var f fixture
+			tab := NewTable(DefaultWarn)
+			c := f.create("bob", "a", secret('A'), nil)
+			f.apply(t, tab, 1, c)
+			secrets := []string{secret('A')}
+			var restored *Table
+			for i, g := range tt.graces {
+				s := secret(byte('B' + i))
+				tabs := []*Table{tab}
+				if i == len(tt.graces)-1 {
+					restored = mustRoundTrip(t, tab) // as a node that starts from a snapshot
+					tabs = append(tabs, restored)
+				}
+				f.applyEach(t, tabs, uint64(2+i), events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: c.TokenID,
+					Data: events.TokenRotated{Name: "a", TokenHash: events.HashSecret(s).String(),
+						OldTokenHash: events.HashSecret(secrets[len(secrets)-1]).String(), GraceUntil: g}})
+				secrets = append(secrets, s)
+			}
+			for _, view := range []struct {
+				name  string
+				table *Table
+			}{{"applied", tab}, {"restored, then applied", restored}, {"snapshot of the applied", mustRoundTrip(t, tab)}} {
+				for j, s := range secrets {
+					r := view.table.Validate(s, "bob", tt.when)
+					if r.Valid != tt.works[j] || (!r.Valid && r.Reason != ReasonRevoked) {
+						t.Errorf("%s: secret %d of %d: %+v, want valid=%v (else revoked)", view.name, j, len(secrets)-1, r, tt.works[j])
+					}
+				}
+			}
+		})
+	}
+}
