@@ -56,7 +56,9 @@ type Revoke struct {
 	Actor   events.Actor
 }
 
-// checkWho refuses a bad account or actor: every command names both.
+// checkWho refuses a bad account or actor: every command names both, and
+// every transport's command passes here before anything is decided or
+// appended, so an actor the history could not show is refused as invalid.
 func checkWho(account string, actor events.Actor) error {
 	if err := events.CheckAccount(account); err != nil {
 		return err
@@ -72,8 +74,10 @@ func (c Create) Check(now time.Time) error {
 	if err := events.CheckName(c.Name); err != nil {
 		return err
 	}
-	if c.ExpiresAt != nil && *c.ExpiresAt <= now.Unix() {
-		return events.Errorf(events.Invalid, "the expiry %s is not in the future", time.Unix(*c.ExpiresAt, 0).Format(time.RFC3339))
+	if c.ExpiresAt != nil {
+		if err := events.CheckExpiry(*c.ExpiresAt, now); err != nil {
+			return err
+		}
 	}
 	_, err := events.ParsePrefixes(c.AllowedIPs)
 	return err

@@ -3,6 +3,7 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,7 @@ func TestEvolveRenameThenRevoke(t *testing.T) {
 
 func TestChecks(t *testing.T) {
 	past, present, future := now.Unix()-1, now.Unix(), now.Unix()+1
+	endOf9999, after9999, maxInt64 := int64(events.MaxExpiresAt), int64(events.MaxExpiresAt)+1, int64(math.MaxInt64)
 	long := strings.Repeat("x", 51)
 	for _, tt := range []struct {
 		name string
@@ -136,6 +138,11 @@ func TestChecks(t *testing.T) {
 		{"revoke", Revoke{Account: "bob", Names: []string{"a", "b"}, Actor: actor}.Check(), true},
 		{"revoke nothing", Revoke{Account: "bob", Actor: actor}.Check(), false},
 		{"revoke a bad name", Revoke{Account: "bob", Names: []string{"a", ">"}, Actor: actor}.Check(), false},
+		{"create expiring at the end of 9999", Create{Account: "bob", Name: "a", ExpiresAt: &endOf9999, Actor: actor}.Check(now), true},
+		{"create expiring after 9999", Create{Account: "bob", Name: "a", ExpiresAt: &after9999, Actor: actor}.Check(now), false},
+		{"create expiring at the largest int64", Create{Account: "bob", Name: "a", ExpiresAt: &maxInt64, Actor: actor}.Check(now), false},
+		{"rotate", Rotate{Account: "bob", Name: "a", Grace: time.Hour, Actor: actor}.Check(), true},
+		{"set-allowed-ips", SetAllowedIPs{Account: "bob", Name: "a", AllowedIPs: []string{"192.0.2.0/24"}, Actor: actor}.Check(), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if have := tt.err == nil; have != tt.want {
@@ -146,5 +153,45 @@ func TestChecks(t *testing.T) {
 				t.Fatalf("want an invalid error, have %v", tt.err)
 			}
 		})
+	}
+}
+
+// TestEveryCommandChecksItsActor: an actor the history could not show as it
+// is (here, a name with control characters) is refused by every command as
+// invalid, and the actors the transports make are accepted.
+func TestEveryCommandChecksItsActor(t *testing.T) {
+	id := "01JD0000000000000000000001"
+	checks := map[string]func(events.Actor) error{
+		"create":          func(a events.Actor) error { return Create{Account: "bob", Name: "a", Actor: a}.Check(now) },
+		"rename":          func(a events.Actor) error { return Rename{Account: "bob", Name: "a", NewName: "b", Actor: a}.Check() },
+		"revoke":          func(a events.Actor) error { return Revoke{Account: "bob", Names: []string{"a"}, Actor: a}.Check() },
+		"rotate":          func(a events.Actor) error { return Rotate{Account: "bob", Name: "a", Actor: a}.Check() },
+		"set-allowed-ips": func(a events.Actor) error { return SetAllowedIPs{Account: "bob", Name: "a", Actor: a}.Check() },
+	}
+	for _, tt := range []struct {
+		name  string
+		actor events.Actor
+		want  bool
+	}{
+		{"cli operator", events.Actor{Kind: events.ActorOperator, Name: "alice"}, true},
+		{"nats operator", events.Actor{Kind: events.ActorOperator, Name: "alice", Via: "nats:operator"}, true},
+		{"http account", events.Actor{Kind: events.ActorAccount, Name: "bob", Remote: "127.0.0.1"}, true},
+		{"http token", events.Actor{Kind: events.ActorToken, Name: "bob", TokenID: id, Remote: "::1"}, true},
+		{"newline in the name", events.Actor{Kind: events.ActorOperator, Name: "alice\nforged line"}, false},
+		{"terminal escape in the name", events.Actor{Kind: events.ActorOperator, Name: "\x1b]0;pwned\x07"}, false},
+		{"remote not an address", events.Actor{Kind: events.ActorAccount, Name: "bob", Remote: "evil\r\n"}, false},
+		{"via not nats:<user>", events.Actor{Kind: events.ActorOperator, Name: "alice", Via: "root"}, false},
+	} {
+		for command, check := range checks {
+			t.Run(tt.name+"/"+command, func(t *testing.T) {
+				err := check(tt.actor)
+				if have := err == nil; have != tt.want {
+					t.Fatalf("ok=%v, want %v (%v)", have, tt.want, err)
+				}
+				if err != nil && events.ErrorCode(err) != events.Invalid {
+					t.Fatalf("code %q, want invalid", events.ErrorCode(err))
+				}
+			})
+		}
 	}
 }

@@ -97,6 +97,11 @@ type Actor struct {
 	Name    string `json:"name"`
 	TokenID string `json:"token_id,omitempty"`
 	Remote  string `json:"remote,omitempty"`
+	// Via is the authenticated identity that delivered the command, set by
+	// the node, never taken from the request: nats:<user> for a command over
+	// NATS. It is written after the fields above, so events without it keep
+	// their bytes (and signatures) as they were.
+	Via string `json:"via,omitempty"`
 }
 
 // Actor kinds.

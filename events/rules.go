@@ -8,6 +8,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // The domain rules of shared/CONTRACT.md section 1, checked the same way by the
@@ -162,18 +166,79 @@ func ParseDate(date string, loc *time.Location) (time.Time, error) {
 	return time.Date(d.Year(), d.Month(), d.Day(), 23, 59, 59, 0, loc), nil
 }
 
-// CheckActor refuses an actor that an audit could not read: an unknown kind,
-// or fields too long to be what they claim.
+// MaxExpiresAt is the latest expiry a token may have: 9999-12-31T23:59:59Z.
+// Beyond it an instant no longer fits time.Time's arithmetic (an expiry of
+// 1<<63-1 seconds wraps round, and its token would be born expired), and no
+// date can show it.
+const MaxExpiresAt = 253402300799
+
+// CheckExpiry refuses an expiry (Unix seconds) that is not after now, or
+// later than MaxExpiresAt. A refused instant is written in now's location.
+func CheckExpiry(expiresAt int64, now time.Time) error {
+	if expiresAt > MaxExpiresAt {
+		return Errorf(Invalid, "the expiry %d is too far away: at most %d (the end of year 9999 UTC)", expiresAt, int64(MaxExpiresAt))
+	}
+	if expiresAt <= now.Unix() {
+		return Errorf(Invalid, "the expiry %s is not in the future", time.Unix(expiresAt, 0).In(now.Location()).Format(time.RFC3339))
+	}
+	return nil
+}
+
+// MaxActorName bounds an actor's name, in characters.
+const MaxActorName = 64
+
+// viaPrefix starts an actor's Via: the only transport that sets it is NATS.
+const viaPrefix = "nats:"
+
+// CheckActor refuses an actor that an audit could not show as it is: a kind
+// other than operator, account or token; a name that is empty, longer than
+// 64 characters, not UTF-8, or holds a character that is not printable (a
+// control character could rewrite the terminal or the CSV of whoever reads
+// the history); a token id that is not a ULID; a remote that is not an IP
+// address; a via other than nats:<user>.
 func CheckActor(a Actor) error {
 	switch a.Kind {
 	case ActorOperator, ActorAccount, ActorToken:
 	default:
 		return Errorf(Invalid, "actor kind %q is not operator, account or token", clip(a.Kind))
 	}
-	if a.Name == "" || len(a.Name) > 64 || len(a.TokenID) > 26 || len(a.Remote) > 64 {
-		return Errorf(Invalid, "actor needs a name of at most 64 bytes, a token id of 26 and a remote of 64")
+	if a.Name == "" || !utf8.ValidString(a.Name) || utf8.RuneCountInString(a.Name) > MaxActorName {
+		return Errorf(Invalid, "actor name %q is not 1 to %d characters of UTF-8", clip(a.Name), MaxActorName)
+	}
+	for _, r := range a.Name {
+		if !unicode.IsPrint(r) {
+			return Errorf(Invalid, "actor name %q holds a character that is not printable (%U)", clip(a.Name), r)
+		}
+	}
+	if a.TokenID != "" {
+		if _, err := ulid.ParseStrict(a.TokenID); err != nil {
+			return Errorf(Invalid, "actor token id %q is not a ULID", clip(a.TokenID))
+		}
+	}
+	if a.Remote != "" {
+		if _, err := netip.ParseAddr(a.Remote); err != nil {
+			return Errorf(Invalid, "actor remote %q is not an IP address", clip(a.Remote))
+		}
+	}
+	if a.Via != "" && !validVia(a.Via) {
+		return Errorf(Invalid, "actor via %q is not nats:<user> (1 to 64 of A-Z a-z 0-9 _ -)", clip(a.Via))
 	}
 	return nil
+}
+
+// validVia says whether via is nats: and 1 to 64 of A-Z a-z 0-9 _ -.
+func validVia(via string) bool {
+	user, ok := strings.CutPrefix(via, viaPrefix)
+	if !ok || user == "" || len(user) > 64 {
+		return false
+	}
+	for i := 0; i < len(user); i++ {
+		c := user[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // MaxAllowedIPs bounds a token's address allow-list.

@@ -2,9 +2,11 @@ package events
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 func TestCheckAccount(t *testing.T) {
@@ -152,5 +154,162 @@ func TestParsePrefixes(t *testing.T) {
 		if _, err := ParsePrefixes(bad); ErrorCode(err) != Invalid {
 			t.Errorf("ParsePrefixes(%q) = %v, want invalid", bad, err)
 		}
+	}
+}
+
+func TestCheckExpiry(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		have int64
+		want bool
+	}{
+		{"a second from now", now.Unix() + 1, true},
+		{"now", now.Unix(), false},
+		{"the past", now.Unix() - 1, false},
+		{"the last second of 9999", 253402300799, true},
+		{"the first second of 10000", 253402300800, false},
+		{"the largest int64", math.MaxInt64, false},
+		{"the smallest int64", math.MinInt64, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckExpiry(tt.have, now)
+			if have := err == nil; have != tt.want {
+				t.Fatalf("CheckExpiry(%d) = %v, want ok=%v", tt.have, err, tt.want)
+			}
+			if err != nil && (ErrorCode(err) != Invalid || strings.Contains(err.Error(), "\n")) {
+				t.Fatalf("want a one-line invalid error, have %q", err)
+			}
+		})
+	}
+	if MaxExpiresAt != time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix() {
+		t.Fatalf("MaxExpiresAt %d is not the end of year 9999 UTC", int64(MaxExpiresAt))
+	}
+}
+
+func TestCheckActor(t *testing.T) {
+	id := "01JD0000000000000000000001"
+	for _, tt := range []struct {
+		name string
+		have Actor
+		want bool
+	}{
+		// What the transports make.
+		{"cli operator", Actor{Kind: ActorOperator, Name: "alice"}, true},
+		{"operator named with a space and accents", Actor{Kind: ActorOperator, Name: "Zoë Dupré"}, true},
+		{"nats operator", Actor{Kind: ActorOperator, Name: "operator", Via: "nats:UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"}, true},
+		{"http account", Actor{Kind: ActorAccount, Name: "bob", Remote: "127.0.0.1"}, true},
+		{"http token", Actor{Kind: ActorToken, Name: "bob", TokenID: id, Remote: "2001:db8::1"}, true},
+		{"token use without address", Actor{Kind: ActorToken, Name: "deploy", TokenID: id}, true},
+		{"64 characters", Actor{Kind: ActorOperator, Name: strings.Repeat("é", 64)}, true},
+
+		{"no kind", Actor{Name: "alice"}, false},
+		{"unknown kind", Actor{Kind: "root", Name: "alice"}, false},
+		{"no name", Actor{Kind: ActorOperator}, false},
+		{"65 characters", Actor{Kind: ActorOperator, Name: strings.Repeat("a", 65)}, false},
+		{"newline", Actor{Kind: ActorOperator, Name: "alice\nbob"}, false},
+		{"escape sequence", Actor{Kind: ActorOperator, Name: "alice\x1b[2J"}, false},
+		{"NUL", Actor{Kind: ActorOperator, Name: "alice\x00"}, false},
+		{"DEL", Actor{Kind: ActorOperator, Name: "alice\x7f"}, false},
+		{"C1 control", Actor{Kind: ActorOperator, Name: "alice\u0085"}, false},
+		{"right-to-left override", Actor{Kind: ActorOperator, Name: "alice\u202egpj"}, false},
+		{"line separator", Actor{Kind: ActorOperator, Name: "alice\u2028"}, false},
+		{"not UTF-8", Actor{Kind: ActorOperator, Name: "alice\xff"}, false},
+		{"token id not a ULID", Actor{Kind: ActorToken, Name: "bob", TokenID: "T1"}, false},
+		{"remote not an address", Actor{Kind: ActorAccount, Name: "bob", Remote: "example.com"}, false},
+		{"remote with a port", Actor{Kind: ActorAccount, Name: "bob", Remote: "127.0.0.1:80"}, false},
+		{"remote with a newline", Actor{Kind: ActorAccount, Name: "bob", Remote: "127.0.0.1\n"}, false},
+		{"via without nats:", Actor{Kind: ActorOperator, Name: "alice", Via: "alice"}, false},
+		{"via with no user", Actor{Kind: ActorOperator, Name: "alice", Via: "nats:"}, false},
+		{"via with a dot", Actor{Kind: ActorOperator, Name: "alice", Via: "nats:a.b"}, false},
+		{"via with a control character", Actor{Kind: ActorOperator, Name: "alice", Via: "nats:a\r"}, false},
+		{"via of 65", Actor{Kind: ActorOperator, Name: "alice", Via: "nats:" + strings.Repeat("u", 65)}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckActor(tt.have)
+			if have := err == nil; have != tt.want {
+				t.Fatalf("CheckActor(%+v) = %v, want ok=%v", tt.have, err, tt.want)
+			}
+			if err == nil {
+				return
+			}
+			if ErrorCode(err) != Invalid {
+				t.Fatalf("code %q, want invalid", ErrorCode(err))
+			}
+			for _, r := range err.Error() {
+				if r != ' ' && !unicode.IsPrint(r) {
+					t.Fatalf("the refusal carries %U to whoever reads it: %q", r, err)
+				}
+			}
+		})
+	}
+}
+
+// TestActorViaTravels: an actor's via is written after the other actor
+// fields, read back by both decoders alike, and covered by the signature;
+// an event without it keeps its bytes.
+func TestActorViaTravels(t *testing.T) {
+	seed, err := NewSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := NewTrust(signer.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := Event{ID: "01JD0000000000000000000000", At: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC),
+		Account: "bob", TokenID: "01JD0000000000000000000001", Data: TokenRevoked{Name: "deploy"}}
+	for _, tt := range []struct {
+		name  string
+		actor Actor
+		want  string
+	}{
+		{"without via", Actor{Kind: ActorOperator, Name: "alice"},
+			`"actor":{"kind":"operator","name":"alice"},"data":`},
+		{"with via", Actor{Kind: ActorOperator, Name: "alice", Via: "nats:operator"},
+			`"actor":{"kind":"operator","name":"alice","via":"nats:operator"},"data":`},
+		{"every field", Actor{Kind: ActorToken, Name: "bob", TokenID: "01JD0000000000000000000002", Remote: "192.0.2.1", Via: "nats:node-1"},
+			`"actor":{"kind":"token","name":"bob","token_id":"01JD0000000000000000000002","remote":"192.0.2.1","via":"nats:node-1"},"data":`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := base
+			e.Actor = tt.actor
+			if _, err := signer.Sign(&e, Hash{}); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := Encode(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(raw), tt.want) {
+				t.Fatalf("encoded:\n%s\nwant it to hold %s", raw, tt.want)
+			}
+			assertSameAsJSON(t, raw)
+			back, err := Decode(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back.Actor != tt.actor {
+				t.Fatalf("actor %+v, want %+v", back.Actor, tt.actor)
+			}
+			if err := trust.Verify(raw, back); err != nil {
+				t.Fatalf("a signed event does not verify: %v", err)
+			}
+			forged := strings.Replace(string(raw), tt.want, `"actor":{"kind":"operator","name":"alice","via":"nats:mallory"},"data":`, 1)
+			if forged == string(raw) {
+				return
+			}
+			fe, err := Decode([]byte(forged))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if trust.Verify([]byte(forged), fe) == nil {
+				t.Fatal("an event whose via was changed still verifies")
+			}
+		})
 	}
 }
