@@ -103,6 +103,16 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// One node per data directory, taken before anything touches it.
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	seen, err := openSeen(cfg.DataDir, cfg.Stream)
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	signer, trust, err := cfg.keys()
 	if err != nil {
@@ -170,7 +180,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	if !cfg.Join && scfg.Replicas == events.AutoReplicas {
 		scfg.Replicas = 1 // the embedded server is a single server
 	}
-	stream, err := events.Ensure(ctx, js, scfg)
+	stream, err := events.Ensure(ctx, js, scfg, events.Seen{Seq: seen.Seq(), File: seen.Path()})
 	if err != nil {
 		return err
 	}
@@ -250,6 +260,11 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	{ // projections
 		ctx, cancel := context.WithCancel(ctx)
 		g.add(func() error { return follower.Run(ctx) }, cancel)
+	}
+	{ // the stream's guard: no answers while the stream is missing, changed or short of what the node saw
+		ctx, cancel := context.WithCancel(ctx)
+		streamGuard := &projections.Guard{Stream: stream, Follower: follower, Seen: seen, Log: log}
+		g.add(func() error { return streamGuard.Run(ctx) }, cancel)
 	}
 	if cfg.Join { // after a lost NATS connection, catch up before answering again
 		ctx, cancel := context.WithCancel(ctx)
