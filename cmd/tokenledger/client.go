@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os/user"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -69,8 +71,10 @@ func (e *cli) create(ctx context.Context, args []string) error {
 		}
 		exp = &x
 	}
-	if exp != nil && *exp <= time.Now().Unix() {
-		return usageErrorf("the expiry %s is not in the future", time.Unix(*exp, 0).In(loc).Format(time.RFC3339))
+	if exp != nil {
+		if err := checkInput(events.CheckExpiry(*exp, time.Now().In(loc))); err != nil {
+			return err
+		}
 	}
 	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
 		tok, err := api.Create(ctx, natsapi.CreateRequest{Account: account, Name: name, ExpiresAt: exp, AllowedIPs: allowIPs, Actor: operator()})
@@ -208,19 +212,36 @@ func (e *cli) validate(ctx context.Context, args []string) error {
 	cfg.register(fs, e.getenv)
 	fs.StringVar(&account, "account", "", "the account that must own the token")
 	fs.StringVar(&ip, "ip", "", "the address the token is used from, for tokens with an allow-list")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: tokenledger validate [--account A] [--ip ADDR] TOKEN|-\n\n"+
+			"Asks the ledger whether TOKEN is valid. Give - to read the token from stdin\n"+
+			"(one line), so that it shows neither in ps nor in the shell's history.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	if err := parse(fs, args, 1); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageErrorf("validate: give the token as the one argument")
+		return usageErrorf("validate: give the token as the one argument, or - to read it from stdin")
 	}
 	if account != "" {
 		if err := checkInput(events.CheckAccount(account)); err != nil {
 			return err
 		}
 	}
+	token := fs.Arg(0)
+	if token == "-" {
+		// One line, and no more than a token could be: a secret is 32 bytes.
+		line, err := bufio.NewReader(io.LimitReader(e.stdin, 1024)).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return usageErrorf("validate -: reading the token from stdin: %v", err)
+		}
+		if token = strings.TrimSpace(line); token == "" {
+			return usageErrorf("validate -: no token on stdin")
+		}
+	}
 	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
-		rep, err := api.ValidateFrom(ctx, natsapi.ValidateRequest{Token: fs.Arg(0), Account: account, IP: ip})
+		rep, err := api.ValidateFrom(ctx, natsapi.ValidateRequest{Token: token, Account: account, IP: ip})
 		if err != nil {
 			return err
 		}
