@@ -27,7 +27,7 @@ func mustLedger(t *testing.T) *ledger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := events.Ensure(context.Background(), js, events.DefaultConfig())
+	s, err := events.Ensure(context.Background(), js, events.DefaultConfig(), events.Seen{})
 	if err != nil {
 		t.Fatal(err)
 	}
