@@ -181,11 +181,18 @@ func askAgain[T any](ctx context.Context, req func(context.Context) (T, error)) 
 // consume runs an ordered consumer and hands each message to fn, decoded,
 // until fn says stop, fn fails, or ctx ends. It returns at once when nothing
 // matches, rather than wait for a first message.
+//
+// The consumer is deleted when consume returns, however it returns: nats.go
+// leaves a stopped ordered consumer on the server, and every audit command
+// and account catch-up would otherwise leave one behind for minutes.
 func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig, fn func(Msg) (bool, error)) error {
+	cc.NamePrefix = readNamePrefix + NewID()
+	cc.InactiveThreshold = readInactive
 	cons, err := s.stream.OrderedConsumer(ctx, cc)
 	if err != nil {
 		return natsError(err)
 	}
+	defer s.deleteConsumer(cons)
 	// A consumer lost with its server shows as missed heartbeats: a second
 	// apart, a follower notices within seconds rather than half a minute.
 	// nats.go then recreates it, each attempt waiting up to 10 s, with a
@@ -224,6 +231,34 @@ func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig
 			return err
 		}
 	}
+}
+
+// readNamePrefix starts the name of each read's consumer, so that an
+// operator can tell them in `nats consumer ls`; a fresh ULID follows it, so
+// that concurrent reads never share a consumer (nats.go names an ordered
+// consumer's incarnations prefix_1, prefix_2, ...).
+const readNamePrefix = "tokenledger_read_"
+
+// readInactive is how long the server keeps a read's consumer whose client
+// went away without deleting it (a killed process): a backstop to
+// deleteConsumer, well under nats.go's default of five minutes. A live read
+// pulls every few seconds; one whose caller stalls longer (history piped to
+// a pager) finds its consumer gone, and nats.go makes it again where the
+// read left off, as after a lost server.
+const readInactive = 30 * time.Second
+
+// deleteConsumer deletes the ordered consumer's current incarnation (nats.go
+// deletes the earlier ones when it replaces them). It runs after the read's
+// context may have ended, so it has a short deadline of its own; should it
+// fail, readInactive still removes the consumer.
+func (s *Stream) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return // never created
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiWait)
+	defer cancel()
+	_ = s.stream.DeleteConsumer(ctx, info.Name)
 }
 
 func decodeJSON(b []byte, v any) error { return json.NewDecoder(bytes.NewReader(b)).Decode(v) }

@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 type ledger struct {
 	t      *testing.T
+	js     jetstream.JetStream
 	stream *events.Stream
 	signer *events.Signer
 	trust  *events.Trust
@@ -33,7 +35,7 @@ func mustLedger(t *testing.T) *ledger {
 	}
 	signer := nodetest.SharedSigner(t)
 	trust, _ := events.NewTrust(signer.PublicKey())
-	return &ledger{t: t, stream: s, signer: signer, trust: trust, heads: make(map[string]events.Hash)}
+	return &ledger{t: t, js: js, stream: s, signer: signer, trust: trust, heads: make(map[string]events.Hash)}
 }
 
 // append stores one event and returns its storage time as read back.
@@ -142,5 +144,65 @@ func TestHistoryFollowsRenames(t *testing.T) {
 	}
 	if have := history(projections.HistoryFilter{}); len(have) != 6 {
 		t.Fatalf("everything: %v", have)
+	}
+}
+
+// consumers is how many consumers the stream has.
+func (l *ledger) consumers() int {
+	l.t.Helper()
+	s, err := l.js.Stream(context.Background(), events.DefaultConfig().Stream)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return info.State.Consumers
+}
+
+// TestAuditReadsLeaveNoConsumer: every read deletes the consumer it made,
+// however it ends: done, stopped by its caller, or with its context.
+func TestAuditReadsLeaveNoConsumer(t *testing.T) {
+	l := mustLedger(t)
+	for _, name := range []string{"a", "b", "c"} {
+		l.append("bob", events.NewID(), created(name))
+	}
+	before := l.consumers()
+	stop := errors.New("stop")
+	for _, tt := range []struct {
+		name string
+		read func() error
+		want error
+	}{
+		{"a whole history", func() error {
+			return projections.History(context.Background(), l.stream, projections.HistoryFilter{}, func(events.Msg) error { return nil })
+		}, nil},
+		{"a history whose output fails", func() error {
+			return projections.History(context.Background(), l.stream, projections.HistoryFilter{}, func(events.Msg) error { return stop })
+		}, stop},
+		{"a verify", func() error {
+			c, err := projections.Verify(context.Background(), l.stream, "", l.trust.Verify, nil)
+			if err == nil && (c.Events != 3 || len(c.Problems) > 0) {
+				err = fmt.Errorf("checked %+v", c)
+			}
+			return err
+		}, nil},
+		{"a replay whose context ends", func() error {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			_, err := projections.AsOf(ctx, l.stream, "bob", time.Now().Add(time.Hour), projections.DefaultWarn, func([]byte, events.Event) error {
+				cancel()
+				return nil
+			})
+			return err
+		}, context.Canceled},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.read(); !errors.Is(err, tt.want) {
+				t.Fatalf("read: %v, want %v", err, tt.want)
+			}
+			natstest.Eventually(t, "the read's consumer to go", func() bool { return l.consumers() == before })
+		})
 	}
 }
