@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nkeys"
@@ -127,22 +128,68 @@ func NewTrust(pubs ...string) (*Trust, error) {
 	return t, nil
 }
 
-// ReadTrustedKeys reads a file of public keys, one a line; blank lines and
-// lines starting with # are skipped.
+// A trusted-keys file lists node public keys, one a line; blank lines and
+// lines starting with # are comments. `tokenledger keygen` prints one on
+// stderr, and a node writes its own as signing.pub in its data directory, so
+// that an auditor can hand either to --trusted-keys as it is.
+
+// ReadTrustedKeys reads a trusted-keys file. It refuses a private seed, which
+// is easily saved in the public key's place, without repeating it.
 func ReadTrustedKeys(path string) ([]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var keys []string
-	for _, line := range strings.Split(string(b), "\n") {
+	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if strings.HasPrefix(line, "S") {
+			return nil, Errorf(Invalid, "%s line %d is a private seed, not a public key: give the node's public key "+
+				"(`tokenledger keygen` prints it on stderr; a node writes its own to signing.pub in its data directory), "+
+				"and keep the seed secret", path, i+1)
+		}
 		keys = append(keys, line)
 	}
 	return keys, nil
+}
+
+// FormatTrustedKeys is a trusted-keys file of keys, headed by the one-line
+// comment.
+func FormatTrustedKeys(comment string, keys ...string) []byte {
+	var b bytes.Buffer
+	b.WriteString("# " + strings.Join(strings.Fields(comment), " ") + "\n")
+	for _, k := range keys {
+		b.WriteString(k + "\n")
+	}
+	return b.Bytes()
+}
+
+// WriteTrustedKeys replaces path with a trusted-keys file of keys (mode
+// 0644: public keys), atomically, so that a reader sees the old file or the
+// new one, never a part.
+func WriteTrustedKeys(path, comment string, keys ...string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename, there is nothing there
+	_, err = f.Write(FormatTrustedKeys(comment, keys...))
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // Keys lists the trusted public keys.

@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/base64"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,64 @@ func TestSignerSignsAsNkeys(t *testing.T) {
 	}
 	if have != base64.RawURLEncoding.EncodeToString(want) {
 		t.Fatalf("signature %s, nkeys gives %s", have, base64.RawURLEncoding.EncodeToString(want))
+	}
+}
+
+// TestTrustedKeysFiles: a trusted-keys file as keygen prints it and a node
+// writes it reads back as its keys; a seed in it is refused, not repeated.
+func TestTrustedKeysFiles(t *testing.T) {
+	a, b := mustSigner(t), mustSigner(t)
+	_, seed := mustSignerAndSeed(t)
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name    string
+		content string
+		want    []string
+		err     string
+	}{
+		{"as written", string(FormatTrustedKeys("two nodes\nof one deployment", a.PublicKey(), b.PublicKey())), []string{a.PublicKey(), b.PublicKey()}, ""},
+		{"comments, blank lines, spaces and CRLF", "# nodes\r\n\r\n  " + a.PublicKey() + "  \r\n\n# old: " + b.PublicKey() + "\n", []string{a.PublicKey()}, ""},
+		{"only comments", "# nothing yet\n", nil, ""},
+		{"a seed", "# oops\n" + a.PublicKey() + "\n" + string(seed) + "\n", nil, "line 3 is a private seed, not a public key"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := dir + "/" + strings.ReplaceAll(tt.name, " ", "_")
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			have, err := ReadTrustedKeys(path)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), string(seed[:8])) {
+					t.Fatalf("error %v, want one that says %q and holds no part of the seed", err, tt.err)
+				}
+				return
+			}
+			if err != nil || strings.Join(have, " ") != strings.Join(tt.want, " ") {
+				t.Fatalf("keys %v, %v; want %v", have, err, tt.want)
+			}
+		})
+	}
+	if got := FormatTrustedKeys("two nodes\nof one deployment", a.PublicKey()); !bytes.HasPrefix(got, []byte("# two nodes of one deployment\n")) {
+		t.Fatalf("the comment is not one line:\n%s", got)
+	}
+
+	// WriteTrustedKeys replaces the file whole, 0644, and leaves nothing else.
+	path := dir + "/signing.pub"
+	for _, key := range []string{a.PublicKey(), b.PublicKey()} {
+		if err := WriteTrustedKeys(path, "this node", key); err != nil {
+			t.Fatal(err)
+		}
+		if have, err := ReadTrustedKeys(path); err != nil || len(have) != 1 || have[0] != key {
+			t.Fatalf("written %s, read %v, %v", key, have, err)
+		}
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %v, %v; want 0644", st.Mode().Perm(), err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Fatalf("a temporary file is left: %s", e.Name())
+		}
 	}
 }

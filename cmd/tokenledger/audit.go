@@ -5,9 +5,11 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -40,10 +42,14 @@ func (c *clientConfig) withStream(ctx context.Context, fn func(context.Context, 
 	return fn(ctx, stream)
 }
 
+// history prints the audit history. Each event is checked against the keys
+// the auditor trusts (see loadAuditTrust), and one that does not verify is
+// marked UNTRUSTED in the table and false in the CSV's trusted column; --json
+// gives the events exactly as stored, unchecked, for programs.
 func (e *cli) history(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var f projections.HistoryFilter
-	var since, until string
+	var since, until, trusted string
 	var asCSV bool
 	fs := newFlagSet("history", e.stderr)
 	cfg.register(fs, e.getenv)
@@ -52,7 +58,8 @@ func (e *cli) history(ctx context.Context, args []string) error {
 	fs.StringVar(&f.TokenID, "token-id", "", "only this token")
 	fs.StringVar(&since, "since", "", "only events stored at or after this RFC 3339 instant")
 	fs.StringVar(&until, "until", "", "only events stored at or before this RFC 3339 instant")
-	fs.BoolVar(&cfg.JSON, "json", false, "one event per line, exactly as stored")
+	fs.StringVar(&trusted, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own); other events are marked UNTRUSTED (env TOKENLEDGER_TRUSTED_KEYS)")
+	fs.BoolVar(&cfg.JSON, "json", false, "one event per line, exactly as stored (not checked)")
 	fs.BoolVar(&asCSV, "csv", false, "CSV for spreadsheets")
 	if err := parse(fs, args, 0); err != nil {
 		return err
@@ -81,46 +88,82 @@ func (e *cli) history(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
-		switch {
-		case cfg.JSON:
+	if cfg.JSON {
+		return cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
 			return projections.History(ctx, s, f, func(m events.Msg) error {
 				_, err := fmt.Fprintf(e.stdout, "%s\n", m.Raw)
 				return err
 			})
-		case asCSV:
-			w := csv.NewWriter(e.stdout)
-			w.Write([]string{"seq", "at", "type", "account", "token_id", "name", "actor_kind", "actor_name", "actor_token_id", "actor_remote"})
-			err := projections.History(ctx, s, f, func(m events.Msg) error {
-				ev := m.Event
-				if m.Err != nil {
-					return w.Write([]string{strconv.FormatUint(m.Seq, 10), m.Stored.In(loc).Format(time.RFC3339Nano), "invalid: " + m.Err.Error()})
-				}
-				return w.Write([]string{strconv.FormatUint(m.Seq, 10), ev.At.In(loc).Format(time.RFC3339Nano), ev.Type(), ev.Account, ev.TokenID,
-					eventName(ev), ev.Actor.Kind, ev.Actor.Name, ev.Actor.TokenID, ev.Actor.Remote})
-			})
-			w.Flush()
-			if err != nil {
-				return err
-			}
-			return w.Error()
-		}
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AT\tTYPE\tACCOUNT\tNAME\tACTOR")
-		err := projections.History(ctx, s, f, func(m events.Msg) error {
-			if m.Err != nil {
-				_, err := fmt.Fprintf(tw, "%s\tinvalid\t-\t-\tseq %d: %v\n", m.Stored.In(loc).Format(time.RFC3339), m.Seq, m.Err)
-				return err
-			}
-			ev := m.Event
-			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ev.At.In(loc).Format(time.RFC3339), ev.Type(), ev.Account, eventName(ev), actorText(ev.Actor))
-			return err
 		})
-		if ferr := tw.Flush(); err == nil {
-			err = ferr
+	}
+	trust, err := loadAuditTrust(trusted, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	var bad untrusted
+	err = cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
+		if asCSV {
+			return historyCSV(ctx, s, f, e.stdout, loc, func(m events.Msg) error { return bad.check(trust, m.Raw, m.Event) })
 		}
+		return historyTable(ctx, s, f, e.stdout, loc, func(m events.Msg) error { return bad.check(trust, m.Raw, m.Event) })
+	})
+	if bad.events > 0 {
+		fmt.Fprintf(e.stderr, "history: %d events are UNTRUSTED (checked against %s): %s\n", bad.events, trust.describe(cfg.DataDir), &bad)
+		if trust.keys == nil {
+			fmt.Fprintf(e.stderr, "history: %s\n", howToTrust)
+		}
+	}
+	return err
+}
+
+// historyTable writes the history as a table; check says why an event is not
+// to be trusted, and such an event's TYPE starts with UNTRUSTED.
+func historyTable(ctx context.Context, s *events.Stream, f projections.HistoryFilter, w io.Writer, loc *time.Location, check func(events.Msg) error) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tTYPE\tACCOUNT\tNAME\tACTOR")
+	err := projections.History(ctx, s, f, func(m events.Msg) error {
+		if m.Err != nil {
+			_, err := fmt.Fprintf(tw, "%s\tinvalid\t-\t-\tseq %d: %s\n", m.Stored.In(loc).Format(time.RFC3339), m.Seq, printable(m.Err.Error()))
+			return err
+		}
+		ev := m.Event
+		typ := printable(ev.Type())
+		if check(m) != nil {
+			typ = "UNTRUSTED " + typ
+		}
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ev.At.In(loc).Format(time.RFC3339), typ, printable(ev.Account), printable(eventName(ev)), actorText(ev.Actor))
 		return err
 	})
+	if ferr := tw.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// historyCSV writes the history as CSV, with whether each event is trusted
+// and, when it is not, why.
+func historyCSV(ctx context.Context, s *events.Stream, f projections.HistoryFilter, out io.Writer, loc *time.Location, check func(events.Msg) error) error {
+	w := csv.NewWriter(out)
+	w.Write([]string{"seq", "at", "type", "account", "token_id", "name", "actor_kind", "actor_name", "actor_token_id", "actor_remote", "actor_via", "trusted", "problem"})
+	err := projections.History(ctx, s, f, func(m events.Msg) error {
+		seq := strconv.FormatUint(m.Seq, 10)
+		if m.Err != nil {
+			return w.Write([]string{seq, m.Stored.In(loc).Format(time.RFC3339Nano), "invalid", "", "", "", "", "", "", "", "", "false", printable(m.Err.Error())})
+		}
+		ev := m.Event
+		trusted, problem := "true", ""
+		if err := check(m); err != nil {
+			trusted, problem = "false", events.ErrorMessage(err)
+		}
+		return w.Write([]string{seq, ev.At.In(loc).Format(time.RFC3339Nano), printable(ev.Type()), printable(ev.Account), printable(ev.TokenID),
+			printable(eventName(ev)), printable(ev.Actor.Kind), printable(ev.Actor.Name), printable(ev.Actor.TokenID), printable(ev.Actor.Remote),
+			printable(ev.Actor.Via), trusted, printable(problem)})
+	})
+	w.Flush()
+	if err != nil {
+		return err
+	}
+	return w.Error()
 }
 
 // eventName is the NAME column: the token's name, or old->new for a rename.
@@ -136,23 +179,44 @@ func eventName(e events.Event) string {
 	return ""
 }
 
+// actorText is the ACTOR column, each part of it printable.
 func actorText(a events.Actor) string {
-	s := a.Kind + ":" + a.Name
+	s := printable(a.Kind) + ":" + printable(a.Name)
 	if a.TokenID != "" {
-		s += "/" + a.TokenID
+		s += "/" + printable(a.TokenID)
 	}
 	if a.Remote != "" {
-		s += "@" + a.Remote
+		s += "@" + printable(a.Remote)
+	}
+	if a.Via != "" {
+		s += " via " + printable(a.Via)
 	}
 	return s
 }
 
+// printable is s as it may go to a terminal or a spreadsheet: unchanged when
+// every character of it is printable, else quoted with Go's escapes, so that
+// what the stream holds (a forged event's, say) can neither move the cursor,
+// colour the screen, nor break a row, and the reader sees that it is odd.
+func printable(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// replay prints the table as it stood at an instant, built from the events
+// signed by a key the auditor trusts (see loadAuditTrust); it says on stderr
+// how many it left out and why, so that a short table is never taken for the
+// whole story.
 func (e *cli) replay(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account, asOf, trusted string
 	fs := newFlagSet("replay", e.stderr)
 	cfg.register(fs, e.getenv)
-	fs.StringVar(&trusted, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of node public keys to trust (without it, each event is checked against the key it names)")
+	fs.StringVar(&trusted, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own); other events are not applied (env TOKENLEDGER_TRUSTED_KEYS)")
 	fs.StringVar(&account, "account", "", "only this account")
 	fs.StringVar(&asOf, "as-of", "", "the RFC 3339 instant to replay to")
 	fs.BoolVar(&cfg.JSON, "json", false, "print a JSON array")
@@ -175,14 +239,22 @@ func (e *cli) replay(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	verify, err := auditVerifier(trusted)
+	trust, err := loadAuditTrust(trusted, cfg.DataDir)
 	if err != nil {
 		return err
 	}
+	var bad untrusted
+	verify := func(raw []byte, ev events.Event) error { return bad.check(trust, raw, ev) }
 	return cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
 		table, err := projections.AsOf(ctx, s, account, t, projections.DefaultWarn, verify)
 		if err != nil {
 			return err
+		}
+		if bad.events > 0 {
+			fmt.Fprintf(e.stderr, "replay: skipped %d untrusted events, not applied (checked against %s): %s\n", bad.events, trust.describe(cfg.DataDir), &bad)
+			if trust.keys == nil {
+				fmt.Fprintf(e.stderr, "replay: %s\n", howToTrust)
+			}
 		}
 		if account != "" {
 			return printTokens(e.stdout, natsapi.TokenInfos(table.List(account, t)), cfg.JSON, loc)

@@ -9,11 +9,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"tokenledger/access"
 	"tokenledger/events"
 )
+
+// mustCLIErr is mustCLI that also returns stderr.
+func mustCLIErr(t *testing.T, url string, args ...string) (string, string) {
+	t.Helper()
+	out, errOut, code := runCLI(t, url, args...)
+	if code != 0 {
+		t.Fatalf("tokenledger %s: exit %d\n%s", strings.Join(args, " "), code, errOut)
+	}
+	return out, errOut
+}
 
 // TestForgeriesAreIgnoredAndReported: someone with publish rights on NATS
 // writes to the stream by hand. Nodes ignore what they write, and verify
@@ -27,7 +37,9 @@ func TestForgeriesAreIgnoredAndReported(t *testing.T) {
 	url := node.natsURL
 	mustCLI(t, url, "create", "--account", "bob", "--name", "deploy")
 	mustCLI(t, url, "create", "--account", "bob", "--name", "ci")
-	if out := mustCLI(t, url, "verify"); !strings.Contains(out, "checked 2 events in 1 accounts: 0 bad") {
+	// An auditor in the node's data directory trusts the key it left there.
+	if out := mustCLI(t, url, "verify"); !strings.Contains(out, "checked 2 events in 1 accounts: 0 bad") ||
+		!strings.Contains(out, "signers checked against 1 trusted key from "+filepath.Join(data, "signing.pub")) {
 		t.Fatalf("verify of a clean stream: %s", out)
 	}
 
@@ -42,12 +54,8 @@ func TestForgeriesAreIgnoredAndReported(t *testing.T) {
 	trusted := filepath.Join(t.TempDir(), "trusted")
 	os.WriteFile(trusted, []byte("# the node\n"+nodeKey.PublicKey()+"\n"), 0o600)
 
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	// Anyone with publish rights on the events: here the node's own NATS user.
+	js, _ := jetstream.New(node.connect(t, access.Node))
 	ctx := context.Background()
 	stream, err := events.Open(ctx, js, events.DefaultConfig())
 	if err != nil {
@@ -104,27 +112,34 @@ func TestForgeriesAreIgnoredAndReported(t *testing.T) {
 		t.Fatalf("list after forgeries: %+v", have)
 	}
 
-	out, _, code := runCLI(t, url, "verify", "--trusted-keys", trusted)
-	if code != 1 {
-		t.Fatalf("verify exit %d, want 1:\n%s", code, out)
-	}
-	for _, want := range []string{
-		"BAD seq " + strconv.FormatUint(unsignedSeq, 10) + " account bob: unsigned event",
-		"BAD seq " + strconv.FormatUint(untrustedSeq, 10) + " account bob: signed by an untrusted key",
-		"BAD seq " + strconv.FormatUint(brokenSeq, 10) + " account bob: broken chain",
-		"BAD seq " + strconv.FormatUint(copySeq, 10) + " account bob: broken chain",
-		"checked 7 events in 1 accounts: 4 bad",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("verify output lacks %q:\n%s", want, out)
+	// With the node's key, by default or named, each forgery is named.
+	for _, args := range [][]string{{"verify"}, {"verify", "--trusted-keys", trusted}} {
+		out, _, code := runCLI(t, url, args...)
+		if code != 1 {
+			t.Fatalf("%s: exit %d, want 1:\n%s", args, code, out)
+		}
+		for _, want := range []string{
+			"BAD seq " + strconv.FormatUint(unsignedSeq, 10) + " account bob: unsigned event",
+			"BAD seq " + strconv.FormatUint(untrustedSeq, 10) + " account bob: signed by an untrusted key",
+			"BAD seq " + strconv.FormatUint(brokenSeq, 10) + " account bob: broken chain",
+			"BAD seq " + strconv.FormatUint(copySeq, 10) + " account bob: broken chain",
+			"checked 7 events in 1 accounts: 4 bad",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: output lacks %q:\n%s", args, want, out)
+			}
 		}
 	}
-	// Without a list of keys, a signature is only checked against the key
-	// the event names: the forgery signed by another key then passes, and
-	// the real event after it looks unchained. Still not clean, and it says why.
-	out, _, code = runCLI(t, url, "verify")
-	if code != 1 || !strings.Contains(out, "checked 7 events") || !strings.Contains(out, "note: no --trusted-keys") {
-		t.Fatalf("verify without keys:\n%s", out)
+	// Checking signatures alone, against the key each event names, the
+	// forgery signed by another key passes, and the real event after it
+	// looks unchained. Still not clean, and it says what was not checked.
+	out, _, code := runCLI(t, url, "verify", "--signatures-only")
+	if code != 1 || !strings.Contains(out, "checked 7 events") || !strings.Contains(out, "note: signers were not checked") {
+		t.Fatalf("verify --signatures-only:\n%s", out)
+	}
+	history, errOut := mustCLIErr(t, url, "history", "--account", "bob")
+	if n := strings.Count(history, "UNTRUSTED token.created"); n != 2 || !strings.Contains(errOut, "2 events are UNTRUSTED") {
+		t.Fatalf("history marks %d events UNTRUSTED, want the unsigned and the untrusted forgery:\n%s%s", n, history, errOut)
 	}
 	// A restarted node rebuilds the same table and still ignores them.
 	node.stop(t)

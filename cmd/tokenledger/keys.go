@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"tokenledger/events"
 	"tokenledger/projections"
 )
 
-// keygen prints a new signing seed for nodes; its public key goes to stderr
-// so that the seed alone can be redirected to a file.
+// keygen prints a new signing seed for nodes on stdout, so that the seed alone
+// can be redirected to a file; on stderr it prints the seed's public key as a
+// trusted-keys file, so that an auditor can save it as it is.
 func (e *cli) keygen(_ context.Context, args []string) error {
 	fs := newFlagSet("keygen", e.stderr)
 	if err := parse(fs, args, 0); err != nil {
@@ -25,35 +29,142 @@ func (e *cli) keygen(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "public key: %s\n", signer.PublicKey())
+	e.stderr.Write(events.FormatTrustedKeys("public key of the signing seed on stdout: save these lines as a --trusted-keys file", signer.PublicKey()))
 	_, err = fmt.Fprintf(e.stdout, "%s\n", seed)
 	return err
 }
 
-// auditVerifier checks signatures against the listed keys, or, with no list,
-// against the key each event names (which proves integrity, not trust).
-func auditVerifier(trustedKeys string) (func([]byte, events.Event) error, error) {
-	if trustedKeys == "" {
-		return events.VerifySelfSigned, nil
+// publicKeyFile is where a node leaves its public key for auditors, in its
+// data directory: a trusted-keys file that audit commands read by default.
+const publicKeyFile = "signing.pub"
+
+// auditTrust is what an audit command trusts: the keys of --trusted-keys, or
+// else the node's own key in <data-dir>/signing.pub; keys is nil when neither
+// is there, and then no signer is trusted.
+type auditTrust struct {
+	keys   *events.Trust
+	n      int    // how many keys
+	source string // the file the keys came from
+}
+
+// loadAuditTrust reads the keys of file (the value of --trusted-keys) or, when
+// it is empty, those of the node whose data directory is dataDir, if it has
+// written them there and this user may see them.
+func loadAuditTrust(file, dataDir string) (auditTrust, error) {
+	if file == "" {
+		def := filepath.Join(dataDir, publicKeyFile)
+		if _, err := os.Stat(def); err != nil {
+			return auditTrust{}, nil
+		}
+		file = def
 	}
-	keys, err := events.ReadTrustedKeys(trustedKeys)
+	keys, err := events.ReadTrustedKeys(file)
 	if err != nil {
-		return nil, usageErrorf("--trusted-keys: %v", err)
+		return auditTrust{}, usageErrorf("--trusted-keys: %s", trustedKeysError(err))
+	}
+	if len(keys) == 0 {
+		return auditTrust{}, usageErrorf("--trusted-keys %s: no key in the file", file)
 	}
 	trust, err := events.NewTrust(keys...)
 	if err != nil {
-		return nil, usageErrorf("--trusted-keys %s: %v", trustedKeys, events.ErrorMessage(err))
+		return auditTrust{}, usageErrorf("--trusted-keys %s: %v", file, events.ErrorMessage(err))
 	}
-	return trust.Verify, nil
+	return auditTrust{keys: trust, n: len(keys), source: file}, nil
 }
 
+// trustedKeysError is why a trusted-keys file could not be read.
+func trustedKeysError(err error) string {
+	if events.ErrorCode(err) == events.Invalid {
+		return events.ErrorMessage(err)
+	}
+	return err.Error() // the file's own error: missing, unreadable
+}
+
+// errNoTrust is why an event counts as untrusted when no key is trusted.
+var errNoTrust = events.Errorf(events.Invalid, "signer not checked: no trusted keys")
+
+// verify accepts an event signed by a trusted key. With no trusted keys it
+// accepts none, but still says first what is wrong with a signature.
+func (a auditTrust) verify(raw []byte, e events.Event) error {
+	if a.keys != nil {
+		return a.keys.Verify(raw, e)
+	}
+	if err := events.VerifySelfSigned(raw, e); err != nil {
+		return err
+	}
+	return errNoTrust
+}
+
+// describe says what the audit checked signers against, for its output.
+func (a auditTrust) describe(dataDir string) string {
+	if a.keys == nil {
+		return fmt.Sprintf("no trusted keys (no --trusted-keys FILE, and no readable %s)", filepath.Join(dataDir, publicKeyFile))
+	}
+	s := "s"
+	if a.n == 1 {
+		s = ""
+	}
+	return fmt.Sprintf("%d trusted key%s from %s", a.n, s, a.source)
+}
+
+// howToTrust tells an auditor with no trusted keys how to give some.
+const howToTrust = "give --trusted-keys FILE (a node writes its key to signing.pub in its data directory; keygen prints one), or --data-dir of a node"
+
+// untrusted counts the events an audit did not accept, by reason.
+type untrusted struct {
+	events  int
+	reasons map[string]int
+}
+
+// check is trust.verify, counted.
+func (u *untrusted) check(trust auditTrust, raw []byte, e events.Event) error {
+	err := trust.verify(raw, e)
+	if err != nil {
+		if u.reasons == nil {
+			u.reasons = make(map[string]int)
+		}
+		u.events++
+		u.reasons[events.ErrorMessage(err)]++
+	}
+	return err
+}
+
+// String lists the reasons, the commonest first, at most three of them.
+func (u *untrusted) String() string {
+	reasons := make([]string, 0, len(u.reasons))
+	for r := range u.reasons {
+		reasons = append(reasons, r)
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		if u.reasons[reasons[i]] != u.reasons[reasons[j]] {
+			return u.reasons[reasons[i]] > u.reasons[reasons[j]]
+		}
+		return reasons[i] < reasons[j]
+	})
+	var parts []string
+	for i, r := range reasons {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("%d more reasons", len(reasons)-i))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", u.reasons[r], printable(r)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// verify checks every event as a node would: by default against the keys an
+// auditor trusts. With no trusted keys it still checks each signature against
+// the key its event names, but that proves only that the event is intact, so
+// it fails unless the auditor asked for just that (--signatures-only).
 func (e *cli) verify(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account, trusted string
+	var sigsOnly bool
 	fs := newFlagSet("verify", e.stderr)
 	cfg.register(fs, e.getenv)
 	fs.StringVar(&account, "account", "", "only this account's chain")
-	fs.StringVar(&trusted, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of node public keys to trust, one a line (without it, each event is checked against the key it names)")
+	fs.StringVar(&trusted, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own) (env TOKENLEDGER_TRUSTED_KEYS)")
+	fs.BoolVar(&sigsOnly, "signatures-only", false, "check each signature against the key its event names, trusting no key: shows that events are intact, not who wrote them")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -62,9 +173,20 @@ func (e *cli) verify(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	verify, err := auditVerifier(trusted)
-	if err != nil {
-		return err
+	var trust auditTrust
+	if sigsOnly {
+		if flagGiven(fs, "trusted-keys") {
+			return usageErrorf("verify: give --trusted-keys or --signatures-only, not both")
+		}
+	} else {
+		var err error
+		if trust, err = loadAuditTrust(trusted, cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	verify := trust.verify
+	if trust.keys == nil {
+		verify = events.VerifySelfSigned
 	}
 	bar := newProgress(e.stderr)
 	return cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
@@ -74,17 +196,33 @@ func (e *cli) verify(ctx context.Context, args []string) error {
 			return err
 		}
 		for _, p := range c.Problems {
-			fmt.Fprintf(e.stdout, "BAD seq %d account %s: %s\n", p.Seq, orDash(p.Account), p.Reason)
+			fmt.Fprintf(e.stdout, "BAD seq %d account %s: %s\n", p.Seq, orDash(p.Account), printable(p.Reason))
 		}
 		fmt.Fprintf(e.stdout, "checked %d events in %d accounts: %d bad\n", c.Events, c.Accounts, len(c.Problems))
-		if trusted == "" {
-			fmt.Fprintln(e.stdout, "note: no --trusted-keys given, so signatures were checked against the keys the events name, not against a list you trust")
+		const unchecked = "each signature was checked against the key its event names, which shows that the event is intact, not that a node you trust wrote it"
+		switch {
+		case trust.keys != nil:
+			fmt.Fprintf(e.stdout, "signers checked against %s\n", trust.describe(cfg.DataDir))
+		case sigsOnly:
+			fmt.Fprintf(e.stdout, "note: signers were not checked (--signatures-only): %s\n", unchecked)
+		default:
+			fmt.Fprintf(e.stdout, "note: signers were not checked: %s; %s\n", trust.describe(cfg.DataDir), unchecked)
+			fmt.Fprintf(e.stderr, "tokenledger: verify: signers were not checked: %s; or --signatures-only to check signatures alone\n", howToTrust)
+			return errSilent
 		}
 		if len(c.Problems) > 0 {
 			return errSilent
 		}
 		return nil
 	})
+}
+
+// flagGiven says whether the command line set the flag (not its default or
+// its environment variable).
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 func orDash(s string) string {
@@ -140,13 +278,16 @@ func (p *progress) done() {
 }
 
 // keys loads the node's signing key, making one in the data directory on
-// first start, and the keys it trusts: its own and those listed.
+// first start, and the keys it trusts: its own and those listed. It leaves
+// the public key in the data directory (signing.pub) at every start, so that
+// an auditor there trusts this node's events by default, and a key given
+// with --signing-key replaces that of an earlier start.
 func (c *serveConfig) keys() (*events.Signer, *events.Trust, error) {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, nil, err
+	}
 	path := c.SigningKey
 	if path == "" {
-		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-			return nil, nil, err
-		}
 		path = filepath.Join(c.DataDir, "signing.nk")
 	}
 	seed, err := events.LoadOrCreateSeed(path)
@@ -157,11 +298,15 @@ func (c *serveConfig) keys() (*events.Signer, *events.Trust, error) {
 	if err != nil {
 		return nil, nil, usageErrorf("--signing-key %s: %v", path, events.ErrorMessage(err))
 	}
+	pub := filepath.Join(c.DataDir, publicKeyFile)
+	if err := events.WriteTrustedKeys(pub, "public key of the tokenledger node whose data directory holds this file: a --trusted-keys file for history, replay and verify", signer.PublicKey()); err != nil {
+		return nil, nil, fmt.Errorf("writing the node's public key: %w", err)
+	}
 	keys := []string{signer.PublicKey()}
 	if c.TrustedKeys != "" {
 		more, err := events.ReadTrustedKeys(c.TrustedKeys)
 		if err != nil {
-			return nil, nil, usageErrorf("--trusted-keys: %v", err)
+			return nil, nil, usageErrorf("--trusted-keys: %s", trustedKeysError(err))
 		}
 		keys = append(keys, more...)
 	}
