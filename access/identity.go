@@ -37,13 +37,18 @@ const (
 	Validator = "validator"
 	// Auditor may only read the stream.
 	Auditor = "auditor"
+	// Admin may do anything, the stream's deletion included. Its identity
+	// exists only once an administrator asks for it (serve --admin), and the
+	// server knows it only for that run: the one way to change the stream's
+	// configuration, taken on purpose.
+	Admin = "admin"
 )
 
 // Roles are every role, in the order `creds` lists them.
 var Roles = []string{Node, Service, Operator, Validator, Auditor}
 
-// IsRole says whether role is one of Roles.
-func IsRole(role string) bool { return slices.Contains(Roles, role) }
+// IsRole says whether role is one of Roles, or Admin.
+func IsRole(role string) bool { return slices.Contains(Roles, role) || role == Admin }
 
 // InboxPrefix is where role receives replies: `_INBOX_<role>`. Clients of a
 // role connect with nats.CustomInboxPrefix(InboxPrefix(role)); natscli takes
@@ -134,16 +139,22 @@ func Path(dataDir, role string) string { return filepath.Join(Dir(dataDir), role
 // role that has none yet, each in a file of mode 0600, and returns them all.
 // It refuses a data directory or identity file that another user owns or that
 // others may read, rather than trust or hand out credentials they could have.
-func Ensure(dataDir string) (map[string]Identity, error) {
+func Ensure(dataDir string) (map[string]Identity, error) { return ensure(dataDir, Roles) }
+
+// EnsureAdmin is Ensure with the Admin identity too.
+func EnsureAdmin(dataDir string) (map[string]Identity, error) {
+	return ensure(dataDir, append(slices.Clone(Roles), Admin))
+}
+
+func ensure(dataDir string, roles []string) (map[string]Identity, error) {
 	if err := Private(dataDir); err != nil {
 		return nil, err
 	}
-	dir := Dir(dataDir)
-	if err := Private(dir); err != nil {
+	if err := Private(Dir(dataDir)); err != nil {
 		return nil, err
 	}
-	ids := make(map[string]Identity, len(Roles))
-	for _, role := range Roles {
+	ids := make(map[string]Identity, len(roles))
+	for _, role := range roles {
 		path := Path(dataDir, role)
 		id, err := ReadIdentity(path)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -110,5 +110,8 @@ func Users(ids map[string]Identity, cfg events.Config) []*server.NkeyUser {
 			users = append(users, &server.NkeyUser{Nkey: id.PublicKey(), Permissions: Permissions(role, cfg)})
 		}
 	}
+	if id, ok := ids[Admin]; ok {
+		users = append(users, &server.NkeyUser{Nkey: id.PublicKey()}) // no limits
+	}
 	return users
 }

@@ -403,6 +403,9 @@ func (s *scanner) actor() (a Actor) {
 	if s.skip(`,"remote":`) {
 		a.Remote = s.provenance()
 	}
+	if s.skip(`,"via":`) {
+		a.Via = s.provenance()
+	}
 	s.expect(`}`)
 	if !s.whole {
 		return Actor{}

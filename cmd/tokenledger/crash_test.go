@@ -81,7 +81,8 @@ func TestKillDuringWritesLosesNothingAcknowledged(t *testing.T) {
 	t.Logf("%d creates acknowledged before SIGKILL", len(acks))
 
 	node = cliServe(t, data)
-	client = natsapi.NewClient(node.connect(t, access.Validator), "tokens")
+	nc = node.connect(t, access.Operator)
+	client = natsapi.NewClient(nc, "tokens")
 	ctx := context.Background()
 	for _, a := range acks {
 		rep, err := client.Validate(ctx, a.secret, a.account)

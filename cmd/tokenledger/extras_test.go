@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"tokenledger/access"
 	"tokenledger/internal/natstest"
 )

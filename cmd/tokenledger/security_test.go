@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"os/user"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
 	"tokenledger/internal/attacktest"
@@ -176,8 +179,10 @@ func TestSecondUnixUserCannotConnect(t *testing.T) {
 	// The node's data directory sits where anyone may look, as ./data of a
 	// shared working directory would.
 	open := t.TempDir()
-	if err := os.Chmod(open, 0o755); err != nil {
-		t.Fatal(err)
+	for _, dir := range []string{filepath.Dir(open), open} { // t.TempDir makes both 0700
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	data := filepath.Join(open, "data")
 	node := cliServe(t, data)
@@ -213,7 +218,11 @@ func TestSecondUnixUserCannotConnect(t *testing.T) {
 		cmd.Dir = open
 		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + open, "TOKENLEDGER_NATS=" + node.natsURL}, env...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-		out, _ := cmd.CombinedOutput()
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("running as nobody: %v", err)
+		}
 		return string(out), cmd.ProcessState.ExitCode()
 	}
 	for _, c := range []struct {
@@ -237,5 +246,41 @@ func TestSecondUnixUserCannotConnect(t *testing.T) {
 	// And for the user who started the node, the README's commands work as shown.
 	if out := mustCLI(t, node.natsURL, "create", "--account", "bob", "--name", "mine"); len(strings.TrimSpace(out)) != 32 {
 		t.Fatalf("create as the node's user: %q", out)
+	}
+}
+
+// The administrator's one way to change the stream: a run with --admin lets
+// the admin identity in; the next run without it refuses that identity.
+func TestAdminStepIsExplicit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	data := t.TempDir()
+	node := cliServe(t, data, "--admin")
+	admin := node.connect(t, access.Admin)
+	js, err := jetstream.New(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := js.Stream(ctx, "TOKENS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Description = "changed by the administrator"
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatalf("the admin's update: %v", err)
+	}
+	node.stop(t)
+
+	node = cliServe(t, data)
+	id, err := access.ReadIdentity(access.Path(data, access.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect(node.natsURL, id.Options()...); err == nil {
+		nc.Close()
+		t.Fatal("the admin identity got in without --admin")
 	}
 }

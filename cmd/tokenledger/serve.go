@@ -51,6 +51,7 @@ type serveConfig struct {
 	TrustedKeys string        // file of further public keys to trust
 	Accounts    string        // htpasswd file of account passwords for the HTTP API and panel
 	SecureHTTP  bool          // mark the panel's cookie Secure: TLS ends at a proxy in front
+	Admin       bool          // embedded NATS: let the admin identity in for this run
 }
 
 func (e *cli) serveFlags(args []string) (serveConfig, error) {
@@ -65,6 +66,7 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&c.Accounts, "accounts", e.getenv("TOKENLEDGER_ACCOUNTS"), "htpasswd file (bcrypt) of account passwords for the HTTP API and panel; see 'tokenledger passwd' (env TOKENLEDGER_ACCOUNTS)")
 	fs.StringVar(&c.TLSCert, "tls-cert", e.getenv("TOKENLEDGER_TLS_CERT"), "serve HTTPS with this certificate chain (PEM); needs --tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", e.getenv("TOKENLEDGER_TLS_KEY"), "the private key (PEM) of --tls-cert")
+	fs.BoolVar(&c.Admin, "admin", false, "embedded NATS: for this run only, let in the admin identity (<data-dir>/creds/admin.nk), which may change or delete the stream; the administrator's deliberate step, see README")
 	fs.BoolVar(&c.SecureHTTP, "secure-cookies", false, "mark the panel's session cookie Secure even on plain HTTP (TLS ends at a proxy in front)")
 	fs.Uint64Var(&c.SnapEvents, "snapshot-events", 100000, "store a snapshot of the projections after this many events")
 	fs.DurationVar(&c.SnapEvery, "snapshot-interval", 10*time.Minute, "or after this long, when any event arrived")
@@ -78,6 +80,9 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	}
 	fs.Visit(func(f *flag.Flag) { c.Join = c.Join || f.Name == "nats" })
 	c.Join = c.Join || e.getenv("TOKENLEDGER_NATS") != ""
+	if c.Admin && (c.Join || c.NATSConfig != "") {
+		return c, usageErrorf("--admin is for the embedded NATS and its own users; with --nats or --nats-config, the administrator is a user of that configuration")
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, usageErrorf("--tls-cert and --tls-key go together")
 	}
@@ -134,13 +139,21 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	} else {
 		// Every connection authenticates: the node makes an nkey user for
 		// each role in its private data directory on first start.
-		ids, err := access.Ensure(cfg.DataDir)
+		ensure := access.Ensure
+		if cfg.Admin {
+			ensure = access.EnsureAdmin
+		}
+		ids, err := ensure(cfg.DataDir)
 		if err != nil {
 			return usageErrorf("--data-dir %s: %v", cfg.DataDir, err)
 		}
 		var users []*server.NkeyUser
 		if cfg.NATSConfig == "" {
 			users = access.Users(ids, cfg.streamConfig())
+		}
+		if cfg.Admin {
+			log.Warn("ADMIN: the admin identity may change or delete the stream for as long as this node runs; restart without --admin when the change is done",
+				"creds", access.Path(cfg.DataDir, access.Admin))
 		}
 		var srv *server.Server
 		if srv, err = embedded.Start(embedded.Options{DataDir: cfg.DataDir, Listen: cfg.Listen, ConfigFile: cfg.NATSConfig, Users: users}); err != nil {
