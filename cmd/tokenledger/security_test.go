@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -283,4 +284,48 @@ func TestAdminStepIsExplicit(t *testing.T) {
 		nc.Close()
 		t.Fatal("the admin identity got in without --admin")
 	}
+}
+
+// serveFails runs `serve` as a user would and returns its exit status and
+// stderr; it must end by itself, at once, with the reason.
+func serveFails(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(cliBinary(t), append([]string{"serve", "--http", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "TOKENLEDGER_NATS=")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("serve %s did not end by itself\n%s", strings.Join(args, " "), stderr.String())
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// A second node on one data directory, and a node whose NATS port is taken,
+// are refused at once with the reason, as a user would see it.
+func TestServeRefusesWhatItCannotOwn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	data := t.TempDir()
+	node := cliServe(t, data)
+	code, stderr := serveFails(t, "--data-dir", data, "--listen", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(stderr, "is in use by another tokenledger serve") {
+		t.Fatalf("a second node on the data directory: exit %d\n%s", code, stderr)
+	}
+	addr := strings.TrimPrefix(node.natsURL, "nats://")
+	code, stderr = serveFails(t, "--data-dir", t.TempDir(), "--listen", addr)
+	if code != 2 || !strings.Contains(stderr, "--listen "+addr) || !strings.Contains(stderr, "address already in use") {
+		t.Fatalf("a node on a taken NATS port: exit %d\n%s", code, stderr)
+	}
+	// The first node never noticed.
+	mustCLI(t, node.natsURL, "create", "--account", "bob", "--name", "still")
 }
