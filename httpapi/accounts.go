@@ -23,6 +23,11 @@ const maxAccountsFile = 1 << 20
 // maxPassword is bcrypt's limit: it ignores nothing, it refuses more.
 const maxPassword = 72
 
+// MinPassword is the fewest characters (bytes) a new password may have. An
+// account whose password is shorter, set before this rule, still logs in
+// with it: the rule applies when a password is set, not when it is used.
+const MinPassword = 12
+
 // Accounts is an htpasswd file of account passwords, bcrypt only, as
 // `htpasswd -B` and `tokenledger passwd` write it. It is read again when it
 // changes on disk, so a new or changed password takes effect without a
@@ -176,6 +181,8 @@ func SetPassword(path, account, password string) error {
 	switch {
 	case password == "":
 		return events.Errorf(events.Invalid, "the password is empty")
+	case len(password) < MinPassword:
+		return events.Errorf(events.Invalid, "the password is shorter than %d characters: choose a longer one", MinPassword)
 	case len(password) > maxPassword:
 		return events.Errorf(events.Invalid, "the password is longer than %d bytes", maxPassword)
 	}

@@ -14,8 +14,10 @@ import (
 const maxPasswordLine = 4 << 10
 
 // passwd adds an account to the accounts file of `serve --accounts`, or
-// changes its password. The password comes from stdin, never from an
-// argument, so it shows in no process list or shell history.
+// changes its password, which must have at least httpapi.MinPassword
+// characters. The password comes from stdin, never from an argument, so it
+// shows in no process list or shell history. A running node ends the
+// account's panel sessions when it sees the new password.
 func (e *cli) passwd(args []string) error {
 	fs := newFlagSet("passwd", e.stderr)
 	path := fs.String("accounts", e.getenv("TOKENLEDGER_ACCOUNTS"), "htpasswd file to change (env TOKENLEDGER_ACCOUNTS)")
@@ -40,9 +42,11 @@ func (e *cli) passwd(args []string) error {
 	if err != nil {
 		return err
 	}
+	// SetPassword refuses a short password before it writes anything; a
+	// shorter one already in the file keeps working, so nobody is locked out.
 	if err := httpapi.SetPassword(*path, account, password); err != nil {
 		if events.ErrorCode(err) == events.Invalid {
-			return checkInput(err)
+			return usageErrorf("passwd: %s", events.ErrorMessage(err))
 		}
 		return err
 	}

@@ -30,11 +30,12 @@ func TestPasswd(t *testing.T) {
 		args  []string
 		code  int
 	}{
-		{"adds", "first-pw\n", []string{"--accounts", file, "bob"}, 0},
-		{"adds another", "carol-pw", []string{"--accounts", file, "carol"}, 0},
-		{"changes", "second-pw\r\n", []string{"--accounts", file, "bob"}, 0},
+		{"adds", "first-password\n", []string{"--accounts", file, "bob"}, 0},
+		{"adds another", "carol-password", []string{"--accounts", file, "carol"}, 0},
+		{"changes", "second-password\r\n", []string{"--accounts", file, "bob"}, 0},
 		{"empty password", "\n", []string{"--accounts", file, "bob"}, 2},
 		{"too long for bcrypt", strings.Repeat("x", 73) + "\n", []string{"--accounts", file, "bob"}, 2},
+		{"too short", "11-chars-pw\n", []string{"--accounts", file, "bob"}, 2},
 		{"bad account", "pw\n", []string{"--accounts", file, "Bob"}, 2},
 		{"no file", "pw\n", []string{"bob"}, 2},
 		{"no account", "pw\n", []string{"--accounts", file}, 2},
@@ -58,13 +59,41 @@ func TestPasswd(t *testing.T) {
 	}
 }
 
+// TestPasswdTooShort: a password under 12 characters is refused with a
+// one-line reason and exit status 2, and the file is left as it was, or not
+// made at all.
+func TestPasswdTooShort(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "accounts")
+	if out, code := runPasswd(t, "a-long-enough-pw\n", "--accounts", file, "bob"); code != 0 {
+		t.Fatal(out)
+	}
+	before, _ := os.ReadFile(file)
+	for _, tc := range []struct{ name, path, account string }{
+		{"change", file, "bob"},
+		{"new account", file, "carol"},
+		{"new file", filepath.Join(dir, "new"), "bob"},
+	} {
+		out, code := runPasswd(t, "short-pw-11\n", "--accounts", tc.path, tc.account)
+		if code != 2 || strings.Contains(out, "\n") || !strings.Contains(out, "passwd: the password is shorter than 12 characters") {
+			t.Errorf("%s: exit %d: %q", tc.name, code, out)
+		}
+	}
+	if after, _ := os.ReadFile(file); !bytes.Equal(after, before) {
+		t.Fatalf("a refused password changed the file:\n%s", after)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
+		t.Fatalf("a refused password made a file: %v", err)
+	}
+}
+
 // TestServeAccounts runs the real serve with --accounts: a password opens
 // the UAPI, a token made with it opens it too, and a password changed while
 // the node runs takes effect at once.
 func TestServeAccounts(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "accounts")
-	if out, code := runPasswd(t, "first-pw\n", "--accounts", file, "bob"); code != 0 {
+	if out, code := runPasswd(t, "first-password\n", "--accounts", file, "bob"); code != 0 {
 		t.Fatal(out)
 	}
 	n := cliServe(t, filepath.Join(dir, "data"), "--accounts", file)
@@ -86,7 +115,7 @@ func TestServeAccounts(t *testing.T) {
 		r.SetBasicAuth("bob", pw)
 		return r.Header.Get("Authorization")
 	}
-	code, env := call("create_full_access?name=deploy", basic("first-pw"))
+	code, env := call("create_full_access?name=deploy", basic("first-password"))
 	if code != 200 || env["status"] != 1.0 {
 		t.Fatalf("create by password: %d %v", code, env)
 	}
@@ -94,13 +123,13 @@ func TestServeAccounts(t *testing.T) {
 	if code, env := call("list", "cpanel bob:"+secret); code != 200 || len(env["data"].([]any)) != 1 {
 		t.Fatalf("list by token: %d %v", code, env)
 	}
-	if out, code := runPasswd(t, "second-pw\n", "--accounts", file, "bob"); code != 0 {
+	if out, code := runPasswd(t, "second-password\n", "--accounts", file, "bob"); code != 0 {
 		t.Fatal(out)
 	}
-	if code, _ := call("list", basic("first-pw")); code != http.StatusUnauthorized {
+	if code, _ := call("list", basic("first-password")); code != http.StatusUnauthorized {
 		t.Fatalf("old password: HTTP %d, want 401", code)
 	}
-	if code, _ := call("list", basic("second-pw")); code != http.StatusOK {
+	if code, _ := call("list", basic("second-password")); code != http.StatusOK {
 		t.Fatalf("new password: HTTP %d, want 200", code)
 	}
 }
