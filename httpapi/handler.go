@@ -16,12 +16,17 @@ import (
 )
 
 // Every input has a bound, checked before anything reads it: a real request
-// is well under a kilobyte.
+// is well under a kilobyte. Server keeps net/http's own limit from answering
+// 431 to a long URL (server.go).
 const (
 	MaxBody   = 64 << 10 // a request body: 413 beyond
 	MaxURI    = 8 << 10  // the path and query string: 414 beyond
-	MaxHeader = 16 << 10 // all header lines together: 431 beyond (Server's MaxHeaderBytes too)
+	MaxHeader = 16 << 10 // all header lines together: 431 beyond
 )
+
+// uriTooLong is the refusal of a URL over MaxURI, from limits or, for a
+// request line too long to reach a handler, from the connection.
+const uriTooLong = "The request's URL is longer than 8 KiB."
 
 // commandTimeout bounds one change from request to reply.
 const commandTimeout = 20 * time.Second
@@ -115,13 +120,13 @@ func New(cfg Config) http.Handler {
 
 // limits refuses a long URI, large headers or a body over MaxBody before
 // anyone reads them, and caps the reading of a body whose length was not
-// announced. Server's MaxHeaderBytes stops larger headers earlier still; this
+// announced. Server's connections stop far larger ones earlier still; this
 // holds wherever the handler is mounted.
 func limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case len(r.RequestURI) > MaxURI || len(r.URL.RawQuery) > MaxURI:
-			refuseInput(w, r, http.StatusRequestURITooLong, "The request's URL is longer than 8 KiB.")
+			refuseInput(w, r, http.StatusRequestURITooLong, uriTooLong)
 			return
 		case headerSize(r.Header) > MaxHeader:
 			refuseInput(w, r, http.StatusRequestHeaderFieldsTooLarge, "The request's headers are larger than 16 KiB.")
@@ -200,17 +205,4 @@ func clientAddr(r *http.Request) netip.Addr {
 	}
 	a, _ := netip.ParseAddr(r.RemoteAddr)
 	return a.Unmap()
-}
-
-// Server returns an http.Server for h with timeouts that keep slow clients
-// from holding connections.
-func Server(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    MaxHeader,
-	}
 }
