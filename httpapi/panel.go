@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"tokenledger/commands"
 	"tokenledger/events"
@@ -191,6 +193,7 @@ func (h *handler) render(w http.ResponseWriter, status int, v *view) {
 		text(w, http.StatusInternalServerError, "internal error\n")
 		return
 	}
+	page := printable(b.Bytes())
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
@@ -198,7 +201,41 @@ func (h *handler) render(w http.ResponseWriter, status int, v *view) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
-	w.Write(b.Bytes())
+	w.Write(page)
+}
+
+// printable escapes what html/template lets through but a page should not
+// show as it is: control characters (a line break and a tab aside), Unicode's
+// bidirectional controls, which can make a name read backwards, and bytes
+// that are not UTF-8. Each shows as its Go escape (\x1b, \u202e), so a
+// name typed with one stays recognisable. The panel's own text has none of
+// them; only what a user sent can bring them (a name in a form or a URL).
+func printable(page []byte) []byte {
+	out := make([]byte, 0, len(page))
+	for len(page) > 0 {
+		r, n := utf8.DecodeRune(page)
+		switch {
+		case shows(r):
+			out = append(out, page[:n]...)
+		case r == utf8.RuneError && n == 1:
+			out = fmt.Appendf(out, `\x%02x`, page[0])
+		case r < 0x100:
+			out = fmt.Appendf(out, `\x%02x`, r)
+		default:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		page = page[n:]
+	}
+	return out
+}
+
+// shows says whether r may stand in a page as it is; utf8.RuneError stands
+// for a byte that is not UTF-8.
+func shows(r rune) bool {
+	if r == '\n' || r == '\t' {
+		return true
+	}
+	return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.Is(unicode.Bidi_Control, r)
 }
 
 // index is the token list, or the login form without a session.

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // browser is a plain HTTP client with cookies: the panel as a browser
@@ -227,5 +229,53 @@ func TestPanelChanges(t *testing.T) {
 		if e.Actor.Kind != "account" || e.Actor.Name != "bob" || e.Actor.Remote != "127.0.0.1" {
 			t.Errorf("%s: actor %+v", e.Type(), e.Actor)
 		}
+	}
+}
+
+// TestPanelEscapes: whatever a user sends (HTML, control characters,
+// Unicode's bidirectional controls, bytes that are not UTF-8) shows on the
+// panel's pages as text, escaped, and cannot break or disguise the page.
+func TestPanelEscapes(t *testing.T) {
+	n := mustNode(t)
+	n.mustToken(t, "bob", "deploy", nil)
+	b := newBrowser(t, n.URL, nil)
+	b.login("bob", passwords["bob"])
+	csrf := b.csrf()
+	hostile := []string{`<script>alert(1)</script>`, "red\x1b[31m", "\u202egnp.exe", "nul\x00", "cr\rlf", "not\xffutf8", "del\x7f", "c1\u0085"}
+	// html/template itself turns NUL into U+FFFD.
+	want := []string{`&lt;script&gt;alert(1)&lt;/script&gt;`, `red\x1b[31m`, `\u202egnp.exe`, `nul\ufffd`, `cr\x0dlf`, `not\xffutf8`, `del\x7f`, `c1\x85`}
+
+	confirm := b.do("POST", "/revoke", url.Values{"csrf": {csrf}, "name": hostile})
+	pages := []page{confirm}
+	var flashes []page // "The API token “…” does not exist."
+	for _, h := range hostile {
+		b.do("GET", "/manage?name="+url.QueryEscape(h), nil)
+		flashes = append(flashes, b.do("GET", "/", nil))
+		pages = append(pages, flashes[len(flashes)-1])
+		pages = append(pages, b.do("POST", "/rename", url.Values{"csrf": {csrf}, "name": {"deploy"}, "new_name": {h}}))
+		pages = append(pages, b.do("POST", "/create", url.Values{"csrf": {csrf}, "name": {h}, "expiry": {"never"}}))
+		pages = append(pages, newBrowser(t, n.URL, nil).login(h, "x"))
+	}
+	for i, p := range pages {
+		if !utf8.ValidString(p.body) {
+			t.Errorf("page %d is not UTF-8", i)
+		}
+		for _, r := range p.body {
+			if r != '\n' && r != '\t' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)) {
+				t.Errorf("page %d shows %U as it is:\n%s", i, r, p.body)
+				break
+			}
+		}
+		if strings.Contains(p.body, "<script>") {
+			t.Errorf("page %d has a script tag:\n%s", i, p.body)
+		}
+	}
+	for i, w := range want {
+		if !strings.Contains(confirm.body, w) {
+			t.Errorf("the confirmation does not show %q as %q", hostile[i], w)
+		}
+	}
+	if !strings.Contains(flashes[1].body, `The API token “red\x1b[31m” does not exist.`) {
+		t.Errorf("the message for an unknown token:\n%s", flashes[1].body)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"tokenledger/commands"
 	"tokenledger/events"
@@ -422,10 +423,14 @@ func parseExpiresAt(v string, now time.Time, loc *time.Location) (*int64, error)
 	return &at, nil
 }
 
-// clip keeps an echoed value short.
+// clip keeps an echoed value short, cut between characters, not inside one.
 func clip(s string) string {
-	if len(s) > 60 {
-		return s[:60] + "…"
+	if len(s) <= 60 {
+		return s
 	}
-	return s
+	n := 60
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
