@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +32,7 @@ const MinPassword = 12
 // Accounts is an htpasswd file of account passwords, bcrypt only, as
 // `htpasswd -B` and `tokenledger passwd` write it. It is read again when it
 // changes on disk, so a new or changed password takes effect without a
-// restart.
+// restart, and ends the account's panel sessions.
 type Accounts struct {
 	path string
 
@@ -54,12 +55,37 @@ func OpenAccounts(path string) (*Accounts, error) {
 // time as a wrong password: it is compared with a dummy hash of the cost most
 // of the file's hashes have, so a caller cannot tell the two apart.
 func (a *Accounts) Check(account, password string) bool {
+	_, ok := a.check(account, password)
+	return ok
+}
+
+// check is Check that also returns the stamp of the password it matched.
+func (a *Accounts) check(account, password string) (passwordStamp, bool) {
 	hash, cost := a.lookup(account)
 	if hash == nil || len(password) > maxPassword {
 		bcrypt.CompareHashAndPassword(dummyHash(cost), []byte(password))
-		return false
+		return passwordStamp{}, false
 	}
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
+		return passwordStamp{}, false
+	}
+	return sha256.Sum256(hash), true
+}
+
+// passwordStamp tells one password of an account from any other: the
+// SHA-256 of its bcrypt hash, whose salt differs each time a password is
+// set, even to the same password again. A panel session keeps the stamp of
+// the password it logged in with, and ends when the file's differs.
+type passwordStamp [sha256.Size]byte
+
+// stamp is the stamp of account's password as the file holds it now (read
+// again if it changed on disk); false when the account has no password.
+func (a *Accounts) stamp(account string) (passwordStamp, bool) {
+	hash, _ := a.lookup(account)
+	if hash == nil {
+		return passwordStamp{}, false
+	}
+	return sha256.Sum256(hash), true
 }
 
 var dummies sync.Map // bcrypt cost -> []byte, a hash of nobody's password

@@ -47,7 +47,7 @@ func (h *handler) authenticate(r *http.Request) (who principal, wait time.Durati
 			h.guard.failed(failPassword, clientAddr(r))
 			return principal{}, 0, false
 		}
-		if ok, wait := h.passwordLogin(r, account, password); !ok {
+		if _, ok, wait := h.passwordLogin(r, account, password); !ok {
 			return principal{}, wait, false
 		}
 		return accountPrincipal(account, r), 0, true
@@ -55,31 +55,33 @@ func (h *handler) authenticate(r *http.Request) (who principal, wait time.Durati
 	return principal{}, 0, false
 }
 
-// passwordLogin checks account's password, unless the account is locked after
-// repeated failures: then it says how long to wait, and checks nothing.
-func (h *handler) passwordLogin(r *http.Request, account, password string) (ok bool, wait time.Duration) {
+// passwordLogin checks account's password, and returns the stamp of the
+// password that matched, unless the account is locked after repeated
+// failures: then it says how long to wait, and checks nothing.
+func (h *handler) passwordLogin(r *http.Request, account, password string) (stamp passwordStamp, ok bool, wait time.Duration) {
 	now := h.cfg.Now()
 	if wait := h.guard.locked(account, now); wait > 0 {
-		return false, wait
+		return passwordStamp{}, false, wait
 	}
-	if h.checkPassword(account, password) {
+	if stamp, ok := h.checkPassword(account, password); ok {
 		h.guard.loginSucceeded(account)
-		return true, 0
+		return stamp, true, 0
 	}
 	h.guard.failed(failPassword, clientAddr(r))
 	if events.CheckAccount(account) == nil {
 		h.guard.loginFailed(account, now)
 	}
-	return false, 0
+	return passwordStamp{}, false, 0
 }
 
 // checkPassword runs bcrypt whatever the account, so that the time taken
 // does not tell which accounts exist.
-func (h *handler) checkPassword(account, password string) bool {
+func (h *handler) checkPassword(account, password string) (passwordStamp, bool) {
 	if h.cfg.Accounts == nil {
-		return false
+		return passwordStamp{}, false
 	}
-	return h.cfg.Accounts.Check(account, password) && events.CheckAccount(account) == nil
+	stamp, ok := h.cfg.Accounts.check(account, password)
+	return stamp, ok && events.CheckAccount(account) == nil
 }
 
 // waitMessage says how long a locked account waits, in whole seconds.

@@ -177,13 +177,40 @@ func unreadableForm(w http.ResponseWriter) {
 	text(w, http.StatusBadRequest, "the form cannot be read\n")
 }
 
+// session returns the request's live session. One whose account's password
+// has changed (or gone) in the accounts file since it logged in ends here:
+// whoever changed the password may be shutting someone out.
 func (h *handler) session(r *http.Request) (string, session, bool) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" || len(c.Value) > 100 {
+	id, ok := cookie(r, sessionCookie)
+	if !ok {
 		return "", session{}, false
 	}
-	s, ok := h.sessions.get(c.Value)
-	return c.Value, s, ok
+	s, ok := h.sessions.get(id)
+	if !ok {
+		return "", session{}, false
+	}
+	if stamp, ok := h.passwordStamp(s.account); !ok || stamp != s.stamp {
+		h.sessions.end(id)
+		return "", session{}, false
+	}
+	return id, s, true
+}
+
+// cookie returns the value of r's cookie name, when it has one of a length
+// the panel could have set.
+func cookie(r *http.Request, name string) (string, bool) {
+	c, err := r.Cookie(name)
+	if err != nil || c.Value == "" || len(c.Value) > 100 {
+		return "", false
+	}
+	return c.Value, true
+}
+
+func (h *handler) passwordStamp(account string) (passwordStamp, bool) {
+	if h.cfg.Accounts == nil {
+		return passwordStamp{}, false
+	}
+	return h.cfg.Accounts.stamp(account)
 }
 
 func (h *handler) render(w http.ResponseWriter, status int, v *view) {
@@ -258,7 +285,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusUnauthorized, v)
 		return
 	}
-	ok, wait := h.passwordLogin(r, account, password)
+	stamp, ok, wait := h.passwordLogin(r, account, password)
 	if wait > 0 {
 		// Refused without looking at the password: an account being guessed
 		// waits, so guessing is slow, and no goroutine sleeps meanwhile.
@@ -273,7 +300,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusUnauthorized, v)
 		return
 	}
-	h.setSessionCookie(w, r, h.sessions.start(account))
+	h.setSessionCookie(w, r, h.sessions.start(account, stamp))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

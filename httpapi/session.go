@@ -12,7 +12,8 @@ import (
 
 // Panel sessions live in this node's memory: a restart logs everyone out,
 // and behind a load balancer a user stays on one node (or logs in again).
-// They age by the wall clock, not the ledger's clock, which tests move.
+// They age by the wall clock, not the ledger's clock, which tests move. A
+// session ends too when its account's password changes in the accounts file.
 const (
 	sessionCookie = "tokenledger_session"
 	sessionIdle   = time.Hour
@@ -22,9 +23,10 @@ const (
 
 type session struct {
 	account string
-	csrf    string // sent back with every change the panel makes
-	flash   flash  // one message for the next page, then dropped
-	size    int    // rows a page in the token table, once chosen
+	stamp   passwordStamp // of the password it logged in with
+	csrf    string        // sent back with every change the panel makes
+	flash   flash         // one message for the next page, then dropped
+	size    int           // rows a page in the token table, once chosen
 	created time.Time
 	seen    time.Time
 }
@@ -44,8 +46,9 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// start makes a session for account and returns its cookie value.
-func (s *sessions) start(account string) string {
+// start makes a session for account, logged in with the password of stamp,
+// and returns its cookie value.
+func (s *sessions) start(account string, stamp passwordStamp) string {
 	id, now := randomToken(), time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -55,7 +58,7 @@ func (s *sessions) start(account string) string {
 	if len(s.byID) >= maxSessions {
 		s.dropOldest()
 	}
-	s.byID[sha256.Sum256([]byte(id))] = &session{account: account, csrf: randomToken(), created: now, seen: now}
+	s.byID[sha256.Sum256([]byte(id))] = &session{account: account, stamp: stamp, csrf: randomToken(), created: now, seen: now}
 	return id
 }
 
