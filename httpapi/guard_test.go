@@ -81,6 +81,7 @@ func TestLoginLockout(t *testing.T) {
 
 	// An account that does not exist locks just the same, so a lock tells
 	// nothing about which accounts exist.
+	b = newBrowser(t, n.URL, nil)
 	for range 5 {
 		b.login("dave", "x")
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -92,6 +93,7 @@ type handler struct {
 	sessions *sessions
 	metrics  *metrics
 	guard    *Guard
+	loginKey []byte // signs the login form's CSRF tokens (loginToken)
 }
 
 // New returns the node's HTTP handler.
@@ -108,7 +110,8 @@ func New(cfg Config) http.Handler {
 	if cfg.Guard == nil {
 		cfg.Guard = NewGuard()
 	}
-	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics(), guard: cfg.Guard}
+	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics(), guard: cfg.Guard, loginKey: make([]byte, 32)}
+	rand.Read(h.loginKey)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)

@@ -268,10 +268,29 @@ func shows(r rune) bool {
 // index is the token list, or the login form without a session.
 func (h *handler) index(w http.ResponseWriter, r *http.Request) {
 	if _, _, ok := h.session(r); !ok {
-		h.render(w, http.StatusOK, &view{Page: "login"})
+		h.renderLogin(w, r, http.StatusOK, &view{})
 		return
 	}
 	h.signedIn(h.listPage)(w, r)
+}
+
+// renderLogin shows the login form with its CSRF token, made from the
+// browser's pre-session cookie, which is set here when it has none.
+func (h *handler) renderLogin(w http.ResponseWriter, r *http.Request, status int, v *view) {
+	pre, ok := cookie(r, loginCookie)
+	if !ok {
+		pre = randomToken()
+		h.setCookie(w, r, loginCookie, pre)
+	}
+	v.Page, v.CSRF = "login", h.loginToken(pre)
+	h.render(w, status, v)
+}
+
+// loginFormOK says whether a login came from this panel's form: its token
+// matches the browser's pre-session cookie.
+func (h *handler) loginFormOK(r *http.Request) bool {
+	pre, ok := cookie(r, loginCookie)
+	return ok && sameToken(r.PostForm.Get("csrf"), h.loginToken(pre))
 }
 
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
@@ -279,10 +298,17 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account, password := r.PostForm.Get("account"), r.PostForm.Get("password")
-	v := &view{Page: "login", Login: clip(account)}
+	v := &view{Login: clip(account)}
+	if !h.loginFormOK(r) {
+		// Refused before the password is looked at: another site may be
+		// logging this browser in as an account of its choosing.
+		v.Error = "This login form is stale or did not come from the panel: log in again."
+		h.renderLogin(w, r, http.StatusForbidden, v)
+		return
+	}
 	if h.cfg.Accounts == nil {
 		v.Error = "Password logins are off: start the server with --accounts FILE."
-		h.render(w, http.StatusUnauthorized, v)
+		h.renderLogin(w, r, http.StatusUnauthorized, v)
 		return
 	}
 	stamp, ok, wait := h.passwordLogin(r, account, password)
@@ -291,15 +317,16 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		// waits, so guessing is slow, and no goroutine sleeps meanwhile.
 		w.Header().Set("Retry-After", strconv.FormatInt(waitSeconds(wait), 10))
 		v.Error = waitMessage(wait)
-		h.render(w, http.StatusTooManyRequests, v)
+		h.renderLogin(w, r, http.StatusTooManyRequests, v)
 		return
 	}
 	h.metrics.login(ok)
 	if !ok {
 		v.Error = "The login is invalid."
-		h.render(w, http.StatusUnauthorized, v)
+		h.renderLogin(w, r, http.StatusUnauthorized, v)
 		return
 	}
+	h.setCookie(w, r, loginCookie, "")
 	h.setSessionCookie(w, r, h.sessions.start(account, stamp))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

@@ -74,9 +74,11 @@ func (b *browser) csrf() string {
 	return m[1]
 }
 
+// login fills in the login form as a person would: it loads the page, which
+// gives the form its CSRF token, and sends it.
 func (b *browser) login(account, password string) page {
 	b.tb.Helper()
-	return b.do("POST", "/login", url.Values{"account": {account}, "password": {password}})
+	return b.do("POST", "/login", url.Values{"account": {account}, "password": {password}, "csrf": {b.csrf()}})
 }
 
 func sessionCookie(p page) *http.Cookie {
@@ -229,6 +231,59 @@ func TestPanelChanges(t *testing.T) {
 		if e.Actor.Kind != "account" || e.Actor.Name != "bob" || e.Actor.Remote != "127.0.0.1" {
 			t.Errorf("%s: actor %+v", e.Type(), e.Actor)
 		}
+	}
+}
+
+// TestLoginCSRF: the login form carries a token made from a cookie the
+// login page sets. A login without both, or with another browser's token, is
+// refused with 403 and a fresh form, and the password is never checked: no
+// login or failure is counted, and no lock comes of it.
+func TestLoginCSRF(t *testing.T) {
+	n := mustNode(t)
+	b := newBrowser(t, n.URL, nil)
+	token := b.csrf()
+	theirs := newBrowser(t, n.URL, nil).csrf()
+	for _, tc := range []struct {
+		name  string
+		b     *browser
+		token string
+	}{
+		{"no token", b, ""},
+		{"forged token", b, "forged"},
+		{"another browser's token", b, theirs},
+		{"no cookie", newBrowser(t, n.URL, nil), token},
+	} {
+		for range 6 {
+			form := url.Values{"account": {"bob"}, "password": {passwords["bob"]}}
+			if tc.token != "" {
+				form.Set("csrf", tc.token)
+			}
+			p := tc.b.do("POST", "/login", form)
+			if p.status != http.StatusForbidden || sessionCookie(p) != nil ||
+				!strings.Contains(p.body, "This login form is stale or did not come from the panel: log in again.") {
+				t.Fatalf("%s: %d, cookie %v\n%s", tc.name, p.status, sessionCookie(p), p.body)
+			}
+		}
+	}
+	hasLines(t, n.metricsText(t),
+		`tokenledger_auth_failures_total{kind="password"} 0`,
+		`tokenledger_panel_logins_total{result="failed"} 0`,
+		`tokenledger_panel_logins_total{result="ok"} 0`,
+		`tokenledger_login_refusals_total 0`,
+	)
+
+	// The refusal's own form works.
+	fresh := newBrowser(t, n.URL, nil)
+	p := fresh.do("POST", "/login", url.Values{"account": {"bob"}, "password": {passwords["bob"]}})
+	m := csrfField.FindStringSubmatch(p.body)
+	if p.status != http.StatusForbidden || m == nil {
+		t.Fatalf("refused login: %d\n%s", p.status, p.body)
+	}
+	if p := fresh.do("POST", "/login", url.Values{"account": {"bob"}, "password": {passwords["bob"]}, "csrf": {m[1]}}); p.status != http.StatusSeeOther || sessionCookie(p) == nil {
+		t.Fatalf("login with the refusal's form: %d", p.status)
+	}
+	if p := b.do("POST", "/login", url.Values{"account": {"bob"}, "password": {passwords["bob"]}, "csrf": {token}}); p.status != http.StatusSeeOther || sessionCookie(p) == nil {
+		t.Fatalf("login with the page's token: %d", p.status)
 	}
 }
 

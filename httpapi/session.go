@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -16,6 +17,7 @@ import (
 // session ends too when its account's password changes in the accounts file.
 const (
 	sessionCookie = "tokenledger_session"
+	loginCookie   = "tokenledger_login" // before a session: the login form's CSRF token is made from it
 	sessionIdle   = time.Hour
 	sessionMax    = 12 * time.Hour
 	maxSessions   = 10000
@@ -147,15 +149,31 @@ func (s *sessions) dropOldest() {
 
 func sameToken(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
-// setSessionCookie sets or (with an empty id) clears the session cookie:
-// HttpOnly, SameSite=Strict, and Secure under TLS or when told so.
+// loginToken is the login form's CSRF token for the pre-session cookie
+// value pre: an HMAC under a key this node made at start, so the node keeps
+// no state for it. Another site can neither read the cookie nor make the
+// token, so it cannot log a browser in as an account of its own choosing
+// (login CSRF).
+func (h *handler) loginToken(pre string) string {
+	m := hmac.New(sha256.New, h.loginKey)
+	m.Write([]byte(pre))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// setSessionCookie sets or (with an empty id) clears the session cookie.
 func (h *handler) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
+	h.setCookie(w, r, sessionCookie, id)
+}
+
+// setCookie sets or (with an empty value) clears a cookie of the panel's:
+// HttpOnly, SameSite=Strict, and Secure under TLS or when told so.
+func (h *handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string) {
 	c := &http.Cookie{
-		Name: sessionCookie, Value: id, Path: "/",
+		Name: name, Value: value, Path: "/",
 		HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil || h.cfg.SecureCookies,
 	}
-	if id == "" {
+	if value == "" {
 		c.MaxAge = -1
 	}
 	http.SetCookie(w, c)
