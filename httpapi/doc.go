@@ -17,9 +17,12 @@
 // while (guard.go).
 //
 // The panel is server-rendered HTML with a stylesheet and a little
-// JavaScript, all embedded, behind a login with the account's password:
-// sessions in an HttpOnly, SameSite=Strict cookie (Secure under TLS), a CSRF
-// token on every change, and no secret ever in a URL or a log.
+// JavaScript, all embedded, behind a login with the account's password (of
+// at least MinPassword characters when set): sessions in an HttpOnly,
+// SameSite=Strict cookie (Secure under TLS) that end when the account's
+// password changes in the accounts file, a CSRF token on the login form
+// (bound to a pre-session cookie) and on every change, no secret ever in a
+// URL or a log, and no control character shown as it is on a page.
 //
 // Both call the node's ledger (commands) and table (projections) in-process,
 // through the small Ledger and Table interfaces; neither goes through NATS.
