@@ -56,6 +56,7 @@ type Table struct {
 	extras   []extra                  // rarer attributes, token.ext-1
 	vouched  map[events.Hash]struct{} // digests of events this node signed, not yet seen
 	ahead    map[uint64]string        // sequence -> account of events ApplyOwn applied before applied reached them
+	early    map[ulid.ULID]earlyUse   // last uses of tokens not created here yet; see NoteUse
 	applied  uint64                   // last stream sequence folded in
 	waiting  int                      // callers blocked in WaitApplied
 	notify   chan struct{}            // closed when applied moves and someone waits
@@ -264,6 +265,12 @@ func (t *Table) apply(seq uint64, e events.Event, digest events.Hash) error {
 	}
 	t.byHash.put(&t.tokens, r) // find said no token has h
 	a.live[id] = r
+	if u, ok := t.early[id]; ok {
+		delete(t.early, id)
+		if u.account == a.name {
+			t.used(tok, u.at, u.ip)
+		}
+	}
 	return nil
 }
 
@@ -302,9 +309,8 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 				t.extraOf(tok).allowed = ps
 			}
 		}
-	case events.TokenUsed:
-		x := t.extraOf(tok)
-		x.lastUsed, x.lastIP = e.At.Unix(), d.IP
+	case events.TokenUsed: // written before last uses moved to their own bucket
+		t.used(tok, e.At.Unix(), d.IP)
 	case events.TokenRenamed:
 		if tok.named(d.OldName) {
 			tok.setName(d.NewName)
@@ -315,6 +321,64 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 			delete(a.live, tok.id)
 		}
 	}
+}
+
+// maxEarly bounds the last uses kept for tokens the table does not hold.
+const maxEarly = 4096
+
+// earlyUse is a last use of a token whose creation the table has not applied.
+type earlyUse struct {
+	account string
+	at      int64 // Unix seconds
+	ip      string
+}
+
+// NoteUse applies a last use kept outside the stream (events.Used) to its
+// live token. The table keeps the latest use of each token, whichever way it
+// came: an old token.used event, a snapshot, or the bucket.
+//
+// A node records a use once its own table holds the token, which may be
+// before this table does: with wait, a use of a token the table does not hold
+// is kept until the token's creation is applied. Without it (the uses stored
+// before this node began to watch, all of tokens created before it caught up)
+// such a use is of a revoked token, and dropped.
+func (t *Table) NoteUse(u events.LastUse, wait bool) {
+	id, err := ulid.ParseStrict(u.TokenID)
+	if err != nil {
+		return
+	}
+	t.changing.Lock()
+	defer t.changing.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a := t.accounts[u.Account]; a != nil {
+		if r := a.live[id]; r != 0 {
+			t.used(t.tokens.at(r), u.At.Unix(), u.IP)
+			return
+		}
+	}
+	if !wait {
+		return
+	}
+	if t.early == nil || len(t.early) >= maxEarly {
+		// Full only of uses of tokens revoked meanwhile: a token being
+		// created arrives within moments. A use dropped here is shown
+		// after the token's next recorded use.
+		t.early = make(map[ulid.ULID]earlyUse)
+	}
+	if e, ok := t.early[id]; !ok || e.at <= u.At.Unix() {
+		t.early[id] = earlyUse{account: u.Account, at: u.At.Unix(), ip: u.IP}
+	}
+}
+
+// used records a use of tok at (Unix seconds) from ip, unless the table
+// knows of a later one. The caller holds both locks.
+func (t *Table) used(tok *token, at int64, ip string) {
+	if tok.ext != 0 && t.extras[tok.ext-1].lastUsed > at {
+		return
+	}
+	x := t.extraOf(tok)
+	x.lastUsed, x.lastIP = at, ip
 }
 
 // endRetired ends every secret of the token at r that an earlier rotation
