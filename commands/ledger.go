@@ -139,7 +139,12 @@ func (l *Ledger) SetAllowedIPs(ctx context.Context, c SetAllowedIPs) error {
 	return err
 }
 
-// RecordUse appends a token.used event for a live token.
+// RecordUse appends a token.used event for a live token, as nodes did before
+// last uses moved to their own bucket (see NewUses); the table still applies
+// such events, so that the history stays readable.
+//
+// Deprecated: the event takes the account's concurrency sequence from its
+// commands; record uses with a UseRecorder made by NewUses.
 func (l *Ledger) RecordUse(ctx context.Context, c Use) error {
 	_, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
 		return decideUse(s, c, events.NewID)

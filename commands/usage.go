@@ -4,32 +4,71 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"tokenledger/events"
 )
 
-// UseRecorder writes token.used events off the validation path: a validation
-// only drops a note in a channel (or drops the note when the channel is
-// full), and one goroutine writes at most one event per token per Every,
-// skipping tokens whose last recorded use, by any node, is recent enough.
+// UseStore keeps each token's last use outside the event stream
+// (*events.Used): a use is no command, and must not take the account's
+// concurrency sequence from one.
+type UseStore interface {
+	// Record stores u unless a use less than every before it is stored,
+	// and says whether it did; of nodes racing, one wins.
+	Record(ctx context.Context, u events.LastUse, every time.Duration) (bool, error)
+}
+
+// UseConfig is what a UseRecorder works with.
+type UseConfig struct {
+	Store    UseStore
+	Node     string // this node's public key, kept with each use it records
+	Now      func() time.Time
+	LastUsed func(account, tokenID string) time.Time // the last use the node's table knows of
+	Every    time.Duration                           // at most one record per token per this, across all nodes
+	Log      *slog.Logger
+}
+
+// UseRecorder records last uses off the validation path: a validation only
+// drops a note in a channel (or drops the note when the channel is full), and
+// one goroutine records at most one use per token per Every, skipping tokens
+// whose last use, recorded by any node, is recent enough. Most notes end
+// there, without I/O; the store settles the rest between nodes.
 type UseRecorder struct {
-	ledger   *Ledger
+	record   func(context.Context, Use) error
+	now      func() time.Time
 	lastUsed func(account, tokenID string) time.Time
 	every    time.Duration
 	log      *slog.Logger
 	notes    chan Use
-	recent   map[string]time.Time // token id -> when this node last recorded it
+	recent   map[string]time.Time // token id -> when this node last recorded it, or found it recorded
 }
 
-// NewUseRecorder records through ledger; lastUsed tells the last use the
-// node's projection knows of.
+// NewUses returns a recorder that keeps last uses in cfg.Store.
+func NewUses(cfg UseConfig) *UseRecorder {
+	record := func(ctx context.Context, u Use) error {
+		_, err := cfg.Store.Record(ctx, events.LastUse{Account: u.Account, TokenID: u.TokenID, At: u.At, IP: u.IP, Node: cfg.Node}, cfg.Every)
+		return err
+	}
+	return newUseRecorder(record, cfg.Now, cfg.LastUsed, cfg.Every, cfg.Log)
+}
+
+// NewUseRecorder records uses as token.used events in the stream, through
+// ledger.
+//
+// Deprecated: such events share the account's concurrency sequence with its
+// commands, which then lose races to validations; use NewUses.
 func NewUseRecorder(ledger *Ledger, lastUsed func(account, tokenID string) time.Time, every time.Duration, log *slog.Logger) *UseRecorder {
-	return &UseRecorder{ledger: ledger, lastUsed: lastUsed, every: every, log: log,
+	return newUseRecorder(ledger.RecordUse, ledger.Now, lastUsed, every, log)
+}
+
+func newUseRecorder(record func(context.Context, Use) error, now func() time.Time, lastUsed func(account, tokenID string) time.Time, every time.Duration, log *slog.Logger) *UseRecorder {
+	return &UseRecorder{record: record, now: now, lastUsed: lastUsed, every: every, log: log,
 		notes: make(chan Use, 4096), recent: make(map[string]time.Time)}
 }
 
 // Seen notes a successful validation. It never blocks.
 func (r *UseRecorder) Seen(account, tokenID, ip string) {
 	select {
-	case r.notes <- Use{Account: account, TokenID: tokenID, IP: ip, At: r.ledger.Now()}:
+	case r.notes <- Use{Account: account, TokenID: tokenID, IP: ip, At: r.now()}:
 	default: // busy: a later use will be recorded
 	}
 }
@@ -44,7 +83,7 @@ func (r *UseRecorder) Run(ctx context.Context) error {
 			return nil
 		case <-sweep.C:
 			for id, at := range r.recent {
-				if r.ledger.Now().Sub(at) >= r.every {
+				if r.now().Sub(at) >= r.every {
 					delete(r.recent, id)
 				}
 			}
@@ -53,7 +92,7 @@ func (r *UseRecorder) Run(ctx context.Context) error {
 				continue
 			}
 			r.recent[u.TokenID] = u.At
-			if err := r.ledger.RecordUse(ctx, u); err != nil && ctx.Err() == nil {
+			if err := r.record(ctx, u); err != nil && ctx.Err() == nil {
 				r.log.Debug("use not recorded", "token_id", u.TokenID, "err", err)
 			}
 		}
