@@ -28,13 +28,13 @@ func Permissions(role string, cfg events.Config) *server.Permissions {
 			"$JS.API.STREAM.INFO." + s,
 		}
 		allow = append(allow, readStream(s)...)
-		for _, bucket := range []string{"OBJ_" + s + "_SNAPSHOTS", "KV_" + s + "_CLAIMS"} {
+		for _, bucket := range []string{"OBJ_" + s + "_SNAPSHOTS", "KV_" + s + "_CLAIMS", "KV_" + s + "_USED"} {
 			allow = append(allow,
 				"$JS.API.STREAM.*."+bucket, "$JS.API.STREAM.MSG.GET."+bucket,
 				"$JS.API.DIRECT.GET."+bucket, "$JS.API.DIRECT.GET."+bucket+".>",
 				"$JS.API.CONSUMER.*."+bucket+".>", "$JS.ACK."+bucket+".>", "$JS.FC."+bucket+".>")
 		}
-		allow = append(allow, "$O."+s+"_SNAPSHOTS.>", "$KV."+s+"_CLAIMS.>")
+		allow = append(allow, "$O."+s+"_SNAPSHOTS.>", "$KV."+s+"_CLAIMS.>", "$KV."+s+"_USED.>")
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: allow, Deny: streamAdmin(s)},
 			Subscribe: &server.SubjectPermission{Allow: []string{inbox}},

@@ -215,7 +215,16 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		follower.StartGC = projections.CatchUpGC
 	}
 	ledger := commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust, MaxLifetime: cfg.MaxLifetime})
-	uses := commands.NewUseRecorder(ledger, table.LastUsed, cfg.UsedEvery, log)
+	var used *events.Used // last uses, beside the stream and out of its accounts' sequences
+	err = retryUnanswered(ctx, log, cfg.Join, func(ctx context.Context) (err error) {
+		used, err = events.OpenUsed(ctx, js, scfg)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	uses := commands.NewUses(commands.UseConfig{Store: used, Node: signer.PublicKey(), Now: time.Now,
+		LastUsed: table.LastUsed, Every: cfg.UsedEvery, Log: log})
 	var claims *events.Claims
 	err = retryUnanswered(ctx, log, cfg.Join, func(ctx context.Context) (err error) {
 		claims, err = events.OpenClaims(ctx, js, scfg)
@@ -258,6 +267,16 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	{ // last-use records, written off the validation path
 		ctx, cancel := context.WithCancel(ctx)
 		g.add(func() error { return uses.Run(ctx) }, cancel)
+	}
+	{ // last uses recorded by any node, into this node's table once it has caught up
+		ctx, cancel := context.WithCancel(ctx)
+		watcher := &projections.UseWatcher{Table: table, Source: used, Log: log}
+		g.add(func() error {
+			if follower.WaitReady(ctx) != nil {
+				return nil
+			}
+			return watcher.Run(ctx)
+		}, cancel)
 	}
 	{ // expiry notices, once per token across all nodes
 		ctx, cancel := context.WithCancel(ctx)
