@@ -73,12 +73,22 @@ func (f fuzzNode) ValidateFrom(secret, account string, ip netip.Addr, now time.T
 
 func (f fuzzNode) CountByStatus(now time.Time) map[string]int { return map[string]int{} }
 
+func (f fuzzNode) Applied() uint64 { return 0 }
+
+// WaitApplied is never reached: the fake ledger never finds a listed name gone.
+func (f fuzzNode) WaitApplied(ctx context.Context, seq uint64) error {
+	f.t.Error("waited for a table that cannot lag")
+	return context.Canceled
+}
+
 var fuzzFunctions = []string{fnCreate, fnList, fnRename, fnRevoke, fnRotate, "nope"}
 
-// FuzzParams sends the UAPI any query string and form body: the reply is
-// always one well-formed UAPI envelope with a status that the parameters
-// explain, and whatever reaches the ledger passes the ledger's own checks.
-// It also checks the parameter readers (numbered lists, grace, expires_at).
+// FuzzParams sends the UAPI any query string and form body, on /execute/
+// or (fn's high bit set) through /json-api/cpanel: the reply is always one
+// well-formed UAPI envelope (wrapped, on json-api) with a status that the
+// parameters explain, and whatever reaches the ledger passes the ledger's
+// own checks. It also checks the parameter readers (numbered lists, grace,
+// expires_at).
 func FuzzParams(f *testing.F) {
 	f.Add(uint8(0), "name=deploy&expires_at=0", "", "")
 	f.Add(uint8(0), "name=web", "whitelist_ip-0=10.0.0.0/8&whitelist_ip-1=::1&whitelist_ip=192.0.2.1", "application/x-www-form-urlencoded")
@@ -90,13 +100,19 @@ func FuzzParams(f *testing.F) {
 	f.Add(uint8(4), "name=deploy&grace=3600", "", "")
 	f.Add(uint8(4), "name=deploy&grace=-1", "grace=1e9", "application/x-www-form-urlencoded")
 	f.Add(uint8(1), "%zz&;;==", "%", "application/x-www-form-urlencoded")
+	f.Add(uint8(0x83), "name=a&cpanel_jsonapi_func=nope", "", "")
 	now := time.Unix(1_800_000_000, 0)
 	f.Fuzz(func(t *testing.T, fn uint8, query, body, contentType string) {
 		name := fuzzFunctions[int(fn)%len(fuzzFunctions)]
 		node := fuzzNode{t: t, now: now}
 		h := New(Config{Ledger: node, Table: node, Now: func() time.Time { return now }, Location: time.UTC})
+		jsonAPI := fn&0x80 != 0
 		r := httptest.NewRequest("POST", "/execute/Tokens/"+name, strings.NewReader(body))
 		r.URL.RawQuery = query
+		if jsonAPI {
+			r.URL.Path = "/json-api/cpanel"
+			r.URL.RawQuery = "cpanel_jsonapi_apiversion=3&cpanel_jsonapi_module=Tokens&cpanel_jsonapi_func=" + name + "&" + query
+		}
 		r.RequestURI = r.URL.RequestURI()
 		r.Header.Set("Authorization", "cpanel bob:"+fuzzSecret)
 		if contentType != "" {
@@ -108,6 +124,14 @@ func FuzzParams(f *testing.F) {
 		var e map[string]json.RawMessage
 		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
 			t.Fatalf("HTTP %d, not JSON: %v: %q", w.Code, err, w.Body.String())
+		}
+		if jsonAPI {
+			if string(e["apiversion"]) != "3" || e["func"] == nil || e["module"] == nil {
+				t.Fatalf("not cPanel's json-api wrapper: %s", w.Body.String())
+			}
+			if err := json.Unmarshal(e["result"], &e); err != nil {
+				t.Fatalf("the wrapper's result is no envelope: %v: %s", err, w.Body.String())
+			}
 		}
 		for _, k := range []string{"status", "errors", "messages", "warnings", "metadata", "data"} {
 			if _, ok := e[k]; !ok {
@@ -124,10 +148,14 @@ func FuzzParams(f *testing.F) {
 			if status != "0" {
 				t.Fatalf("HTTP %d with status %s", w.Code, status)
 			}
+		case http.StatusForbidden: // json-api's cpanel_jsonapi_user, another account
+			if !jsonAPI || status != "0" || !strings.Contains(query+body, "cpanel_jsonapi_user") {
+				t.Fatalf("HTTP %d: %s", w.Code, w.Body.String())
+			}
 		default:
 			t.Fatalf("HTTP %d: %s", w.Code, w.Body.String())
 		}
-		if w.Code == http.StatusNotFound && name != "nope" {
+		if w.Code == http.StatusNotFound && name != "nope" && !jsonAPI {
 			t.Fatalf("a known function is not found: %s", w.Body.String())
 		}
 

@@ -45,6 +45,10 @@ type Table interface {
 	List(account string, now time.Time) []projections.Row
 	ValidateFrom(secret, account string, ip netip.Addr, now time.Time) projections.Result
 	CountByStatus(now time.Time) map[string]int
+	// Applied and WaitApplied say how far the table has followed the
+	// stream, for a revoke that must wait for another node's change.
+	Applied() uint64
+	WaitApplied(ctx context.Context, seq uint64) error
 }
 
 // UseRecorder is told of every successful token authentication, so that the
@@ -117,6 +121,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.HandleFunc("GET /metrics", h.metricsPage)
 	mux.HandleFunc("/execute/", h.execute)
+	mux.HandleFunc(jsonAPIPath, h.jsonAPI)
 	h.panelRoutes(mux)
 	return limits(mux)
 }
@@ -156,8 +161,8 @@ func headerSize(h http.Header) int {
 
 func refuseInput(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	w.Header().Set("Connection", "close")
-	if isUAPI(r) {
-		writeUAPI(w, status, envelope{Errors: []string{msg}})
+	if reply := replierFor(r); reply != nil {
+		reply(w, status, envelope{Errors: []string{msg}})
 		return
 	}
 	text(w, status, msg+"\n")

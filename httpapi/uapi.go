@@ -28,17 +28,44 @@ type envelope struct {
 }
 
 func writeUAPI(w http.ResponseWriter, status int, e envelope) {
+	writeJSON(w, status, e.withMetadata())
+}
+
+// withMetadata gives e the empty metadata object UAPI sends when there is
+// nothing to say in it.
+func (e envelope) withMetadata() envelope {
 	if e.Metadata == nil {
 		e.Metadata = map[string]any{}
 	}
-	b, _ := json.Marshal(e)
+	return e
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
 
+// replier writes a UAPI reply in the form of the route that was called:
+// the envelope itself for /execute/, cPanel's wrapper around it for
+// /json-api/cpanel (jsonapi.go).
+type replier func(w http.ResponseWriter, status int, e envelope)
+
 func isUAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/execute/") }
+
+// replierFor is how a refusal of r before any handler runs is written: as
+// UAPI for either UAPI route, nil for the rest.
+func replierFor(r *http.Request) replier {
+	switch {
+	case isUAPI(r):
+		return writeUAPI
+	case isJSONAPI(r):
+		return jsonAPIReplier(r)
+	}
+	return nil
+}
 
 // refusals is the one table from an error code to what HTTP says of it: the
 // status (a refused UAPI call is 200 with status 0, as in cPanel) and, by
@@ -88,12 +115,14 @@ const (
 )
 
 // call is one UAPI call: who makes it and with what parameters. A function
-// sets name and newName to the names an error message should quote.
+// sets name and newName to the names an error message should quote, and
+// metadata to what its reply's metadata says.
 type call struct {
 	who           principal
 	form          url.Values
 	now           time.Time
 	name, newName string
+	metadata      map[string]any
 }
 
 var functions = map[string]func(*handler, context.Context, *call) (any, error){
@@ -106,72 +135,90 @@ var functions = map[string]func(*handler, context.Context, *call) (any, error){
 
 // execute serves /execute/Tokens/<function>, cPanel's UAPI over HTTP.
 func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
+	module, fn, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/execute/"), "/")
+	h.serveUAPI(w, r, writeUAPI, func(principal, url.Values) (string, int, string) {
+		return lookup(module, fn)
+	})
+}
+
+// lookup finds the function fn of module, or says why not with an HTTP
+// status and message.
+func lookup(module, fn string) (string, int, string) {
+	if module != "Tokens" || functions[fn] == nil {
+		return "", http.StatusNotFound, fmt.Sprintf("The function “%s” does not exist in the module “%s”.", clip(fn), clip(module))
+	}
+	return fn, 0, ""
+}
+
+// serveUAPI serves one UAPI call on either route, answering through reply.
+// resolve names the function to call once the caller is known and the
+// parameters are read, or refuses the call with a status and message.
+func (h *handler) serveUAPI(w http.ResponseWriter, r *http.Request, reply replier, resolve func(who principal, form url.Values) (fn string, status int, msg string)) {
+	refuse := func(status int, msg string) { reply(w, status, envelope{Errors: []string{msg}}) }
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		writeUAPI(w, http.StatusMethodNotAllowed, envelope{Errors: []string{"Call UAPI functions with GET or POST."}})
+		refuse(http.StatusMethodNotAllowed, "Call UAPI functions with GET or POST.")
 		return
 	}
 	if crossSite(r) {
-		writeUAPI(w, http.StatusForbidden, envelope{Errors: []string{"UAPI calls from another site's pages are refused."}})
+		refuse(http.StatusForbidden, "UAPI calls from another site's pages are refused.")
 		return
 	}
 	if !h.ready() {
 		// A table that has not caught up may lack a revoke, and holds
 		// events whose signatures are checked only once it has.
 		w.Header().Set("Retry-After", "5")
-		writeUAPI(w, http.StatusServiceUnavailable, envelope{Errors: []string{"The token ledger is catching up with its event stream; try again shortly."}})
+		refuse(http.StatusServiceUnavailable, "The token ledger is catching up with its event stream; try again shortly.")
 		return
 	}
 	who, wait, ok := h.authenticate(r)
 	if !ok {
-		unauthorized(w, wait)
-		return
-	}
-	module, fn, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/execute/"), "/")
-	f := functions[fn]
-	if module != "Tokens" || f == nil {
-		writeUAPI(w, http.StatusNotFound, envelope{Errors: []string{
-			fmt.Sprintf("The function “%s” does not exist in the module “%s”.", clip(fn), clip(module))}})
+		unauthorized(w, wait, reply)
 		return
 	}
 	if !readForm(w, r, func(w http.ResponseWriter) {
-		writeUAPI(w, http.StatusBadRequest, envelope{Errors: []string{"The request's parameters cannot be read."}})
+		reply(w, http.StatusBadRequest, envelope{Errors: []string{"The request's parameters cannot be read."}})
 	}) {
 		return
 	}
+	fn, status, msg := resolve(who, r.Form)
+	if status != 0 {
+		refuse(status, msg)
+		return
+	}
 	if !h.ready() {
-		writeUAPI(w, http.StatusServiceUnavailable, envelope{Errors: []string{"This server is catching up with the ledger; try again in a moment."}})
+		refuse(http.StatusServiceUnavailable, "This server is catching up with the ledger; try again in a moment.")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
 	defer cancel()
 	c := &call{who: who, form: r.Form, now: h.cfg.Now()}
-	data, err := f(h, ctx, c)
+	data, err := functions[fn](h, ctx, c)
 	if err != nil {
 		status, msg := refusal(fn, err, c.name, c.newName)
 		if events.ErrorCode(err) == events.Internal {
 			h.cfg.Log.Error("UAPI call failed", "function", fn, "account", who.account, "err", err)
 		}
 		h.metrics.call(fn, status)
-		writeUAPI(w, status, envelope{Errors: []string{msg}})
+		refuse(status, msg)
 		return
 	}
 	h.metrics.call(fn, http.StatusOK)
-	writeUAPI(w, http.StatusOK, envelope{Status: 1, Data: data})
+	reply(w, http.StatusOK, envelope{Status: 1, Data: data, Metadata: c.metadata})
 }
 
 // unauthorized refuses a request without a valid credential. An account
 // locked after repeated failed logins is refused the same way (the contract
 // says 401 for any bad credential), with how long to wait in the message and
 // in Retry-After.
-func unauthorized(w http.ResponseWriter, wait time.Duration) {
+func unauthorized(w http.ResponseWriter, wait time.Duration, reply replier) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="tokenledger", charset="UTF-8"`)
 	msg := "Access denied: send “Authorization: cpanel ACCOUNT:TOKEN” with a valid API token of the account, or the account's password."
 	if wait > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(waitSeconds(wait), 10))
 		msg = "Access denied: " + waitMessage(wait)
 	}
-	writeUAPI(w, http.StatusUnauthorized, envelope{Errors: []string{msg}})
+	reply(w, http.StatusUnauthorized, envelope{Errors: []string{msg}})
 }
 
 // crossSite says whether a browser sent the request from another site's
@@ -195,13 +242,15 @@ type created struct {
 	HasFullAccess int    `json:"has_full_access"`
 }
 
-// listed is one token in list's data. LastUsed and AllowedIPs are not
-// cPanel's: new fields that cPanel's scripts ignore.
+// listed is one token in list's data, with cPanel's fields first. Status,
+// LastUsed and AllowedIPs are not cPanel's: new fields that cPanel's scripts
+// ignore.
 type listed struct {
 	Name          string   `json:"name"`
 	CreateTime    int64    `json:"create_time"`
 	ExpiresAt     *int64   `json:"expires_at"`
 	HasFullAccess int      `json:"has_full_access"`
+	Features      []string `json:"features"` // none (an empty array) for full access, as cPanel lists it
 	Status        string   `json:"status"`
 	LastUsed      *int64   `json:"last_used"`
 	AllowedIPs    []string `json:"allowed_ips,omitempty"`
@@ -228,14 +277,25 @@ func (h *handler) createFullAccess(ctx context.Context, c *call) (any, error) {
 	return created{Name: d.Name, Token: t.Secret, CreateTime: t.Event.At.Unix(), ExpiresAt: d.ExpiresAt, HasFullAccess: 1}, nil
 }
 
+// list answers as cPanel's Tokens::list does, metadata and all: cPanel
+// marks its reply as transformed by post-processing.
 func (h *handler) list(ctx context.Context, c *call) (any, error) {
 	rows := h.cfg.Table.List(c.who.account, c.now)
 	out := make([]listed, len(rows))
 	for i, r := range rows {
-		out[i] = listed{Name: r.Name, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt, HasFullAccess: 1, Status: r.Status,
-			LastUsed: r.LastUsed, AllowedIPs: r.AllowedIPs}
+		out[i] = listed{Name: r.Name, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt, HasFullAccess: flag(r.FullAccess),
+			Features: []string{}, Status: r.Status, LastUsed: r.LastUsed, AllowedIPs: r.AllowedIPs}
 	}
+	c.metadata = map[string]any{"transformed": 1}
 	return out, nil
+}
+
+// flag is a boolean as UAPI writes one.
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (h *handler) rename(ctx context.Context, c *call) (any, error) {
@@ -252,6 +312,11 @@ func (h *handler) rename(ctx context.Context, c *call) (any, error) {
 	return nil, h.cfg.Ledger.Rename(ctx, commands.Rename{Account: c.who.account, Name: c.name, NewName: c.newName, Actor: c.who.actor})
 }
 
+// revoke answers as cPanel documents Tokens::revoke: 1 when "the system
+// removed the API token or the API token doesn't exist", so a cleanup script
+// that revokes twice succeeds. The names that exist are revoked together or
+// not at all. (The CLI and the NATS service stay strict: there an unknown
+// name is an error.)
 func (h *handler) revoke(ctx context.Context, c *call) (any, error) {
 	names := revokeNames(c.form)
 	if len(names) == 0 {
@@ -263,14 +328,45 @@ func (h *handler) revoke(ctx context.Context, c *call) (any, error) {
 			return nil, err
 		}
 	}
-	err := h.cfg.Ledger.Revoke(ctx, commands.Revoke{Account: c.who.account, Names: names, Actor: c.who.actor})
-	if events.ErrorCode(err) == events.NotFound {
-		c.name = h.firstUnknown(c.who.account, names, c.now)
-	}
-	if err != nil {
+	if err := h.revokeExisting(ctx, c.who, names); err != nil {
 		return nil, err
 	}
 	return 1, nil
+}
+
+// revokeExisting revokes, in one command, those of names that the account
+// has live tokens of, and takes the rest as revoked already.
+//
+// The names come from this node's table; the ledger decides on the stream
+// itself. When it finds one of them gone, another node has revoked or
+// renamed that token and this node's table has not applied it yet: then
+// revokeExisting waits for the table to apply more of the stream and looks
+// again. Each round needs the table to move, so the wait ends when the table
+// has caught up with that change, or when ctx does.
+func (h *handler) revokeExisting(ctx context.Context, who principal, names []string) error {
+	for {
+		seen := h.cfg.Table.Applied()
+		live := make(map[string]bool)
+		for _, r := range h.cfg.Table.List(who.account, h.cfg.Now()) {
+			live[r.Name] = true
+		}
+		var existing []string
+		for _, n := range names {
+			if live[n] && !slices.Contains(existing, n) {
+				existing = append(existing, n)
+			}
+		}
+		if len(existing) == 0 {
+			return nil
+		}
+		err := h.cfg.Ledger.Revoke(ctx, commands.Revoke{Account: who.account, Names: existing, Actor: who.actor})
+		if events.ErrorCode(err) != events.NotFound {
+			return err
+		}
+		if werr := h.cfg.Table.WaitApplied(ctx, seen+1); werr != nil {
+			return events.Errorf(events.Unavailable, "This server has not yet caught up with a change another server made to these API tokens; try again shortly.")
+		}
+	}
 }
 
 // rotate gives a live token a new secret, shown once as create shows one;
@@ -344,7 +440,8 @@ func parseWhitelist(form url.Values) ([]string, error) {
 }
 
 // firstUnknown is the first of names that the account has no live token of,
-// to say which one made a revoke fail.
+// to say which one made a revoke in the panel fail. (The panel stays strict:
+// a selected token that is gone by the time of the revoke is worth telling.)
 func (h *handler) firstUnknown(account string, names []string, now time.Time) string {
 	live := make(map[string]bool)
 	for _, r := range h.cfg.Table.List(account, now) {

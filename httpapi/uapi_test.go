@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,10 +9,15 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"tokenledger/commands"
 	"tokenledger/events"
+	"tokenledger/httpapi"
+	"tokenledger/internal/nodetest"
+	"tokenledger/projections"
 )
 
 // reply is a UAPI envelope as a script reads it.
@@ -67,17 +73,23 @@ func do(tb testing.TB, req *http.Request) reply {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	r := reply{HTTP: resp.StatusCode}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		tb.Fatalf("%s %s: Content-Type %q, body %s", req.Method, req.URL.Path, ct, b)
 	}
+	return decodeReply(tb, req.URL.Path, resp.StatusCode, b)
+}
+
+// decodeReply reads b, a UAPI envelope answered with HTTP status.
+func decodeReply(tb testing.TB, path string, status int, b []byte) reply {
+	tb.Helper()
+	r := reply{HTTP: status}
 	if err := json.Unmarshal(b, &r); err != nil {
-		tb.Fatalf("%s: %v: %s", req.URL.Path, err, b)
+		tb.Fatalf("%s: %v: %s", path, err, b)
 	}
 	json.Unmarshal(b, &r.raw)
 	for _, k := range []string{"status", "errors", "messages", "warnings", "metadata", "data"} {
 		if _, ok := r.raw[k]; !ok {
-			tb.Errorf("%s: envelope has no %q: %s", req.URL.Path, k, b)
+			tb.Errorf("%s: envelope has no %q: %s", path, k, b)
 		}
 	}
 	return r
@@ -220,6 +232,28 @@ func TestListEmpty(t *testing.T) {
 	}
 }
 
+// TestListAsCPanel: each row carries cPanel's features, an empty array for
+// full access, beside has_full_access, and the metadata says transformed.
+func TestListAsCPanel(t *testing.T) {
+	n := mustNode(t)
+	auth := cpanel("bob", n.mustToken(t, "bob", "admin", nil))
+	r := n.uapi(t, "GET", "list", auth, nil).ok(t)
+	if m := string(r.raw["metadata"]); m != `{"transformed":1}` {
+		t.Errorf("metadata %s, want {\"transformed\":1}", m)
+	}
+	var rows []map[string]json.RawMessage
+	if err := json.Unmarshal(r.Data, &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("data %s: %v", r.Data, err)
+	}
+	if f, full := string(rows[0]["features"]), string(rows[0]["has_full_access"]); f != "[]" || full != "1" {
+		t.Errorf("features %s, has_full_access %s: want [] and 1: %s", f, full, r.Data)
+	}
+	// Other functions' metadata stays empty.
+	if m := string(n.uapi(t, "GET", "rename", auth, url.Values{"name": {"admin"}, "new_name": {"admin2"}}).ok(t).raw["metadata"]); m != "{}" {
+		t.Errorf("rename's metadata %s", m)
+	}
+}
+
 func TestRename(t *testing.T) {
 	n := mustNode(t)
 	auth := cpanel("bob", n.mustToken(t, "bob", "admin", nil))
@@ -258,37 +292,130 @@ func TestRename(t *testing.T) {
 	}
 }
 
+// TestRevoke: as cPanel documents Tokens::revoke, a name that does not
+// exist counts as revoked, so a script that revokes twice succeeds; the
+// names that exist are revoked together; a malformed name refuses the call.
 func TestRevoke(t *testing.T) {
 	n := mustNode(t)
 	admin := n.mustToken(t, "bob", "admin", nil)
 	auth := cpanel("bob", admin)
-	for _, name := range []string{"a", "b", "c", "d"} {
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
 		n.mustToken(t, "bob", name, nil)
 	}
 	n.mustToken(t, "carol", "carols", nil)
 
-	// All or nothing: one unknown name, and none is revoked.
-	n.uapi(t, "GET", "revoke", auth, url.Values{"name-1": {"a"}, "name-2": {"zz"}, "name-3": {"b"}}).
-		refused(t, http.StatusOK, "The API token “zz” does not exist.")
-	n.uapi(t, "GET", "revoke", auth, url.Values{"name": {"carols"}}).refused(t, http.StatusOK, "The API token “carols” does not exist.")
 	n.uapi(t, "GET", "revoke", auth, url.Values{}).refused(t, http.StatusOK, "Provide the “name” parameter.")
-	n.uapi(t, "GET", "revoke", auth, url.Values{"name": {"a>"}}).refused(t, http.StatusOK, "is not a valid API token name")
-	if have, want := n.names("bob"), []string{"admin", "a", "b", "c", "d"}; !slices.Equal(have, want) {
+	n.uapi(t, "GET", "revoke", auth, url.Values{"name-0": {"a"}, "name-1": {"a>"}}).refused(t, http.StatusOK, "is not a valid API token name")
+	if have, want := n.names("bob"), []string{"admin", "a", "b", "c", "d", "e"}; !slices.Equal(have, want) {
 		t.Fatalf("after refusals: %v, want %v", have, want)
 	}
 
-	if r := n.uapi(t, "POST", "revoke", auth, url.Values{"name": {"a"}}).ok(t); string(r.Data) != "1" {
-		t.Fatalf("data %s, want 1", r.Data)
+	for _, tc := range []struct {
+		name   string
+		method string
+		params url.Values
+		want   []string // bob's tokens after
+	}{
+		{"one", "POST", url.Values{"name": {"a"}}, []string{"admin", "b", "c", "d", "e"}},
+		{"the same again", "GET", url.Values{"name": {"a"}}, []string{"admin", "b", "c", "d", "e"}},
+		{"never existed", "GET", url.Values{"name": {"zz"}}, []string{"admin", "b", "c", "d", "e"}},
+		{"several, numbered", "POST", url.Values{"name-0": {"b"}, "name-1": {"c"}}, []string{"admin", "d", "e"}},
+		{"unknown among them", "GET", url.Values{"name-1": {"d"}, "name-2": {"zz"}, "name-3": {"b"}}, []string{"admin", "e"}},
+		{"another account's", "GET", url.Values{"name": {"carols"}}, []string{"admin", "e"}},
+		{"named twice", "GET", url.Values{"name": {"e", "e"}}, []string{"admin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := n.uapi(t, tc.method, "revoke", auth, tc.params).ok(t); string(r.Data) != "1" {
+				t.Fatalf("data %s, want 1", r.Data)
+			}
+			if have := n.names("bob"); !slices.Equal(have, tc.want) {
+				t.Fatalf("bob's tokens %v, want %v", have, tc.want)
+			}
+		})
 	}
-	n.uapi(t, "POST", "revoke", auth, url.Values{"name-0": {"b"}, "name-1": {"c"}}).ok(t)
-	if have, want := n.names("bob"), []string{"admin", "d"}; !slices.Equal(have, want) {
-		t.Fatalf("after revokes: %v, want %v", have, want)
+	if have := n.names("carol"); !slices.Equal(have, []string{"carols"}) {
+		t.Fatalf("carol's tokens %v", have)
+	}
+	// Only the names that existed were revoked: one event each.
+	var revoked []string
+	for _, e := range n.events(t, "bob") {
+		if d, ok := e.Data.(events.TokenRevoked); ok {
+			revoked = append(revoked, d.Name)
+		}
+	}
+	if want := []string{"a", "b", "c", "d", "e"}; !slices.Equal(revoked, want) {
+		t.Fatalf("revoke events for %v, want %v", revoked, want)
 	}
 	// A token may revoke itself, and is then refused.
 	n.uapi(t, "GET", "revoke", auth, url.Values{"name": {"admin"}}).ok(t)
 	n.uapi(t, "GET", "list", auth, nil).refused(t, http.StatusUnauthorized, "Access denied")
-	if have := n.names("carol"); !slices.Equal(have, []string{"carols"}) {
-		t.Fatalf("carol's tokens %v", have)
+}
+
+// laggingTable is a node's table that has not yet applied the latest
+// change of another node: it shows the rows and sequence it had when
+// frozen, until the HTTP side waits for it to move on.
+type laggingTable struct {
+	*projections.Table
+	mu      sync.Mutex
+	rows    map[string][]projections.Row // account -> rows, while frozen
+	applied uint64
+	waited  bool
+}
+
+func (l *laggingTable) freeze(accounts ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rows, l.applied = map[string][]projections.Row{}, l.Table.Applied()
+	for _, a := range accounts {
+		l.rows[a] = l.Table.List(a, time.Now())
+	}
+}
+
+func (l *laggingTable) List(account string, now time.Time) []projections.Row {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if rows, ok := l.rows[account]; ok {
+		return rows
+	}
+	return l.Table.List(account, now)
+}
+
+func (l *laggingTable) Applied() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rows != nil {
+		return l.applied
+	}
+	return l.Table.Applied()
+}
+
+func (l *laggingTable) WaitApplied(ctx context.Context, seq uint64) error {
+	l.mu.Lock()
+	l.rows, l.waited = nil, true
+	l.mu.Unlock()
+	return l.Table.WaitApplied(ctx, seq)
+}
+
+// TestRevokeRacesAnotherNode: a token that another node revoked a moment
+// ago, and that this node's table still lists, counts as revoked too; the
+// others named are revoked with no error.
+func TestRevokeRacesAnotherNode(t *testing.T) {
+	var lag *laggingTable
+	n := mustNode(t, func(tb testing.TB, nd *nodetest.Node, cfg *httpapi.Config) {
+		lag = &laggingTable{Table: nd.Table}
+		cfg.Table = lag
+	})
+	auth := basic("bob", passwords["bob"])
+	n.mustToken(t, "bob", "a", nil)
+	n.mustToken(t, "bob", "b", nil)
+	lag.freeze("bob")
+	if err := n.Ledger.Revoke(context.Background(), commands.Revoke{Account: "bob", Names: []string{"a"},
+		Actor: events.Actor{Kind: events.ActorOperator, Name: "elsewhere"}}); err != nil {
+		t.Fatal(err)
+	}
+	n.uapi(t, "GET", "revoke", auth, url.Values{"name-0": {"a"}, "name-1": {"b"}}).ok(t)
+	if have := n.names("bob"); len(have) != 0 || !lag.waited {
+		t.Fatalf("bob's tokens %v (waited for the table: %v)", have, lag.waited)
 	}
 }
 
