@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -81,6 +82,16 @@ func clearField(id string) chromedp.Action[chromedp.Void] {
 	return into(new(any), chromedp.Evaluate[any](`(function (e) { e.value = ""; e.dispatchEvent(new Event("input")); })(document.getElementById("`+id+`"))`))
 }
 
+// errorRed is the border of a field the panel marks as wrong.
+const errorRed = "rgb(217, 83, 79)"
+
+// borders reads the top border colour of the fields with these ids, as
+// the user sees them.
+func borders(ids ...string) chromedp.Action[[]string] {
+	list, _ := json.Marshal(ids)
+	return chromedp.Evaluate[[]string](string(list) + `.map(function (id) { return getComputedStyle(document.getElementById(id)).borderTopColor; })`)
+}
+
 // tableRow is a row of the panel's token table as the user sees it.
 type tableRow struct {
 	Name    string `json:"name"`
@@ -148,7 +159,19 @@ func TestPanelInBrowser(t *testing.T) {
 	var text string
 
 	// A wrong password is refused; the right one shows bob's tokens, ten a page.
+	// The login form's empty required fields show no error before anything is typed.
+	var colors []string
+	unmarked := func(what string, ids ...string) {
+		t.Helper()
+		run(what, into(&colors, borders(ids...)))
+		for i, c := range colors {
+			if c == errorRed {
+				t.Errorf("%s: #%s has the error border before anything is typed", what, ids[i])
+			}
+		}
+	}
 	run("login page", chromedp.Navigate(n.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#login-account")), shot("login"))
+	unmarked("login page", "login-account", "login-password")
 	run("wrong password",
 		chromedp.SendKeys(chromedp.CSS("#login-account"), "bob"),
 		chromedp.SendKeys(chromedp.CSS("#login-password"), "guess"),
@@ -158,6 +181,7 @@ func TestPanelInBrowser(t *testing.T) {
 	if text != "The login is invalid." {
 		t.Fatalf("wrong password: %q", text)
 	}
+	unmarked("login page after a refusal", "login-password")
 	run("login",
 		chromedp.SetValue(chromedp.CSS("#login-account"), "bob"),
 		chromedp.SendKeys(chromedp.CSS("#login-password"), passwords["bob"]),
@@ -181,9 +205,11 @@ func TestPanelInBrowser(t *testing.T) {
 	if r := rows[2]; r.Status != "active" || r.Icon || r.Expires != "Never" {
 		t.Errorf("active row: %+v", r)
 	}
-	run("columns", into(&text, chromedp.Text(chromedp.CSS("#tokens thead"))))
-	if !strings.Contains(text, "Last used") {
-		t.Errorf("table header %q has no Last used", text)
+	// The columns are named as on cPanel's page, with Last used beside them.
+	var columns []string
+	run("columns", into(&columns, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#tokens thead th")).map(function (th) { return th.innerText.trim(); })`)))
+	if want := []string{"", "Token Name", "Created", "Expires", "Last used", "Manage"}; !slices.Equal(columns, want) {
+		t.Errorf("table columns %q, want %q", columns, want)
 	}
 
 	// Twenty a page shows all twelve.
@@ -198,14 +224,15 @@ func TestPanelInBrowser(t *testing.T) {
 	// Create: the name is checked as typed; the date defaults to a year from today.
 	var date, check string
 	var disabled bool
-	run("create form",
-		loads(chromedp.Click(chromedp.CSS("#create"))),
-		chromedp.WaitVisible(chromedp.CSS("#token-name")),
+	run("create form", loads(chromedp.Click(chromedp.CSS("#create"))), chromedp.WaitVisible(chromedp.CSS("#token-name")))
+	unmarked("create form", "token-name")
+	run("a name with a space",
 		chromedp.SendKeys(chromedp.CSS("#token-name"), "web deploy"),
 		into(&text, chromedp.Text(chromedp.CSS("#name-check"))),
-		into(&disabled, chromedp.Evaluate[bool](`document.getElementById("create-submit").disabled`)))
-	if !strings.Contains(text, "You can only enter letters") || !disabled {
-		t.Fatalf("a name with a space: %q, create disabled %v", text, disabled)
+		into(&disabled, chromedp.Evaluate[bool](`document.getElementById("create-submit").disabled`)),
+		into(&colors, borders("token-name")))
+	if !strings.Contains(text, "You can only enter letters") || !disabled || colors[0] != errorRed {
+		t.Fatalf("a name with a space: %q, create disabled %v, border %s", text, disabled, colors[0])
 	}
 	run("duplicate name",
 		clearField("token-name"),
@@ -226,14 +253,19 @@ func TestPanelInBrowser(t *testing.T) {
 		t.Fatalf("default expiry date %q, want %q", date, want)
 	}
 
-	// The secret shows once, with Copy and "Yes, I Saved My Token".
-	var secret string
+	// The secret shows once, with Copy and "Yes, I Saved My Token", on a
+	// page the create redirected to.
+	var secret, url string
 	run("create",
 		loads(chromedp.Click(chromedp.CSS("#create-submit"))),
 		chromedp.WaitVisible(chromedp.CSS("#secret")),
 		into(&secret, chromedp.Value(chromedp.CSS("#secret"))),
+		into(&url, chromedp.Location()),
 		chromedp.Click(chromedp.CSS("#copy")),
 		chromedp.WaitVisible(chromedp.CSS("#copy-done")), shot("secret"))
+	if url != n.URL+"/secret" {
+		t.Fatalf("the secret is shown at %s, not on a page of its own", url)
+	}
 	res := n.Table.Validate(secret, "bob", n.Clock.Now())
 	if !events.IsSecretShaped(secret) || !res.Valid || res.Name != "web-deploy" {
 		t.Fatalf("the secret shown does not validate: %+v", res)
@@ -241,14 +273,20 @@ func TestPanelInBrowser(t *testing.T) {
 	if want, _ := events.ParseDate(date, n.Location); res.ExpiresAt == nil || *res.ExpiresAt != want.Unix() {
 		t.Fatalf("expiry %v, want 23:59:59 of %s", res.ExpiresAt, date)
 	}
-	var html, url string
-	run("saved",
-		loads(chromedp.Click(chromedp.CSS("#saved"))),
+	// A reload neither creates again nor shows the secret again, and says why.
+	before := n.names("bob")
+	var html string
+	run("reload the secret's page",
+		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS("#tokens")),
 		into(&html, chromedp.OuterHTML(chromedp.CSS("html"))),
+		into(&text, chromedp.Text(chromedp.CSS("#flash"))),
 		into(&url, chromedp.Location()))
-	if strings.Contains(html, secret) || strings.Contains(url, secret) {
-		t.Fatal("the secret is shown again after “Yes, I Saved My Token”")
+	if strings.Contains(html, secret) || strings.Contains(url, secret) || !strings.Contains(text, "shown only once") {
+		t.Fatalf("after a reload of the secret's page: flash %q", text)
+	}
+	if have := n.names("bob"); !slices.Equal(have, before) || !slices.Contains(have, "web-deploy") {
+		t.Fatalf("after the reload: %v, want %v", have, before)
 	}
 	if have := names(table("after create")); !slices.Contains(have, "web-deploy") {
 		t.Fatalf("after create: %v", have)
@@ -257,7 +295,9 @@ func TestPanelInBrowser(t *testing.T) {
 	// Manage: rename.
 	run("manage",
 		loads(chromedp.Click(chromedp.CSS(`#tokens tr[data-name="web-deploy"] a.btn`))),
-		chromedp.WaitVisible(chromedp.CSS("#new-name")),
+		chromedp.WaitVisible(chromedp.CSS("#new-name")))
+	unmarked("manage page", "new-name")
+	run("rename",
 		chromedp.SendKeys(chromedp.CSS("#new-name"), "web-deploy-2"), shot("manage"),
 		loads(chromedp.Click(chromedp.CSS("#update"))),
 		chromedp.WaitVisible(chromedp.CSS("#flash")),
@@ -323,8 +363,10 @@ func TestPanelInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#revoke-selected")),
 		chromedp.WaitVisible(chromedp.CSS("#revoke-confirm")),
 		into(&text, chromedp.Text(chromedp.CSS("#revoke-confirm-text"))), shot("confirm"))
-	if !strings.Contains(text, "the 3 selected API tokens") {
-		t.Fatalf("confirmation %q", text)
+	var yes string
+	run("confirmation's button", into(&yes, chromedp.Text(chromedp.CSS("#revoke-yes"))))
+	if !strings.Contains(text, "the 3 selected API tokens") || yes != "Revoke Selected API Tokens" {
+		t.Fatalf("confirmation %q, button %q", text, yes)
 	}
 	if have := n.names("bob"); len(have) != 13 {
 		t.Fatalf("revoked before the confirmation: %v", have)

@@ -56,6 +56,7 @@ func (h *handler) panelRoutes(mux *http.ServeMux) {
 	post("/logout", h.logout)
 	mux.HandleFunc("GET /create", h.signedIn(h.createForm))
 	post("/create", h.signedIn(h.create))
+	mux.HandleFunc("GET /secret", h.signedIn(h.secretPage))
 	mux.HandleFunc("GET /saved", h.signedIn(h.saved))
 	mux.HandleFunc("GET /manage", h.signedIn(h.manage))
 	post("/rename", h.signedIn(h.renameToken))
@@ -435,9 +436,31 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, v *view, id str
 		return
 	}
 	d := t.Event.Data.(events.TokenCreated)
-	v.Page = "secret"
-	v.Created = &created{Name: d.Name, Token: t.Secret, CreateTime: t.Event.At.Unix(), ExpiresAt: d.ExpiresAt, HasFullAccess: 1}
-	v.ExpiresText = h.showExpiry(d.ExpiresAt)
+	h.showSecret(w, r, id, newSecret{
+		token:       created{Name: d.Name, Token: t.Secret, CreateTime: t.Event.At.Unix(), ExpiresAt: d.ExpiresAt, HasFullAccess: 1},
+		expiresText: h.showExpiry(d.ExpiresAt),
+	})
+}
+
+// showSecret has the browser fetch the page that shows a new secret, which
+// the session keeps for that one GET: the answer to the POST that made it
+// is a redirect, so that a reload neither makes another nor shows it again.
+func (h *handler) showSecret(w http.ResponseWriter, r *http.Request, id string, secret newSecret) {
+	h.sessions.setSecret(id, secret)
+	http.Redirect(w, r, "/secret", http.StatusSeeOther)
+}
+
+// secretPage shows the session's new secret, once. Later, it says why the
+// secret is not shown again.
+func (h *handler) secretPage(w http.ResponseWriter, r *http.Request, v *view, id string) {
+	secret, ok := h.sessions.takeSecret(id)
+	if !ok {
+		h.sessions.setFlash(id, flash{Bad: true, Text: "An API token's secret is shown only once, and cannot be shown again. " +
+			"If you did not save it, revoke the token and create a new one."})
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	v.Page, v.Created, v.ExpiresText, v.Rotated, v.Grace = "secret", &secret.token, secret.expiresText, secret.rotated, secret.grace
 	h.render(w, http.StatusOK, v)
 }
 
@@ -534,7 +557,7 @@ func (h *handler) revokeTokens(w http.ResponseWriter, r *http.Request, v *view, 
 }
 
 // rotateToken gives a token a new secret once the user has confirmed, and
-// shows it once, as create does; an unconfirmed request (a browser without
+// shows it once, as create does (showSecret); an unconfirmed request (a browser without
 // JavaScript) gets a page that asks.
 func (h *handler) rotateToken(w http.ResponseWriter, r *http.Request, v *view, id string) {
 	v.Name, v.Grace = r.PostForm.Get("name"), r.PostForm.Get("grace")
@@ -570,13 +593,11 @@ func (h *handler) rotateToken(w http.ResponseWriter, r *http.Request, v *view, i
 		return
 	}
 	c := h.rotated(v.Account, t, h.cfg.Now())
-	v.Page, v.Rotated, v.Created, v.ExpiresText = "secret", true, &c, h.showExpiry(c.ExpiresAt)
+	secret := newSecret{token: c, expiresText: h.showExpiry(c.ExpiresAt), rotated: true}
 	if grace > 0 {
-		v.Grace = h.showTime(h.cfg.Now().Add(grace))
-	} else {
-		v.Grace = ""
+		secret.grace = h.showTime(h.cfg.Now().Add(grace))
 	}
-	h.render(w, http.StatusOK, v)
+	h.showSecret(w, r, id, secret)
 }
 
 // panelRefusal words a refusal as the API does; internal errors are logged

@@ -179,10 +179,26 @@ func TestPanelChanges(t *testing.T) {
 	if !strings.Contains(p.body, "A conflicting API token with the name “old” already exists.") {
 		t.Fatalf("duplicate: %s", p.body)
 	}
+	// The answer to the create is a redirect (post/redirect/get), so that a
+	// reload does not post it again; the page it leads to shows the secret
+	// once, and after that says why it does not.
 	p = b.do("POST", "/create", url.Values{"csrf": {csrf}, "name": {"new"}, "expiry": {"never"}})
-	m := regexp.MustCompile(`id="secret" value="([A-Z0-9]{32})"`).FindStringSubmatch(p.body)
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/secret" || secretField.MatchString(p.body) {
+		t.Fatalf("create: %d %v\n%s", p.status, p.header, p.body)
+	}
+	p = b.do("GET", "/secret", nil)
+	m := secretField.FindStringSubmatch(p.body)
 	if m == nil || p.header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("create: %d\n%s", p.status, p.body)
+		t.Fatalf("the page after create: %d\n%s", p.status, p.body)
+	}
+	if again := b.do("GET", "/secret", nil); again.status != http.StatusSeeOther || strings.Contains(again.body, m[1]) {
+		t.Fatalf("the secret's page again: %d\n%s", again.status, again.body)
+	}
+	if home := b.do("GET", "/", nil); strings.Contains(home.body, m[1]) || !strings.Contains(home.body, "secret is shown only once") {
+		t.Fatalf("after the secret's page again:\n%s", home.body)
+	}
+	if have := n.names("bob"); !slices.Equal(have, []string{"old", "new"}) {
+		t.Fatalf("after create: %v", have)
 	}
 	if res := n.Table.Validate(m[1], "bob", n.Clock.Now()); !res.Valid || res.Name != "new" || res.ExpiresAt != nil {
 		t.Fatalf("the secret shown: %+v", res)
@@ -211,7 +227,7 @@ func TestPanelChanges(t *testing.T) {
 
 	// Revoke asks first, then revokes all or nothing.
 	p = b.do("POST", "/revoke", url.Values{"csrf": {csrf}, "name": {"old", "newer"}})
-	if !strings.Contains(p.body, "Yes, Revoke") || len(n.names("bob")) != 2 {
+	if !strings.Contains(p.body, "Revoke Selected API Tokens") || len(n.names("bob")) != 2 {
 		t.Fatalf("unconfirmed revoke: %s", p.body)
 	}
 	b.do("POST", "/revoke", url.Values{"csrf": {csrf}, "name": {"old", "carols"}, "confirmed": {"1"}})

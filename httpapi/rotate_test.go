@@ -100,7 +100,13 @@ func TestPanelRotate(t *testing.T) {
 		t.Fatalf("rotate without CSRF token: %d", p.status)
 	}
 
+	// The rotation redirects to the page that shows the new secret once
+	// (post/redirect/get), so that a reload does not rotate again.
 	p = b.do("POST", "/rotate", url.Values{"csrf": {csrf}, "name": {"deploy"}, "grace": {"0"}, "confirmed": {"1"}})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/secret" {
+		t.Fatalf("rotate: %d %v", p.status, p.header)
+	}
+	p = b.do("GET", "/secret", nil)
 	m := secretField.FindStringSubmatch(p.body)
 	if m == nil || !strings.Contains(p.body, "Yes, I Saved My Token") || !strings.Contains(p.body, `id="copy"`) ||
 		!strings.Contains(p.body, "Its old secret no longer works.") || p.header.Get("Cache-Control") != "no-store" {
@@ -115,12 +121,14 @@ func TestPanelRotate(t *testing.T) {
 	if p := b.do("GET", "/saved", nil); p.header.Get("Location") != "/" {
 		t.Fatalf("saved: %v", p.header)
 	}
-	if strings.Contains(b.do("GET", "/", nil).body, m[1]) || strings.Contains(b.do("GET", "/manage?name=deploy", nil).body, m[1]) {
+	if strings.Contains(b.do("GET", "/secret", nil).body, m[1]) || strings.Contains(b.do("GET", "/", nil).body, m[1]) ||
+		strings.Contains(b.do("GET", "/manage?name=deploy", nil).body, m[1]) {
 		t.Fatal("the new secret is shown again")
 	}
 
 	// With a grace period the page says until when the old one works.
-	p = b.do("POST", "/rotate", url.Values{"csrf": {csrf}, "name": {"deploy"}, "grace": {"86400"}, "confirmed": {"1"}})
+	b.do("POST", "/rotate", url.Values{"csrf": {csrf}, "name": {"deploy"}, "grace": {"86400"}, "confirmed": {"1"}})
+	p = b.do("GET", "/secret", nil)
 	if !strings.Contains(p.body, "Its old secret keeps working until") || !n.Table.ValidateFrom(m[1], "bob", loopback, n.Clock.Now()).Valid {
 		t.Fatalf("rotate with grace: %s", p.body)
 	}

@@ -28,6 +28,7 @@ type session struct {
 	stamp   passwordStamp // of the password it logged in with
 	csrf    string        // sent back with every change the panel makes
 	flash   flash         // one message for the next page, then dropped
+	secret  *newSecret    // a new secret for the next GET of /secret, then dropped
 	size    int           // rows a page in the token table, once chosen
 	created time.Time
 	seen    time.Time
@@ -64,7 +65,8 @@ func (s *sessions) start(account string, stamp passwordStamp) string {
 	return id
 }
 
-// get returns a copy of the live session with the cookie value id.
+// get returns a copy of the live session with the cookie value id, without
+// its new secret, which only takeSecret gives out.
 func (s *sessions) get(id string) (session, bool) {
 	now := time.Now()
 	key := sha256.Sum256([]byte(id))
@@ -79,7 +81,9 @@ func (s *sessions) get(id string) (session, bool) {
 		return session{}, false
 	}
 	ss.seen = now
-	return *ss, true
+	out := *ss
+	out.secret = nil
+	return out, true
 }
 
 // takeFlash returns the session's message for this page and drops it.
@@ -107,6 +111,39 @@ func (s *sessions) setFlash(id string, msg flash) {
 	if ss := s.byID[sha256.Sum256([]byte(id))]; ss != nil {
 		ss.flash = msg
 	}
+}
+
+// newSecret is a secret that a change made, waiting to be shown once on the
+// page the change redirects to (post/redirect/get): a reload of that page,
+// or of the one before, neither changes anything again nor shows the secret
+// again. It lives only in this node's memory, in the session.
+type newSecret struct {
+	token       created
+	expiresText string
+	rotated     bool   // a rotation's new secret, not a new token's
+	grace       string // until when a rotated token's old secret works; "" if it stopped at once
+}
+
+// setSecret keeps s for the session's next GET of /secret.
+func (s *sessions) setSecret(id string, secret newSecret) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss := s.byID[sha256.Sum256([]byte(id))]; ss != nil {
+		ss.secret = &secret
+	}
+}
+
+// takeSecret returns the session's new secret and forgets it.
+func (s *sessions) takeSecret(id string) (newSecret, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.byID[sha256.Sum256([]byte(id))]
+	if ss == nil || ss.secret == nil {
+		return newSecret{}, false
+	}
+	secret := *ss.secret
+	ss.secret = nil
+	return secret, true
 }
 
 // setSize remembers the table's page size for the rest of the session.
