@@ -191,7 +191,7 @@ func TestAuditReadsLeaveNoConsumer(t *testing.T) {
 		{"a replay whose context ends", func() error {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			_, err := projections.AsOf(ctx, l.stream, "bob", time.Now().Add(time.Hour), projections.DefaultWarn, func([]byte, events.Event) error {
+			_, err := projections.AsOf(ctx, l.stream, "", time.Now().Add(time.Hour), projections.DefaultWarn, func([]byte, events.Event) error {
 				cancel()
 				return nil
 			})
