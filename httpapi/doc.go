@@ -5,9 +5,14 @@
 //
 // The UAPI (/execute/Tokens/create_full_access, list, rename, revoke) takes
 // cPanel's parameter names and answers in UAPI's envelope with cPanel's
-// wording, so a script written for cPanel works unchanged; rotate, whitelist_ip
-// on create and last_used/allowed_ips in list go beyond cPanel with new names
-// only. It authenticates with "Authorization: cpanel ACCOUNT:TOKEN"
+// wording and semantics (revoke counts an unknown name as revoked; list
+// carries features and metadata.transformed), so a script written for
+// cPanel works unchanged; rotate, whitelist_ip on create and
+// status/last_used/allowed_ips in list go beyond cPanel with new names only.
+// cPanel's older route, /json-api/cpanel with cpanel_jsonapi_apiversion=3,
+// calls the same functions and wraps the envelope as cPanel does
+// (jsonapi.go). /openapi.json describes all of it (openapi.json, kept true by
+// openapi_test.go). It authenticates with "Authorization: cpanel ACCOUNT:TOKEN"
 // (validated from the node's in-memory table, against the token's address
 // allow-list, and noted to the use recorder) or HTTP Basic with a password
 // from the accounts file, an htpasswd file of bcrypt hashes (Accounts). An
@@ -22,7 +27,9 @@
 // SameSite=Strict cookie (Secure under TLS) that end when the account's
 // password changes in the accounts file, a CSRF token on the login form
 // (bound to a pre-session cookie) and on every change, no secret ever in a
-// URL or a log, and no control character shown as it is on a page.
+// URL or a log, and no control character shown as it is on a page. A new
+// secret is kept in the session for the one GET of the page that shows it,
+// which the change redirects to (post/redirect/get).
 //
 // Both call the node's ledger (commands) and table (projections) in-process,
 // through the small Ledger and Table interfaces; neither goes through NATS.

@@ -122,6 +122,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /metrics", h.metricsPage)
 	mux.HandleFunc("/execute/", h.execute)
 	mux.HandleFunc(jsonAPIPath, h.jsonAPI)
+	mux.HandleFunc("GET /openapi.json", h.openAPI)
 	h.panelRoutes(mux)
 	return limits(mux)
 }
