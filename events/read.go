@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -43,32 +45,60 @@ type ReadOptions struct {
 	Since    time.Time // only events stored at or after this instant
 }
 
-// Read calls fn for each event that matches opts, oldest first, up to the last
-// event stored when Read began, using JetStream's subject filter and start
-// position rather than a scan.
+// Read calls fn for each event that matches opts, oldest first, up to the
+// account's (or the stream's) last event at the moment Read began, as the
+// stream's leader says; events stored later may or may not be included.
+// It never ends short: it returns nil once fn has had that last event (or
+// when nothing matches), fn's error as it is, and otherwise an error, an
+// Unavailable one when JetStream cannot take the read that far. A consumer
+// that says nothing is pending is not taken for the end, since one on a
+// server still catching up after a restart says so too.
+//
+// A read of one account asks the leader for each event in turn (see get)
+// and leaves nothing on the server, up to maxGets events; Msg.Pending is
+// then not counted, but 1 before the read's last event and 0 on it. A read
+// of the whole stream, and the rest of a long account's, uses an ordered
+// consumer that it deletes when done.
 func (s *Stream) Read(ctx context.Context, opts ReadOptions, fn func(Msg) error) error {
 	filter := s.cfg.AllFilter()
 	if opts.Account != "" {
 		filter = s.cfg.AccountFilter(opts.Account)
 	}
-	last, err := s.last(ctx, filter)
-	if err != nil || last <= opts.AfterSeq {
+	last, lastAt, err := s.last(ctx, filter)
+	if err != nil || last <= opts.AfterSeq || !opts.Since.IsZero() && lastAt.Before(opts.Since) {
 		return err
 	}
-	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}
-	switch {
-	case opts.AfterSeq > 0:
-		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, opts.AfterSeq+1
-	case !opts.Since.IsZero():
-		since := opts.Since
-		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	}
-	return s.consume(ctx, cc, func(m Msg) (bool, error) {
-		if err := fn(m); err != nil {
-			return false, err
+	r := span{filter: filter, from: opts.AfterSeq + 1, last: last, since: opts.Since}
+	if opts.Account != "" {
+		done, err := s.get(ctx, r, maxGets, fn)
+		if err != nil || done >= r.last {
+			return err
 		}
-		return m.Seq < last && m.Pending > 0, nil
-	})
+		r.from = done + 1 // a long account: the rest by a consumer
+	}
+	return s.consume(ctx, r, fn)
+}
+
+// span is what one read covers: the events on filter from sequence from to
+// last, both included, stored at or after since.
+type span struct {
+	filter     string
+	from, last uint64
+	since      time.Time
+}
+
+// skip says whether m is outside the span, being stored before since.
+func (r span) skip(m Msg) bool { return m.Stored.Before(r.since) }
+
+// short is the error of a read that has given fn every event up to done
+// but cannot go on to r.last because of err: the caller's own end (a
+// cancelled context) as it is, a coded error as it is, anything else
+// Unavailable.
+func (r span) short(done uint64, err error) error {
+	if errors.Is(err, context.Canceled) || ErrorCode(err) != Internal {
+		return err
+	}
+	return fmt.Errorf("%w: %w", Errorf(Unavailable, "JetStream could not be read to the end: read up to sequence %d of %d on %s", done, r.last, r.filter), err)
 }
 
 // Follow calls fn for every event after sequence after, then goes on with each
@@ -133,32 +163,49 @@ func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
 }
 
 // LastSeq is the sequence of the newest event of account, or of the whole
-// stream when account is empty; 0 when there is none.
+// stream when account is empty; 0 when there is none. The stream's leader
+// answers, so that a caller that has read up to it knows it holds every
+// event stored before it asked.
 func (s *Stream) LastSeq(ctx context.Context, account string) (uint64, error) {
-	if account == "" {
-		return s.last(ctx, s.cfg.AllFilter())
+	filter := s.cfg.AllFilter()
+	if account != "" {
+		filter = s.cfg.AccountFilter(account)
 	}
-	return s.last(ctx, s.cfg.AccountFilter(account))
+	seq, _, err := s.last(ctx, filter)
+	return seq, err
 }
 
-func (s *Stream) last(ctx context.Context, filter string) (uint64, error) {
+// last is the sequence of the newest event on filter and when it was stored;
+// 0 when there is none. Both requests are answered by the stream's leader
+// (the stream does not allow direct gets, which any copy answers).
+func (s *Stream) last(ctx context.Context, filter string) (uint64, time.Time, error) {
 	if filter == s.cfg.AllFilter() {
 		info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return s.stream.Info(ctx) })
 		if err != nil {
-			return 0, natsError(err)
+			return 0, time.Time{}, lastError(filter, err)
 		}
-		return info.State.LastSeq, nil
+		return info.State.LastSeq, info.State.LastTime, nil
 	}
 	m, err := askAgain(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
 		return s.stream.GetLastMsgForSubject(ctx, filter)
 	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
+		return 0, time.Time{}, nil
 	}
 	if err != nil {
-		return 0, natsError(err)
+		return 0, time.Time{}, lastError(filter, err)
 	}
-	return m.Sequence, nil
+	return m.Sequence, m.Time, nil
+}
+
+// lastError says that the end of filter could not be learnt: Unavailable,
+// whatever JetStream answered instead (no leader, a timeout, ...).
+func lastError(filter string, err error) error {
+	err = natsError(err)
+	if errors.Is(err, context.Canceled) || ErrorCode(err) != Internal {
+		return err
+	}
+	return fmt.Errorf("%w: %w", Errorf(Unavailable, "JetStream did not say where %s ends", filter), err)
 }
 
 // apiWait bounds one JetStream API read. Just after a server is lost a request
@@ -178,19 +225,33 @@ func askAgain[T any](ctx context.Context, req func(context.Context) (T, error)) 
 	}
 }
 
-// consume runs an ordered consumer and hands each message to fn, decoded,
-// until fn says stop, fn fails, or ctx ends. It returns at once when nothing
-// matches, rather than wait for a first message.
+// consume reads r with an ordered consumer, handing each message to fn
+// decoded, until it has handed over r.last. The consumer is deleted when
+// consume returns, however it returns: nats.go leaves a stopped ordered
+// consumer on the server, and every audit would otherwise leave one behind
+// for minutes.
 //
-// The consumer is deleted when consume returns, however it returns: nats.go
-// leaves a stopped ordered consumer on the server, and every audit command
-// and account catch-up would otherwise leave one behind for minutes.
-func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig, fn func(Msg) (bool, error)) error {
-	cc.NamePrefix = readNamePrefix + NewID()
-	cc.InactiveThreshold = readInactive
+// It stops only at r.last (or past it), never because the consumer reports
+// nothing pending: a consumer placed on a server that is still catching up
+// says so before it has delivered everything. Should no message come for
+// readStall, the read gives up as Unavailable rather than end short.
+func (s *Stream) consume(ctx context.Context, r span, fn func(Msg) error) error {
+	cc := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{r.filter},
+		NamePrefix:        readNamePrefix + NewID(),
+		InactiveThreshold: readInactive,
+	}
+	switch {
+	case r.from > 1:
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.from
+	case !r.since.IsZero():
+		since := r.since
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	done := r.from - 1 // the last sequence handed over, or skipped
 	cons, err := s.stream.OrderedConsumer(ctx, cc)
 	if err != nil {
-		return natsError(err)
+		return r.short(done, natsError(err))
 	}
 	defer s.deleteConsumer(cons)
 	// A consumer lost with its server shows as missed heartbeats: a second
@@ -200,38 +261,46 @@ func (s *Stream) consume(ctx context.Context, cc jetstream.OrderedConsumerConfig
 	// new leader the table can so lag 10 to 20 s (see the README's limits).
 	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
-		return natsError(err)
+		return r.short(done, natsError(err))
 	}
 	defer it.Stop()
-	info, err := askAgain(ctx, cons.Info)
-	if err != nil {
-		return natsError(err)
-	}
-	if info.NumPending == 0 {
-		return nil
-	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	for {
-		jm, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return natsError(err)
+		jm, err := it.Next(jetstream.NextMaxWait(readStall))
+		switch {
+		case ctx.Err() != nil:
+			return r.short(done, natsError(ctx.Err()))
+		case errors.Is(err, nats.ErrTimeout):
+			return r.short(done, fmt.Errorf("no event came for %v", readStall))
+		case err != nil:
+			return r.short(done, natsError(err))
 		}
 		md, err := jm.Metadata()
 		if err != nil {
-			return err
+			return r.short(done, err)
+		}
+		if md.Sequence.Stream > r.last {
+			return nil // r.last was handed over already; cannot happen on a stream without deletes
 		}
 		m := Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()}
-		m.Decode()
-		more, err := fn(m)
-		if err != nil || !more {
-			return err
+		if !r.skip(m) {
+			m.Decode()
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+		if done = m.Seq; done >= r.last {
+			return nil
 		}
 	}
 }
+
+// readStall is how long a read waits for its next event before it gives up
+// as Unavailable: longer than nats.go takes to recreate a consumer lost with
+// its server (a few seconds), and than a server that restarted takes to
+// catch up on a busy stream.
+const readStall = 30 * time.Second
 
 // readNamePrefix starts the name of each read's consumer, so that an
 // operator can tell them in `nats consumer ls`; a fresh ULID follows it, so
