@@ -159,12 +159,13 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 	a := l.account(name)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	verified := false // the state was checked against the stream in this call
 	if !a.loaded {
 		if _, err := l.catchUp(ctx, name, a, ""); err != nil {
 			return nil, err
 		}
+		verified = true
 	}
-	verified := false // the state was checked against the stream in this call
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		evs, err := decide(&a.state)
 		if err != nil {
@@ -228,6 +229,13 @@ func (l *Ledger) execute(ctx context.Context, name string, decide func(*State) (
 // Events that do not decode, verify or continue the chain are skipped but
 // still move the sequence on, since the concurrency check counts every
 // stored message.
+//
+// Once it returns without error the state is current: Log.Read reads up to
+// the account's last sequence as the stream's leader gave it when the read
+// began, or fails; it never takes a copy of the stream that lags for the
+// whole story. A refusal decided on the state then holds against every
+// event stored before the catch-up began. A failed catch-up leaves the
+// state at the events it did read, in order; the next one goes on from there.
 func (l *Ledger) catchUp(ctx context.Context, name string, a *account, mine string) (uint64, error) {
 	var found uint64
 	err := l.Log.Read(ctx, events.ReadOptions{Account: name, AfterSeq: a.state.Seq}, func(m events.Msg) error {

@@ -2,11 +2,16 @@ package commands_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/commands"
 	"tokenledger/events"
@@ -242,6 +247,154 @@ func TestRestartRebuildsTheSameTable(t *testing.T) {
 		h := have[i]
 		if h.Name != w.Name || h.TokenID != w.TokenID || !h.Created.Equal(w.Created) || *h.ExpiresAt != *w.ExpiresAt || h.Status != w.Status {
 			t.Fatalf("row %d: rebuilt %+v, want %+v", i, h, w)
+		}
+	}
+}
+
+// TestRefusalsAreCurrentAfterARejoin: node b revokes each token node a
+// creates, moments after, while a third server is away and then rejoins,
+// its copy of the stream catching up. Each revoke goes through: b refuses a
+// name only on the account's state at the stream's last sequence, which the
+// stream's leader gives, never on what a copy that lags says is all there
+// is (before reads asked the leader, a read's consumer placed on the
+// rejoined server ended early, and b answered not_found).
+func TestRefusalsAreCurrentAfterARejoin(t *testing.T) {
+	c := natstest.MustCluster(t)
+	js := mustReplicatedStream(t, c)
+	a := mustNode(t, c.Servers()[0])
+	b := mustNode(t, c.Servers()[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// b has read the account before.
+	if _, err := b.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "seen", Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+
+	const tokens = 300
+	var (
+		created = make(chan string, tokens)
+		count   atomic.Int32
+		wg      sync.WaitGroup
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(created)
+		for i := range tokens {
+			name := fmt.Sprintf("t%d", i)
+			if err := retried(ctx, func(ctx context.Context) error {
+				_, err := a.Ledger.Create(ctx, commands.Create{Account: "bob", Name: name, Actor: operator})
+				return err
+			}, events.Duplicate); err != nil && !errors.Is(err, errAgain) {
+				t.Errorf("create %s on a: %v", name, err)
+				return
+			}
+			count.Add(1)
+			created <- name
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for name := range created {
+			err := retried(ctx, func(ctx context.Context) error {
+				return b.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{name}, Actor: operator})
+			}, events.NotFound)
+			if errors.Is(err, errAgain) && !gone(a, name) {
+				err = fmt.Errorf("refused as not found while the token is live: %w", err)
+			}
+			if err != nil && !errors.Is(err, errAgain) {
+				t.Errorf("revoke %s on b (%d created so far): %v", name, count.Load(), err)
+				return
+			}
+		}
+	}()
+	natstest.Eventually(t, "a third of the tokens created", func() bool { return count.Load() >= tokens/3 || t.Failed() })
+	c.Stop(2)
+	// Enough events for b's server to take a while to catch up on.
+	mustFill(t, js, 10000)
+	natstest.EventuallyWithin(t, time.Minute, "two thirds of the tokens created", func() bool { return count.Load() >= 2*tokens/3 || t.Failed() })
+	c.Restart(2)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	natstest.Eventually(t, "both nodes to list only the first token", func() bool {
+		return equal(names(a.Table.List("bob", time.Now())), []string{"seen"}) && equal(names(b.Table.List("bob", time.Now())), []string{"seen"})
+	})
+}
+
+// retried runs cmd until it is done, asking again while the cluster is
+// unavailable (a server away, a new stream leader) or the account keeps
+// changing. A command that timed out may yet have been stored: asked again,
+// it is then refused with code done, and retried returns that refusal
+// wrapped in errAgain, for the caller to check against the stream.
+func retried(ctx context.Context, cmd func(context.Context) error, done string) error {
+	again := false
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := cmd(actx)
+		cancel()
+		switch code := events.ErrorCode(err); {
+		case again && code == done:
+			return fmt.Errorf("%w: %w", errAgain, err)
+		case (code == events.Unavailable || code == events.Conflict) && ctx.Err() == nil:
+			again = true
+		default:
+			return err
+		}
+	}
+}
+
+var errAgain = errors.New("refused when asked again")
+
+// gone says whether, within a generous deadline, n's table has no live
+// token called name: a revoke of it is stored.
+func gone(n *node, name string) bool {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if !slices.Contains(names(n.Table.List("bob", time.Now())), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// mustReplicatedStream creates the ledger's stream with three copies before
+// any node does, as `serve` would on a three-server cluster.
+func mustReplicatedStream(t *testing.T, c *natstest.Cluster) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(natstest.MustConnect(t, c.Servers()[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := events.DefaultConfig()
+	cfg.Replicas = 3
+	if _, err := events.Ensure(context.Background(), js, cfg, events.Seen{}); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// mustFill stores n unsigned events of other accounts, as fast as the
+// stream takes them; nodes skip them.
+func mustFill(t *testing.T, js jetstream.JetStream, n int) {
+	t.Helper()
+	cfg := events.DefaultConfig()
+	for i := range n {
+		e := events.Event{ID: events.NewID(), At: time.Now(), Account: fmt.Sprintf("filler%d", i%100), TokenID: events.NewID(),
+			Actor: operator, Data: events.TokenRevoked{Name: "x"}}
+		b, err := events.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishAsync(cfg.Subject(e.Account, e.TokenID), b); err != nil {
+			t.Fatal(err)
+		}
+		if i%1000 == 999 || i == n-1 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				t.Fatal("filler events not acknowledged within a minute")
+			}
 		}
 	}
 }
