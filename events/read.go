@@ -102,10 +102,25 @@ func (r span) short(done uint64, err error) error {
 }
 
 // Follow calls fn for every event after sequence after, then goes on with each
-// new one as it is stored, until ctx ends. It survives reconnects: the ordered
-// consumer recreates itself where it left off. The messages come undecoded,
-// so that the caller can decode many at once: see Msg.Decode. fn is called
-// on one goroutine at a time, and never once Follow has returned.
+// new one as it is stored, until ctx ends or the consumer is in trouble. The
+// messages come undecoded, so that the caller can decode many at once: see
+// Msg.Decode. fn is called on one goroutine at a time, and never once Follow
+// has returned.
+//
+// Follow returns an error at the first sign that its consumer may have lost
+// its way: the connection lost, heartbeats missed (the consumer's server
+// gone or stalled), the consumer deleted, a message missing. The caller
+// follows again from where its table is, soon (projections.Follower.Run).
+// It does not leave that to nats.go's ordered consumer, which recreates
+// itself with up to ten seconds of waiting for each attempt, a pause of one
+// second doubling between attempts, and its lock held throughout: while a
+// cluster chooses a new stream leader no attempt is answered, and a node
+// stood still for 10 to 33 s after losing its server. Follow makes its
+// consumer with a request of at most two seconds, which fails at once while
+// the stream has no leader; a caller that asks again every second or so
+// follows again within moments of the new leader. The consumer is a plain
+// one without acknowledgements, in memory, on one server: what the ordered
+// consumer makes, with the order checked here.
 //
 // Follow takes messages with the consumer's callback (Consume) rather than
 // its iterator, which starts and stops a heartbeat timer for every message
@@ -113,42 +128,77 @@ func (r span) short(done uint64, err error) error {
 // 0.64 to 0.68 of the rate of a bare read by the iterator when it used the
 // iterator too, and at 0.93 of it with the callback.
 func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
-	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.cfg.AllFilter()}}
+	cc := jetstream.ConsumerConfig{Name: followNamePrefix + NewID(), FilterSubject: s.cfg.AllFilter(),
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckNonePolicy,
+		InactiveThreshold: followInactive, Replicas: 1, MemoryStorage: true}
 	if after > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
 	}
-	cons, err := s.stream.OrderedConsumer(ctx, cc)
+	actx, cancel := context.WithTimeout(ctx, apiWait)
+	cons, err := s.stream.CreateConsumer(actx, cc)
+	cancel()
+	if ctx.Err() != nil {
+		return nil
+	}
 	if err != nil {
 		return natsError(err)
 	}
+	nc := s.js.Conn()
+	// The consumer goes when Follow does, unless the connection is down
+	// (the caller should not wait for it to come back) or the deletion is
+	// not answered: followInactive removes it then.
+	defer func() {
+		if nc.IsConnected() {
+			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = s.stream.DeleteConsumer(dctx, cc.Name)
+		}
+	}()
+	status := nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	defer nc.RemoveStatusListener(status)
 	var (
-		mu      sync.Mutex
-		stopped bool
-		failed  = make(chan error, 1)
+		mu        sync.Mutex
+		stopped   bool
+		delivered uint64 // the consumer's sequence of the last message taken
+		failed    = make(chan error, 1)
 	)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
 	take := func(jm jetstream.Msg) {
 		md, err := jm.Metadata()
 		if err != nil {
-			select {
-			case failed <- err:
-			default:
-			}
+			fail(err)
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if !stopped {
-			fn(Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()})
+		if stopped {
+			return
 		}
+		if md.Sequence.Consumer != delivered+1 {
+			stopped = true // nothing after a gap: the caller follows again from its table
+			fail(Errorf(Unavailable, "the stream's consumer skipped from message %d to %d", delivered, md.Sequence.Consumer))
+			return
+		}
+		delivered = md.Sequence.Consumer
+		fn(Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()})
 	}
-	// See consume on the heartbeat, and on what losing a server costs.
-	sub, err := cons.Consume(take, jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+	// Heartbeats a second apart: a consumer lost with its server shows as
+	// two missed, within two seconds rather than half a minute.
+	sub, err := cons.Consume(take, jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { fail(err) }))
 	if err != nil {
 		return natsError(err)
 	}
 	select {
 	case <-ctx.Done():
 	case err = <-failed:
+	case st := <-status:
+		err = Errorf(Unavailable, "the NATS connection is %v", st)
 	case <-sub.Closed():
 		err = errors.New("the stream's consumer stopped")
 	}
@@ -161,6 +211,16 @@ func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
 	}
 	return natsError(err)
 }
+
+// followNamePrefix starts the name of a follower's consumer, so that an
+// operator can tell it in `nats consumer ls`; a fresh ULID follows it.
+const followNamePrefix = "tokenledger_follow_"
+
+// followInactive is how long the server keeps a follower's consumer whose
+// client went away without deleting it (a killed process, a lost server).
+// A live follower pulls every few seconds; one whose process stood still
+// longer finds its consumer gone, and follows again.
+const followInactive = 30 * time.Second
 
 // LastSeq is the sequence of the newest event of account, or of the whole
 // stream when account is empty; 0 when there is none. The stream's leader

@@ -22,27 +22,45 @@ type Source interface {
 
 // Follower keeps a Table in step with the stream and says when it has caught
 // up with what the stream held when it started, or, after Behind, when the
-// node's connection came back. A Halt, while the stream is not the history
-// the node followed (see Guard), overrides all of that until Resume.
+// node's connection came back. With MaxStaleness it is ready only while it
+// can also vouch that the table is current (see fresh.go). A Halt, while the
+// stream is not the history the node followed (see Guard), overrides all of
+// that until Resume.
 type Follower struct {
 	// StartGC, when above zero, is the garbage collector's percentage
 	// (GOGC) while a catch-up replays the stream: the first, or one after
 	// following failed or was halted; see CatchUpGC.
 	StartGC int
+	// MaxStaleness, when above zero, is how old the table's latest proof
+	// of holding every stored event may be while the follower says it is
+	// ready; Run then looks for such proofs (see vouch). Zero: caught up
+	// is enough, as for a table no one answers from.
+	MaxStaleness time.Duration
 
 	table *Table
 	src   Source
 	trust *events.Trust
 	log   *slog.Logger
+	// ready is caught up, fresh when last looked at, and not halted (see
+	// update). Ready looks at the freshness again on every call.
 	ready atomic.Bool
+	// proof is the moment of the latest proof that the table held every
+	// event stored; nil before the first. See vouch.
+	proof atomic.Pointer[time.Time]
+	made  time.Time     // when NewFollower made it, for Staleness before any proof
+	kick  chan struct{} // asks vouch for a proof at once: it has room for one
 	// unsettled holds the tips of a catch-up that was cut short, whose
 	// signatures a later one checks before the table is ready. Only Run's
 	// goroutine uses it.
 	unsettled map[string]tip
 	failed    chan error // see Failed
 
-	mu      sync.Mutex
-	gen     uint64        // counts Behind and Halt calls: a catch-up begun before the latest does not count
+	mu       sync.Mutex
+	gen      uint64 // counts Behind and Halt calls: a catch-up begun before the latest does not count
+	caughtUp bool   // the table has caught up since the latest Behind or Halt
+	// stale is whether update last found the table's proof too old, for
+	// the log's sake.
+	stale   bool
 	up      chan struct{} // closed while ready
 	down    chan struct{} // closed while not ready
 	halt    string        // why the follower is halted; "" when it is not
@@ -65,23 +83,34 @@ func NewFollower(table *Table, src Source, trust *events.Trust, log *slog.Logger
 	close(down)
 	close(resumed)
 	return &Follower{table: table, src: src, trust: trust, log: log, up: make(chan struct{}), down: down,
-		resumed: resumed, failed: make(chan error, 1)}
+		resumed: resumed, failed: make(chan error, 1), made: time.Now(), kick: make(chan struct{}, 1), stale: true}
 }
 
-// Ready says whether the table has caught up with the stream, and the
-// follower is not halted.
-func (f *Follower) Ready() bool { return f.ready.Load() }
+// Ready says whether the table has caught up with the stream, the follower
+// is not halted, and, with MaxStaleness, the table's latest proof of being
+// current is younger than that. It is two atomic loads and a clock reading,
+// for every request to call before it answers from the table: a process
+// that wakes from a freeze finds its proof old before any timer has fired.
+func (f *Follower) Ready() bool { return f.ready.Load() && f.fresh(time.Now()) }
 
 // followWait bounds the wait before following the stream again after it
-// failed: it starts at a tenth of it and doubles.
+// failed: it starts at a tenth of it and doubles while following fails
+// again at once (the stream has no leader yet, say), and starts over once
+// following has lasted longer than followWait.
 const followWait = 5 * time.Second
 
 // Run applies every event after the table's last sequence, then each new one,
-// until ctx ends. The consumer resumes by itself after a lost connection;
-// should following fail all the same, the table falls Behind, Failed says
-// so, and Run follows again from where the table is. While halted it does
+// until ctx ends. Should following fail (the connection lost, the consumer's
+// server gone: see events.Stream.Follow), the table falls Behind, Failed says
+// so, and Run follows again from where the table is, soon. While halted it does
 // not follow at all, and once resumed it catches up before it is ready.
 func (f *Follower) Run(ctx context.Context) error {
+	if f.MaxStaleness > 0 {
+		var vouching sync.WaitGroup
+		vouching.Add(1)
+		go func() { defer vouching.Done(); f.vouch(ctx) }()
+		defer vouching.Wait()
+	}
 	wait := followWait / 10
 	for {
 		f.mu.Lock()
@@ -98,12 +127,17 @@ func (f *Follower) Run(ctx context.Context) error {
 		fctx, stop := context.WithCancel(ctx)
 		f.stop = stop
 		f.mu.Unlock()
+		began := time.Now()
 		err := f.follow(fctx)
+		halted := fctx.Err() != nil // before stop, which ends fctx too
 		stop()
+		if time.Since(began) > followWait { // it followed: a new failure, not the last one again
+			wait = followWait / 10
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		if fctx.Err() != nil { // halted
+		if halted {
 			continue
 		}
 		if err == nil {
@@ -387,18 +421,48 @@ func (f *Follower) generation() uint64 {
 	return f.gen
 }
 
-// setReady marks the table ready, unless it fell Behind or was halted since
-// gen.
+// setReady marks the table caught up, unless it fell Behind or was halted
+// since gen; it is ready once it is also fresh.
 func (f *Follower) setReady(gen, seq uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if gen != f.gen || f.ready.Load() || f.halt != "" {
+	if gen != f.gen || f.caughtUp || f.halt != "" {
 		return
 	}
-	f.ready.Store(true)
-	close(f.up)
-	f.down = make(chan struct{})
+	f.caughtUp = true
 	f.log.Info("projections caught up", "seq", seq)
+	f.update()
+	select { // a proof now, rather than at vouch's next round
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// update makes ready, up and down say whether the table is caught up, fresh
+// and not halted; the caller holds mu.
+func (f *Follower) update() {
+	fresh := f.fresh(time.Now())
+	if fresh == f.stale && f.MaxStaleness > 0 {
+		f.stale = !fresh
+		if f.stale {
+			f.log.Warn("the table may be stale: no proof within --max-staleness that it holds every stored event; not answering until there is",
+				"max_staleness", f.MaxStaleness, "staleness", f.Staleness().Round(time.Millisecond))
+		} else {
+			f.log.Info("the table is proven current", "max_staleness", f.MaxStaleness)
+		}
+	}
+	ready := f.caughtUp && f.halt == "" && fresh
+	if ready == f.ready.Load() {
+		return
+	}
+	f.ready.Store(ready)
+	if ready {
+		close(f.up)
+		f.down = make(chan struct{})
+	} else {
+		close(f.down)
+		f.up = make(chan struct{})
+	}
 }
 
 // Behind says the table may have fallen behind the stream (the node lost its
@@ -414,11 +478,8 @@ func (f *Follower) Behind() {
 // notReady ends readiness until a later catch-up; the caller holds mu.
 func (f *Follower) notReady() {
 	f.gen++
-	if f.ready.Load() {
-		f.ready.Store(false)
-		close(f.down)
-		f.up = make(chan struct{})
-	}
+	f.caughtUp = false
+	f.update()
 }
 
 // Halt stops the table from being ready, and stops following the stream,
@@ -486,7 +547,7 @@ func (f *Follower) CatchUp(ctx context.Context) error {
 	}
 }
 
-// WaitReady blocks until the table has caught up or ctx ends.
+// WaitReady blocks until the follower is ready (see Ready) or ctx ends.
 func (f *Follower) WaitReady(ctx context.Context) error {
 	f.mu.Lock()
 	up := f.up
@@ -499,8 +560,10 @@ func (f *Follower) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Lost returns a channel that is closed when the table falls Behind: what
-// answers from the table stops then, and waits for WaitReady again.
+// Lost returns a channel that is closed when the follower stops being ready
+// (it fell Behind, was halted, or its proof of being current grew older
+// than MaxStaleness): what answers from the table stops then, and waits for
+// WaitReady again.
 func (f *Follower) Lost() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
