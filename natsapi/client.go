@@ -5,18 +5,61 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"tokenledger/events"
 )
 
 // Client asks the nodes' `tokens` service; it is what the CLI and other Go
 // programs use. Errors carry the ledger's codes.
+//
+// Each request goes to one member of the queue group, chosen by the NATS
+// servers, and a member may have stalled (its process or its NATS server
+// paused: the cluster goes on sending it a share of the requests until it
+// notices, which takes minutes with nats-server's default pings), or may
+// refuse because it cannot vouch that its table is current. What a caller
+// should do, and what Client does for it:
+//
+//   - Validations and lists change nothing, so Client asks again whenever an
+//     attempt goes unanswered for AttemptTimeout or a node refuses as not
+//     current: each new request may reach another member, so a stalled one
+//     costs an attempt, not the caller's deadline. It asks until ctx ends.
+//     Give ctx a few attempts' worth: two to ten seconds.
+//   - A command is sent once, and waits for its reply until ctx ends
+//     (CommandTimeout when ctx has no deadline). A command that went
+//     unanswered may have been stored all the same, and a create's secret
+//     exists only in the reply of the node that made it: sent again, it
+//     would fail as a duplicate (or, renamed, make a second token) and the
+//     first token's secret would be lost. So give ctx more time than for a
+//     validation (the CLI gives ten seconds), and when a command times out,
+//     its outcome is unknown: list the account to see whether it took effect
+//     before trying again, and rotate a token whose create took effect
+//     unseen to get a secret. Client sends a command again by itself only
+//     when it certainly was not carried out: no member listened, or a member
+//     refused it before doing anything because its table was not current.
 type Client struct {
 	nc     *nats.Conn
 	prefix string
 }
+
+// AttemptTimeout bounds one attempt of a validation or a list. A node
+// answers either from memory in well under a millisecond on a healthy
+// cluster; an attempt unanswered for this long went to a member that
+// stalled, and the next goes elsewhere.
+const AttemptTimeout = time.Second
+
+// CommandTimeout bounds a command whose ctx has no deadline: a node gives up
+// on a command after 30 s.
+const CommandTimeout = 30 * time.Second
+
+// noListenerWait is how long Client goes on asking while no node listens at
+// all: a node leaves the queue group while its table is not current, and
+// comes back a moment later; all of them do while the cluster chooses a new
+// stream leader. Past it, no node is running.
+const noListenerWait = 3 * time.Second
 
 // NewClient returns a client for the service under prefix ("tokens").
 func NewClient(nc *nats.Conn, prefix string) *Client { return &Client{nc: nc, prefix: prefix} }
@@ -78,7 +121,7 @@ func (c *Client) Validate(ctx context.Context, secret, account string) (Validate
 func (c *Client) ValidateFrom(ctx context.Context, r ValidateRequest) (ValidateReply, error) {
 	var rep ValidateReply
 	body, _ := json.Marshal(r)
-	msg, err := c.request(ctx, "validate", body)
+	msg, err := c.request(ctx, "validate", body, true)
 	if err != nil {
 		return rep, err
 	}
@@ -88,12 +131,13 @@ func (c *Client) ValidateFrom(ctx context.Context, r ValidateRequest) (ValidateR
 	return rep, nil
 }
 
+// call sends a command, or a list when endpoint is "cmd.list" (see request).
 func (c *Client) call(ctx context.Context, endpoint string, req any, rep *reply) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
-	msg, err := c.request(ctx, endpoint, body)
+	msg, err := c.request(ctx, endpoint, body, endpoint == "cmd.list")
 	if err != nil {
 		return err
 	}
@@ -110,16 +154,57 @@ func (c *Client) call(ctx context.Context, endpoint string, req any, rep *reply)
 	return nil
 }
 
-func (c *Client) request(ctx context.Context, endpoint string, body []byte) (*nats.Msg, error) {
+// request asks endpoint and returns the first answer of a node that could
+// vouch for its table. A request that changes nothing (again) is asked anew
+// after AttemptTimeout without an answer; any other is sent once and waits
+// until ctx ends, and is sent again only when certainly not carried out (see
+// Client).
+func (c *Client) request(ctx context.Context, endpoint string, body []byte, again bool) (*nats.Msg, error) {
 	subject := c.prefix + "." + endpoint
-	msg, err := c.nc.RequestWithContext(ctx, subject, body)
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return nil, events.Errorf(events.Unavailable, "no tokenledger node answers on %s: start one with `tokenledger serve`", subject)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return nil, events.Errorf(events.Unavailable, "no answer on %s in time: is a tokenledger node running and caught up?", subject)
-	case err != nil:
-		return nil, events.Errorf(events.Unavailable, "%s: %v", subject, err)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, CommandTimeout)
+		defer cancel()
 	}
-	return msg, nil
+	var (
+		start   = time.Now()
+		pause   = 20 * time.Millisecond
+		refused error // why the latest attempt that got an answer, or none, failed
+	)
+	unanswered := events.Errorf(events.Unavailable, "no answer on %s in time: is a tokenledger node running and caught up?", subject)
+	for {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if again {
+			actx, cancel = context.WithTimeout(ctx, AttemptTimeout)
+		}
+		msg, err := c.nc.RequestWithContext(actx, subject, body)
+		cancel()
+		switch {
+		case err == nil && msg.Header.Get(micro.ErrorCodeHeader) != notCurrentCode:
+			return msg, nil
+		case err == nil:
+			refused = events.Errorf(events.Unavailable, "no tokenledger node on %s could vouch that its table is current in time: is the NATS cluster whole?", subject)
+		case errors.Is(err, nats.ErrNoResponders):
+			refused = events.Errorf(events.Unavailable, "no tokenledger node answers on %s: start one with `tokenledger serve`", subject)
+			if time.Since(start) > noListenerWait {
+				return nil, refused
+			}
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			if again && ctx.Err() == nil {
+				continue // that member stalled: the next request may reach another
+			}
+			if refused == nil {
+				refused = unanswered
+			}
+			return nil, refused
+		default:
+			return nil, events.Errorf(events.Unavailable, "%s: %v", subject, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, refused
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
 }

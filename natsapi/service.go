@@ -46,6 +46,14 @@ type Config struct {
 	// Failed hears of each refused validation and the address it named (the
 	// zero Addr when none), so that guessing shows in metrics; nil: not counted.
 	Failed func(ip netip.Addr)
+	// Ready says whether the table may be answered from: caught up, and
+	// known to be current within the node's --max-staleness
+	// (projections.Follower.Ready). Every request asks it before it reads
+	// the table or takes a command, so that a node that stalled, or whose
+	// process wakes from a freeze, says "unavailable" rather than answer from
+	// an old table in the moments before it leaves the queue group. nil:
+	// always ready.
+	Ready func() bool
 }
 
 // Service is a running `tokens` micro service.
@@ -112,9 +120,17 @@ func (s *Service) Stop() error {
 
 // validate answers in the endpoint's subscription goroutine, one request at
 // a time like any NATS responder, so it is kept to a parse, a hash, a map
-// lookup and an append: see parseValidate and appendValidateReply.
+// lookup and an append: see parseValidate and appendValidateReply. A node
+// that cannot vouch for its table answers {"valid":false,"reason":
+// "unavailable"} as a service error (see notCurrent): never "valid" from a
+// table that may miss a revoke, and at once, so that the caller asks again
+// and reaches another node.
 func (s *Service) validate(req micro.Request) {
 	if !replyable(req.Reply()) {
+		return
+	}
+	if !s.ready() {
+		req.Error(notCurrentCode, notCurrent, unavailableReply)
 		return
 	}
 	r := projections.Result{Reason: projections.ReasonMalformed}
@@ -170,11 +186,37 @@ func parseIP(s string) (netip.Addr, bool) {
 	return ip.Unmap(), err == nil && ip.Zone() == ""
 }
 
+// ReasonUnavailable is the reason of a validation that a node refused
+// without looking at the token: it cannot vouch that its table is current.
+// It says nothing of the token; ask again (Client does).
+const ReasonUnavailable = "unavailable"
+
+// notCurrentCode and notCurrent are the Nats-Service-Error headers of a
+// request a node refused before doing anything, because it cannot vouch
+// that its table is current: asking again, of another node, is safe for
+// every endpoint, commands included (see Client).
+const (
+	notCurrentCode = "503"
+	notCurrent     = "this node cannot vouch that its table is current; ask again"
+)
+
+var (
+	unavailableReply, _ = json.Marshal(ValidateReply{Reason: ReasonUnavailable})
+	notCurrentReply, _  = json.Marshal(reply{Code: events.Unavailable, Error: notCurrent})
+)
+
+func (s *Service) ready() bool { return s.cfg.Ready == nil || s.cfg.Ready() }
+
 // async runs a command handler in a goroutine the service owns, with a
-// deadline, at most maxInFlight at once.
+// deadline, at most maxInFlight at once. A node that cannot vouch for its
+// table takes no command (see notCurrent).
 func (s *Service) async(h func(context.Context, micro.Request)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		if !replyable(req.Reply()) {
+			return
+		}
+		if !s.ready() {
+			req.Error(notCurrentCode, notCurrent, notCurrentReply)
 			return
 		}
 		s.slots <- struct{}{}
@@ -285,6 +327,10 @@ func (s *Service) setAllowedIPs(ctx context.Context, req micro.Request) {
 
 func (s *Service) list(req micro.Request) {
 	if !replyable(req.Reply()) {
+		return
+	}
+	if !s.ready() {
+		req.Error(notCurrentCode, notCurrent, notCurrentReply)
 		return
 	}
 	var r ListRequest
