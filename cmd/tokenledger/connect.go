@@ -18,8 +18,26 @@ import (
 // command fails within seconds with exit status 3.
 const requestTimeout = 10 * time.Second
 
+// Pings that notice a stalled server: nats.go pings every two minutes by
+// default, and a connection to a server that stopped answering (a paused
+// process, a hung machine, a partition that drops packets) looks healthy all
+// that time. With a ping each second and at most two unanswered, the
+// connection is given up within about three seconds, and one that may
+// reconnect moves to another server of the cluster.
+const (
+	pingInterval = time.Second
+	maxPingsOut  = 2
+)
+
+func stallPings() []nats.Option {
+	return []nats.Option{nats.PingInterval(pingInterval), nats.MaxPingsOutstanding(maxPingsOut)}
+}
+
 // connect reaches NATS as the client's identity, or fails fast with a
-// message that says what to start or which credentials to give.
+// message that says what to start or which credentials to give. Once
+// connected, it leaves a server that stalls for another of those it was
+// given or has learnt of, so that a client's requests (each asked again on
+// its own, see natsapi.Client) are not all sent into the stalled one.
 func (c *clientConfig) connect() (*nats.Conn, error) {
 	return c.connectDenied(func(error) {})
 }
@@ -36,12 +54,13 @@ func (c *clientConfig) connectDenied(denied func(error)) (*nats.Conn, error) {
 	if found {
 		role = id.Role
 	}
-	opts := []nats.Option{nats.Name("tokenledger cli"), nats.Timeout(3 * time.Second), nats.NoReconnect(),
+	opts := append(stallPings(), nats.Name("tokenledger cli"), nats.Timeout(3*time.Second),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), // bounded by the command's deadline
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) {
 				denied(events.Errorf(events.Unauthorized, "NATS refused the %s identity: %v", role, err))
 			}
-		})}
+		}))
 	switch {
 	case found:
 		opts = append(opts, id.Options()...)
@@ -64,7 +83,10 @@ func (c *clientConfig) connectDenied(denied func(error)) (*nats.Conn, error) {
 	return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: start a node with `tokenledger serve`, or point --nats at one", c.NATS)
 }
 
-// withClient connects, runs fn with a service client and a deadline, and closes.
+// withClient connects, runs fn with a service client and a deadline, and
+// closes. Within the deadline, the client asks again where that is safe: a
+// validation or a list after a second unanswered, a command only when no
+// node took it (see natsapi.Client).
 func (c *clientConfig) withClient(ctx context.Context, fn func(context.Context, *natsapi.Client) error) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, requestTimeout, events.Errorf(events.Unavailable, "no answer in %v: is a tokenledger node running and caught up?", requestTimeout))
 	defer cancel()

@@ -30,6 +30,12 @@ import (
 // version is what `nats micro info tokens` shows.
 const version = "0.1.0"
 
+// defaultMaxStaleness is --max-staleness when not set: a revoke is refused by
+// every node within this of its acknowledgement, whatever stalls. A stalled
+// NATS server is noticed in about three seconds (see stallPings), so a
+// tighter bound takes nodes out on every hiccup.
+const defaultMaxStaleness = 5 * time.Second
+
 // serveConfig is every setting of a node, from flags with environment
 // fallbacks. The zero flags give the embedded default that works.
 type serveConfig struct {
@@ -52,6 +58,10 @@ type serveConfig struct {
 	Accounts    string        // htpasswd file of account passwords for the HTTP API and panel
 	SecureHTTP  bool          // mark the panel's cookie Secure: TLS ends at a proxy in front
 	Admin       bool          // embedded NATS: let the admin identity in for this run
+	// MaxStaleness bounds how old the table's latest proof of holding every
+	// stored event may be while the node answers from it (see
+	// projections.Follower).
+	MaxStaleness time.Duration
 }
 
 func (e *cli) serveFlags(args []string) (serveConfig, error) {
@@ -74,6 +84,15 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.DurationVar(&c.NoticeEvery, "notice-every", time.Minute, "how often to look for tokens entering the warning window or expiring")
 	fs.DurationVar(&c.MaxLifetime, "max-lifetime", 0, "when set, refuse tokens that never expire or expire later than this from now (e.g. 2160h)")
 	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
+	maxStaleness := defaultMaxStaleness
+	if v := e.getenv("TOKENLEDGER_MAX_STALENESS"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, usageErrorf("TOKENLEDGER_MAX_STALENESS %q: want a duration such as 5s", v)
+		}
+		maxStaleness = d
+	}
+	fs.DurationVar(&c.MaxStaleness, "max-staleness", maxStaleness, "answer validations and take commands only while the table is proven to hold every event stored up to this long ago; past it the node says \"unavailable\" and is not ready (env TOKENLEDGER_MAX_STALENESS)")
 	fs.IntVar(&c.Replicas, "replicas", events.AutoReplicas, "copies of the stream when this node creates it, 1 to 5 (default: 3 when the joined cluster has three or more JetStream servers, else 1)")
 	if err := parse(fs, args, 0); err != nil {
 		return c, err
@@ -88,6 +107,9 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	}
 	if c.UsedEvery < time.Second || c.NoticeEvery < time.Second || c.MaxLifetime < 0 {
 		return c, usageErrorf("--used-every and --notice-every must be at least 1s, --max-lifetime not negative")
+	}
+	if c.MaxStaleness < time.Second {
+		return c, usageErrorf("--max-staleness must be at least 1s: a NATS server that stalls is noticed in about three")
 	}
 	if c.WarnDays < 0 {
 		return c, usageErrorf("--warn-days must not be negative")
@@ -131,7 +153,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		serviceConn func() (*nats.Conn, <-chan struct{}, error)
 	)
 	if cfg.Join {
-		opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.CustomInboxPrefix(access.InboxPrefix(access.Node))}
+		opts := append(stallPings(), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.CustomInboxPrefix(access.InboxPrefix(access.Node)))
 		if nc, err = cfg.connectWith(opts...); err != nil {
 			return fmt.Errorf("--nats (or TOKENLEDGER_NATS) is set, so this node joins that NATS rather than start its own: %w", err)
 		}
@@ -214,6 +236,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	if e.getenv("GOGC") == "" { // an operator's own GOGC stands
 		follower.StartGC = projections.CatchUpGC
 	}
+	follower.MaxStaleness = cfg.MaxStaleness
 	ledger := commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust, MaxLifetime: cfg.MaxLifetime})
 	var used *events.Used // last uses, beside the stream and out of its accounts' sequences
 	err = retryUnanswered(ctx, log, cfg.Join, func(ctx context.Context) (err error) {
@@ -332,7 +355,8 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 					}
 					continue
 				}
-				svc, err := natsapi.Start(snc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version, Uses: uses, Failed: guard.ValidationFailed})
+				svc, err := natsapi.Start(snc, natsapi.Config{Prefix: cfg.Prefix, Ledger: ledger, Table: table, Now: time.Now, Log: log, Version: version, Uses: uses, Failed: guard.ValidationFailed,
+					Ready: follower.Ready})
 				if err != nil {
 					return err
 				}
@@ -424,13 +448,17 @@ func retryUnanswered(ctx context.Context, log *slog.Logger, join bool, open func
 // when the node falls behind, closing it takes every subscription of the
 // service off the cluster at once, which stopping the service while NATS is
 // reconnecting would not (a subscription drained then comes back with the
-// reconnect and takes requests it never answers). closed is closed with it.
+// reconnect and takes requests it never answers). Its pings give up on a
+// server that stalls within seconds (see stallPings); the service then starts
+// again on the server the node's own connection moved to. closed is closed
+// with it.
 func (c *serveConfig) serviceConn(nc *nats.Conn) (*nats.Conn, <-chan struct{}, error) {
 	closed := make(chan struct{})
 	// The node's own server first, then every server it has learnt of.
 	sc := c.clientConfig
 	sc.NATS = strings.Join(append([]string{nc.ConnectedUrl()}, nc.Servers()...), ",")
-	snc, err := sc.connectWith(nats.NoReconnect(), nats.DontRandomize(), nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	opts := append(stallPings(), nats.NoReconnect(), nats.DontRandomize(), nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	snc, err := sc.connectWith(opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,330 @@
+package natstest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Processes is a three-server JetStream cluster of nats-server processes on
+// loopback ports, for the faults a server in the test's own process cannot
+// have: paused (SIGSTOP), as a hung machine, a stalled disk or a frozen VM
+// leave it, with its sockets open and nothing answered, or killed outright.
+// The servers are the nats-server of go.mod, built once per test binary.
+type Processes struct {
+	tb      testing.TB
+	mu      sync.Mutex
+	servers []*serverProcess
+}
+
+type serverProcess struct {
+	name                     string
+	conf                     string
+	port, clusterPort, httpP int
+	cmd                      *exec.Cmd
+	out                      *logBuffer    // what it logged
+	done                     chan struct{} // closed once it has exited
+	paused                   bool
+}
+
+// MustProcesses starts the three servers and waits until JetStream has a
+// meta leader that sees all three, so that an R3 stream can be placed. Every
+// server is resumed and killed when the test ends.
+func MustProcesses(tb testing.TB) *Processes {
+	tb.Helper()
+	bin := natsServerBinary(tb)
+	dir := tb.TempDir() // removed after the servers are killed: cleanups run last first
+	c := &Processes{tb: tb}
+	tb.Cleanup(c.shutdown)
+	// Routes need every cluster port before any server starts, so ports are
+	// picked up front; another process may take one in between, and then
+	// the cluster is started again on fresh ports.
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = c.start(bin, filepath.Join(dir, fmt.Sprint(attempt))); err == nil {
+			break
+		}
+		c.shutdown()
+	}
+	if err != nil {
+		tb.Fatalf("nats-server processes: %v", err)
+	}
+	EventuallyWithin(tb, time.Minute, "a JetStream meta leader that sees all three servers", c.metaReady)
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			for _, s := range c.all() {
+				tb.Logf("nats-server %s log, the last 40 lines:\n%s", s.name, lastLines(s.out.String(), 40))
+			}
+		}
+	})
+	return c
+}
+
+func (c *Processes) start(bin, dir string) error {
+	ports, err := freePorts(3 * ClusterSize)
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	routes := make([]string, ClusterSize)
+	for i := range ClusterSize {
+		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3*i+1])
+	}
+	servers := make([]*serverProcess, ClusterSize)
+	for i := range ClusterSize {
+		s := &serverProcess{name: fmt.Sprintf("n%d", i+1), port: ports[3*i], clusterPort: ports[3*i+1], httpP: ports[3*i+2],
+			out: &logBuffer{}}
+		s.conf = filepath.Join(dir, s.name+".conf")
+		conf := fmt.Sprintf(`server_name: %s
+listen: 127.0.0.1:%d
+http: 127.0.0.1:%d
+jetstream { store_dir: %q }
+cluster {
+  name: tokenledger-test
+  listen: 127.0.0.1:%d
+  routes: [%s]
+}
+`, s.name, s.port, s.httpP, filepath.Join(dir, s.name), s.clusterPort, strings.Join(routes, ", "))
+		if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+			return err
+		}
+		servers[i] = s
+	}
+	c.mu.Lock()
+	c.servers = servers
+	c.mu.Unlock()
+	for _, s := range servers {
+		if err := s.run(bin); err != nil {
+			return err
+		}
+	}
+	for _, s := range servers {
+		if err := s.listening(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *serverProcess) run(bin string) error {
+	s.cmd = exec.Command(bin, "-c", s.conf)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	s.done = make(chan struct{})
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	go func() { s.cmd.Wait(); close(s.done) }()
+	return nil
+}
+
+// listening waits until the server answers on its monitoring port, or says
+// why it could not start (a port taken).
+func (s *serverProcess) listening() error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-s.done:
+			return fmt.Errorf("nats-server %s exited at start:\n%s", s.name, s.out)
+		default:
+		}
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/varz", s.httpP)); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nats-server %s did not listen within 30 s:\n%s", s.name, s.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// metaReady says whether some server sees a meta leader and the other two
+// as current peers.
+func (c *Processes) metaReady() bool {
+	for _, s := range c.all() {
+		if s.paused || exited(s) {
+			continue
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/jsz", s.httpP))
+		if err != nil {
+			continue
+		}
+		var jsz struct {
+			Meta *struct {
+				Leader   string `json:"leader"`
+				Replicas []struct {
+					Current bool `json:"current"`
+				} `json:"replicas"`
+			} `json:"meta_cluster"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&jsz)
+		resp.Body.Close()
+		if err != nil || jsz.Meta == nil || jsz.Meta.Leader == "" || len(jsz.Meta.Replicas) != ClusterSize-1 {
+			continue
+		}
+		current := true
+		for _, r := range jsz.Meta.Replicas {
+			current = current && r.Current
+		}
+		if current {
+			return true
+		}
+	}
+	return false
+}
+
+func exited(s *serverProcess) bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Processes) all() []*serverProcess {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*serverProcess(nil), c.servers...)
+}
+
+func (c *Processes) server(i int) *serverProcess {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.servers[i]
+}
+
+// URL is server i's client URL.
+func (c *Processes) URL(i int) string {
+	return (&url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", c.server(i).port)}).String()
+}
+
+// URLs is every server's client URL, comma separated, as `--nats` takes them.
+func (c *Processes) URLs() string {
+	urls := make([]string, ClusterSize)
+	for i := range urls {
+		urls[i] = c.URL(i)
+	}
+	return strings.Join(urls, ",")
+}
+
+// Index returns the position of the server called name ("n1"…), or -1.
+func (c *Processes) Index(name string) int {
+	for i, s := range c.all() {
+		if s.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Pause stops server i (SIGSTOP) where it stands: its sockets stay open and
+// nothing it was sent is answered, until Resume.
+func (c *Processes) Pause(i int) {
+	c.tb.Helper()
+	c.signal(i, syscall.SIGSTOP, true)
+}
+
+// Resume lets a paused server i go on (SIGCONT).
+func (c *Processes) Resume(i int) {
+	c.tb.Helper()
+	c.signal(i, syscall.SIGCONT, false)
+}
+
+func (c *Processes) signal(i int, sig syscall.Signal, paused bool) {
+	c.tb.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.servers[i]
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		c.tb.Fatalf("nats-server %s: %v: %v", s.name, sig, err)
+	}
+	s.paused = paused
+}
+
+// Kill ends server i at once (SIGKILL), as a crash would, and waits until
+// it has exited.
+func (c *Processes) Kill(i int) {
+	s := c.server(i)
+	s.cmd.Process.Signal(syscall.SIGCONT)
+	s.cmd.Process.Kill()
+	<-s.done
+}
+
+func (c *Processes) shutdown() {
+	for _, s := range c.all() {
+		if s.cmd == nil || s.cmd.Process == nil {
+			continue
+		}
+		s.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies only once it runs
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+var (
+	natsServerOnce sync.Once
+	natsServerPath string
+	natsServerErr  error
+)
+
+// natsServerBinary builds the nats-server that go.mod names, once per test
+// binary, into a directory of its own.
+func natsServerBinary(tb testing.TB) string {
+	tb.Helper()
+	natsServerOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tokenledger-nats-server")
+		if err != nil {
+			natsServerErr = err
+			return
+		}
+		natsServerPath = filepath.Join(dir, "nats-server")
+		out, err := exec.Command("go", "build", "-o", natsServerPath, "github.com/nats-io/nats-server/v2").CombinedOutput()
+		if err != nil {
+			natsServerErr = errors.New("building nats-server: " + string(out))
+		}
+	})
+	if natsServerErr != nil {
+		tb.Fatal(natsServerErr)
+	}
+	return natsServerPath
+}
+
+// logBuffer keeps what a process writes, for the test's log; safe for the
+// process's writers and the test to use at once.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
