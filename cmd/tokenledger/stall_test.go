@@ -280,7 +280,9 @@ func TestFrozenNodeStopsSayingValid(t *testing.T) {
 	}()
 	nc := mustConnect(t, c.URLs())
 	go func() {
-		msg, err := nc.Request("tokens.validate", []byte(deploy.Token), 30*time.Second)
+		// Once the node resumes, it answers this at once, or never: it may
+		// close its service's connection (it is stale) before it reads it.
+		msg, err := nc.Request("tokens.validate", []byte(deploy.Token), 2*testStaleness+10*time.Second)
 		if err != nil {
 			waiting <- answer{false, "NATS: " + err.Error()}
 			return
