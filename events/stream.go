@@ -65,9 +65,40 @@ func (c Config) StreamConfig() jetstream.StreamConfig {
 // Stream is the ledger's event log on JetStream: the one place that appends
 // and reads events.
 type Stream struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	cfg    Config
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	cfg     Config
+	trouble func() error // see AskServer; nil: none
+}
+
+// AskServer lets Check and Append ask the NATS server that this node runs
+// itself what keeps its JetStream from storing (embedded.JetStreamTrouble),
+// set before either is used. A client sees less than the server: a stream
+// whose store failed with a full disk still answers reads and its info, and
+// takes writes without ever answering them; a store at its limit answers
+// reads as usual.
+func (s *Stream) AskServer(trouble func() error) { s.trouble = trouble }
+
+// serverTrouble is what the server says keeps it from storing, or nil.
+func (s *Stream) serverTrouble() error {
+	if s.trouble == nil {
+		return nil
+	}
+	return natsError(s.trouble())
+}
+
+// failed translates an append's failure. When JetStream gave no reason (no
+// answer, or an error without a code), the server's own view, when there
+// is one, says why.
+func (s *Stream) failed(err error) error {
+	err = natsError(err)
+	said := errors.Is(err, ErrNoSpace) || errors.Is(err, ErrJetStreamDisabled)
+	if code := ErrorCode(err); !said && (code == Unavailable || code == Internal) {
+		if trouble := s.serverTrouble(); trouble != nil {
+			return trouble
+		}
+	}
+	return err
 }
 
 // Seen is what a node remembers of the stream it followed, so that it never
@@ -122,8 +153,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config, seen Seen) 
 // stream's last sequence, and never creates or changes the stream. A stream
 // that is wrong is NotFound (missing), Invalid (its configuration) or
 // Conflict (events lost), each with what to do; a JetStream that does not
-// answer is Unavailable.
+// answer, or cannot store (ErrNoSpace, ErrJetStreamDisabled: also as the
+// server this node runs says, see AskServer), is Unavailable.
 func (s *Stream) Check(ctx context.Context, seen uint64) (uint64, error) {
+	if err := s.serverTrouble(); err != nil {
+		return 0, err
+	}
 	info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return s.stream.Info(ctx) })
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, lost(s.cfg, Seen{Seq: seen}, false, "is missing", "someone deleted it")
@@ -334,11 +369,15 @@ func (s *Stream) Append(ctx context.Context, account string, expect uint64, evs 
 	if len(msgs) == 1 {
 		ack, err := s.publish(ctx, msgs[0])
 		if err != nil {
-			return 0, natsError(err)
+			return 0, s.failed(err)
 		}
 		return ack.Sequence, nil
 	}
-	return s.appendBatch(ctx, msgs)
+	seq, err := s.appendBatch(ctx, msgs)
+	if err != nil {
+		return 0, s.failed(err)
+	}
+	return seq, nil
 }
 
 // ackWait bounds the wait for one acknowledgement before the message is sent
@@ -350,7 +389,9 @@ const errCodeDuplicateInProcess = 10158
 
 // publish sends m until JetStream acknowledges it or ctx ends. The message id
 // makes a second copy of a stored message return the first one's sequence,
-// so the retry can neither store an event twice nor lose a race it won.
+// so the retry can neither store an event twice nor lose a race it won. It
+// stops early when the server says it cannot store (see AskServer): a
+// stream whose disk filled never answers again.
 func (s *Stream) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
 	for {
 		actx, cancel := context.WithTimeout(ctx, ackWait)
@@ -361,6 +402,9 @@ func (s *Stream) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, e
 			(errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess)
 		if !retry || ctx.Err() != nil {
 			return ack, err
+		}
+		if trouble := s.serverTrouble(); trouble != nil {
+			return nil, trouble
 		}
 	}
 }
@@ -402,21 +446,70 @@ func (s *Stream) appendBatch(ctx context.Context, msgs []*nats.Msg) (uint64, err
 
 // natsError translates NATS failures once, at this edge: a lost race on the
 // expected sequence (10071, or 10164 on a replicated stream) is a Conflict;
-// no server or no answer is Unavailable.
+// a server that cannot store is Unavailable and says why (see ErrNoSpace);
+// no server or no answer is Unavailable. An error that already has a code
+// keeps it.
 func natsError(err error) error {
+	var coded *Error
+	if err == nil || errors.As(err, &coded) {
+		return err
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
 		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
 			return fmt.Errorf("%w: %v", Errorf(Conflict, "another change to this account was stored first"), err)
+		case errCodeInsufficientResource, errCodeStorageResourcesExceeded:
+			return outage(ErrNoSpace, err)
+		case jetstream.JSErrCodeJetStreamNotEnabled, jetstream.JSErrCodeJetStreamNotEnabledForAccount:
+			return outage(ErrJetStreamDisabled, err)
 		}
+	}
+	// nats-server's own test for a full disk (isOutOfSpaceErr): the text of
+	// ENOSPC, in a stream's store failure or the server's health.
+	if strings.Contains(err.Error(), "no space left") {
+		return outage(ErrNoSpace, err)
+	}
+	if apiErr != nil {
 		return err
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
 		errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		errors.Is(err, nats.ErrConnectionClosed):
 		return fmt.Errorf("%w: %v", Errorf(Unavailable, "JetStream did not answer"), err)
 	}
 	return err
 }
+
+// errCodeStorageResourcesExceeded (10047): the account's JetStream store is
+// at its limit. Its sibling errCodeInsufficientResource (10023) is the
+// server's: max_file_store, by default 75% of the disk's free space when the
+// server started plus what it held then; or, creating a stream, no server
+// with room for it.
+const errCodeStorageResourcesExceeded = 10047
+
+// ErrNoSpace and ErrJetStreamDisabled are why a NATS server stores nothing
+// until an operator acts: its disk (or its JetStream store limit) is full,
+// or JetStream is switched off, which a clustered nats-server does by itself
+// when a write finds its disk full. natsError wraps them in an Unavailable
+// error that says so; a node is not ready while either holds (see
+// projections.Guard), and the README's known limits say what to do.
+var (
+	ErrNoSpace           = errors.New("the NATS server has no space left for JetStream")
+	ErrJetStreamDisabled = errors.New("JetStream is disabled on the NATS server")
+)
+
+// outage is an Unavailable error that also matches ErrNoSpace or
+// ErrJetStreamDisabled (kind), with NATS' own words in brackets.
+func outage(kind, err error) error {
+	return outageError{Errorf(Unavailable, "%v (%v)", kind, err), kind}
+}
+
+type outageError struct {
+	coded *Error
+	kind  error
+}
+
+func (e outageError) Error() string   { return e.coded.Error() }
+func (e outageError) Unwrap() []error { return []error{e.coded, e.kind} }
