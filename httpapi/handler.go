@@ -67,6 +67,9 @@ var (
 type Config struct {
 	// Ready says whether the node's projections have caught up with the stream.
 	Ready func() bool
+	// Halted says why the node does not answer, when it knows
+	// (projections.Follower.Halted): /readyz shows it. nil or "": catching up.
+	Halted func() string
 	// Ledger carries out changes; Table answers lists and validates tokens.
 	Ledger Ledger
 	Table  Table

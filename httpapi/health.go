@@ -8,13 +8,20 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz says whether the projections have caught up with the stream, so a
-// load balancer sends no request to a node that would answer from old state.
+// load balancer sends no request to a node that would answer from old state;
+// and, when the node is halted, why, for the operator.
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	if h.ready() {
 		text(w, http.StatusOK, "ready\n")
 		return
 	}
-	text(w, http.StatusServiceUnavailable, "catching up with the stream\n")
+	why := "catching up with the stream"
+	if h.cfg.Halted != nil {
+		if halted := h.cfg.Halted(); halted != "" {
+			why = halted
+		}
+	}
+	text(w, http.StatusServiceUnavailable, why+"\n")
 }
 
 func (h *handler) ready() bool { return h.cfg.Ready == nil || h.cfg.Ready() }

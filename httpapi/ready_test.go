@@ -26,3 +26,23 @@ func TestNothingIsAnsweredWhileCatchingUp(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyzSaysWhyTheNodeIsHalted: an operator reading /readyz learns what
+// keeps the node from answering, not only that it does not.
+func TestReadyzSaysWhyTheNodeIsHalted(t *testing.T) {
+	for _, tt := range []struct {
+		name, halted, want string
+	}{
+		{"catching up", "", "catching up with the stream\n"},
+		{"halted", "the NATS server has no space left for JetStream (x)", "the NATS server has no space left for JetStream (x)\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := httpapi.New(httpapi.Config{Ready: func() bool { return false }, Halted: func() string { return tt.halted }})
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != tt.want {
+				t.Errorf("/readyz: %d %q, want 503 %q", rec.Code, rec.Body, tt.want)
+			}
+		})
+	}
+}
