@@ -35,9 +35,12 @@ const guardWait = 10 * time.Second
 // where the node applied one), the node must not go on answering as if
 // nothing happened, nor take a new empty stream for its history. The guard
 // then halts the Follower and raises an ALERT; it resumes the follower once
-// the stream is back as the node saw it. It never creates or changes the
-// stream. It also records the last sequence the node has seen in Seen, so
-// that the next start can refuse a stream that lost it (see events.Ensure).
+// the stream is back as the node saw it. A NATS server that stores nothing
+// until an operator acts (a full disk, JetStream switched off) halts the
+// follower too, with an ERROR that says what to do, until a look finds
+// JetStream storing again. It never creates or changes the stream. It also
+// records the last sequence the node has seen in Seen, so that the next
+// start can refuse a stream that lost it (see events.Ensure).
 type Guard struct {
 	Stream   StreamCheck
 	Follower *Follower
@@ -102,6 +105,17 @@ func (g *Guard) check(ctx context.Context) {
 			f.Halt(reason)
 		}
 		return
+	case events.Unavailable:
+		if remedy := cannotStore(err); remedy != "" {
+			reason := events.ErrorMessage(err)
+			if f.Halted() != reason {
+				g.Log.Error(reason+"; this node is not ready and takes no command until JetStream stores again: "+remedy+" (see the README's known limits)",
+					"stream_seen", g.seen)
+				f.Halt(reason)
+			}
+			return
+		}
+		fallthrough
 	default:
 		if ctx.Err() == nil {
 			g.Log.Warn("cannot look at the stream; looking again later", "err", err)
@@ -109,7 +123,7 @@ func (g *Guard) check(ctx context.Context) {
 		return
 	}
 	if f.Halted() != "" {
-		g.Log.Info("the stream is back as this node saw it: catching up before answering again", "stream_seen", g.seen)
+		g.Log.Info("the stream is back as this node saw it, and JetStream stores: catching up before answering again", "stream_seen", g.seen)
 		f.Resume()
 		return
 	}
@@ -118,6 +132,19 @@ func (g *Guard) check(ctx context.Context) {
 			g.mark = seenEvent{applied, d}
 		}
 	}
+}
+
+// cannotStore says what an operator does about a NATS server that stores
+// nothing until they act (see events.ErrNoSpace); "" for any other failure,
+// which may pass by itself.
+func cannotStore(err error) string {
+	switch {
+	case errors.Is(err, events.ErrNoSpace):
+		return "free space on the NATS server's disk (or raise its max_file_store), then restart it; with the embedded server, restart this node"
+	case errors.Is(err, events.ErrJetStreamDisabled):
+		return "a NATS server switches JetStream off when a write finds its disk full: free space, then reload (nats-server --signal reload) or restart it; with the embedded server, restart this node"
+	}
+	return ""
 }
 
 // sameAt says whether the stream still holds the event at e.seq that the node

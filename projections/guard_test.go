@@ -2,10 +2,12 @@ package projections_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,5 +199,59 @@ func TestHaltOverridesCatchingUp(t *testing.T) {
 	defer cancel()
 	if err := n.Follower.WaitReady(wctx); err != nil {
 		t.Fatalf("not ready once resumed: %v", err)
+	}
+}
+
+// TestGuardHaltsTheNodeWhileJetStreamCannotStore: a NATS server that stores
+// nothing until an operator acts (its disk full, JetStream switched off) makes
+// the node not ready, with the reason and an ERROR that says what to do; the
+// node answers again at the guard's first look that finds JetStream storing.
+// The server's view is what an embedded server says (events.Stream.AskServer);
+// cmd/tokenledger's TestDiskFull fills a real disk.
+func TestGuardHaltsTheNodeWhileJetStreamCannotStore(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		trouble error
+		reason  string // the start of Halted, and in the ERROR
+		remedy  string // in the ERROR
+	}{
+		{"disk full", errors.New("a write to stream TOKENS found the disk full: no space left on device"),
+			"the NATS server has no space left for JetStream (a write to stream TOKENS found the disk full", "with the embedded server, restart this node"},
+		{"JetStream off", jetstream.ErrJetStreamNotEnabled,
+			"JetStream is disabled on the NATS server (", "reload (nats-server --signal reload) or restart it"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := natstest.MustServer(t)
+			n := nodetest.MustNode(t, srv, nodetest.Options{})
+			var trouble atomic.Pointer[error]
+			n.Stream.AskServer(func() error {
+				if err := trouble.Load(); err != nil {
+					return *err
+				}
+				return nil
+			})
+			secret := mustCreate(t, n, "bob", "a")
+			logged := mustGuard(t, n, nil)
+
+			trouble.Store(&tt.trouble)
+			natstest.Eventually(t, "the node to stop answering", func() bool { return !n.Follower.Ready() })
+			if reason := n.Follower.Halted(); !strings.HasPrefix(reason, tt.reason) {
+				t.Fatalf("halted for %q, want %q", reason, tt.reason)
+			}
+			natstest.Eventually(t, "an ERROR", func() bool { return strings.Contains(logged.String(), "level=ERROR msg=\""+tt.reason) })
+			if log := logged.String(); !strings.Contains(log, tt.remedy) || !strings.Contains(log, "not ready") {
+				t.Fatalf("the log:\n%s\nwant an ERROR that says the node is not ready and %q", log, tt.remedy)
+			}
+
+			trouble.Store(nil)
+			wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := n.Follower.WaitReady(wctx); err != nil {
+				t.Fatalf("the node does not answer again once JetStream stores: %v (halted: %q)", err, n.Follower.Halted())
+			}
+			if !n.Table.Validate(secret, "", time.Now()).Valid {
+				t.Fatal("a token is not valid after resuming")
+			}
+		})
 	}
 }
