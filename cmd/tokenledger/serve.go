@@ -151,6 +151,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		clientURL = cfg.NATS
 		// serviceConn connects the `tokens` service (see serviceConn).
 		serviceConn func() (*nats.Conn, <-chan struct{}, error)
+		trouble     func() error // what the embedded server knows keeps JetStream from storing; nil when joined
 	)
 	if cfg.Join {
 		opts := append(stallPings(), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.CustomInboxPrefix(access.InboxPrefix(access.Node)))
@@ -184,6 +185,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 		defer srv.WaitForShutdown()
 		defer srv.Shutdown()
 		clientURL = srv.ClientURL()
+		trouble = func() error { return embedded.JetStreamTrouble(srv) }
 		// The node's own connections skip the socket. With --nats-config,
 		// the configuration's users apply, and the node is one of them.
 		connect := func(role string, extra ...nats.Option) (*nats.Conn, error) {
@@ -219,6 +221,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	stream.AskServer(trouble)
 	if cfg.Join {
 		checkReplicas(log, cfg.Replicas, stream)
 	}
@@ -272,7 +275,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	guard := httpapi.NewGuard() // failed credentials on both transports
 	httpServer := httpapi.Server(httpapi.New(httpapi.Config{
 		Guard: guard,
-		Ready: follower.Ready, Ledger: ledger, Table: table, Accounts: accounts, Uses: uses,
+		Ready: follower.Ready, Halted: follower.Halted, Ledger: ledger, Table: table, Accounts: accounts, Uses: uses,
 		Now: time.Now, Location: loc, SecureCookies: cfg.SecureHTTP, Log: log,
 	}))
 
