@@ -70,6 +70,12 @@ type Config struct {
 	// Halted says why the node does not answer, when it knows
 	// (projections.Follower.Halted): /readyz shows it. nil or "": catching up.
 	Halted func() string
+	// Staleness is the age of the node's newest proof that its table is
+	// current (projections.Follower.Staleness), and MaxStaleness the bound
+	// past which the node stops answering; /readyz and /metrics show them.
+	// nil: not shown.
+	Staleness    func() time.Duration
+	MaxStaleness time.Duration
 	// Ledger carries out changes; Table answers lists and validates tokens.
 	Ledger Ledger
 	Table  Table

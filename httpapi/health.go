@@ -1,6 +1,10 @@
 package httpapi
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
 
 // healthz says the process is up; orchestrators restart it when this fails.
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
@@ -16,6 +20,11 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	why := "catching up with the stream"
+	if h.cfg.Staleness != nil && h.cfg.MaxStaleness > 0 {
+		if age := h.cfg.Staleness(); age >= h.cfg.MaxStaleness {
+			why = fmt.Sprintf("cannot vouch that the table is current: the newest proof is %v old (--max-staleness %v)", age.Round(time.Millisecond), h.cfg.MaxStaleness)
+		}
+	}
 	if h.cfg.Halted != nil {
 		if halted := h.cfg.Halted(); halted != "" {
 			why = halted

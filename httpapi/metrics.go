@@ -46,6 +46,10 @@ func (h *handler) metricsPage(w http.ResponseWriter, r *http.Request) {
 		ready = 1
 	}
 	fmt.Fprintf(&b, "# HELP tokenledger_ready Whether the projections have caught up with the stream.\n# TYPE tokenledger_ready gauge\ntokenledger_ready %d\n", ready)
+	if h.cfg.Staleness != nil {
+		fmt.Fprintf(&b, "# HELP tokenledger_staleness_seconds Age of the node's newest proof that its table holds everything stored.\n# TYPE tokenledger_staleness_seconds gauge\ntokenledger_staleness_seconds %.3f\n", h.cfg.Staleness().Seconds())
+		fmt.Fprintf(&b, "# HELP tokenledger_max_staleness_seconds The bound past which the node stops answering (--max-staleness).\n# TYPE tokenledger_max_staleness_seconds gauge\ntokenledger_max_staleness_seconds %g\n", h.cfg.MaxStaleness.Seconds())
+	}
 	m := h.metrics
 	m.mu.Lock()
 	keys := make([][2]string, 0, len(m.calls))

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"tokenledger/httpapi"
 )
@@ -44,5 +45,17 @@ func TestReadyzSaysWhyTheNodeIsHalted(t *testing.T) {
 				t.Errorf("/readyz: %d %q, want 503 %q", rec.Code, rec.Body, tt.want)
 			}
 		})
+	}
+}
+
+// TestStalenessIsShown: a node that cannot prove its table current says so,
+// with the age of its newest proof, in /readyz and /metrics.
+func TestStalenessIsShown(t *testing.T) {
+	h := httpapi.New(httpapi.Config{Ready: func() bool { return false },
+		Staleness: func() time.Duration { return 7 * time.Second }, MaxStaleness: 5 * time.Second})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if want := "cannot vouch that the table is current: the newest proof is 7s old (--max-staleness 5s)\n"; rec.Code != http.StatusServiceUnavailable || rec.Body.String() != want {
+		t.Errorf("/readyz: %d %q, want 503 %q", rec.Code, rec.Body, want)
 	}
 }

@@ -91,7 +91,8 @@ func TestCLIBeyondCPanel(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`tokenledger_auth_failures_total{kind="validation"} 3`, `source="198.51.100.1"} 1`} {
+	for _, want := range []string{`tokenledger_auth_failures_total{kind="validation"} 3`, `source="198.51.100.1"} 1`,
+		"tokenledger_staleness_seconds ", "tokenledger_max_staleness_seconds 5\n"} {
 		if !strings.Contains(string(metrics), want) {
 			t.Fatalf("/metrics lacks %s:\n%s", want, metrics)
 		}

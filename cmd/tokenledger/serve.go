@@ -275,7 +275,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	guard := httpapi.NewGuard() // failed credentials on both transports
 	httpServer := httpapi.Server(httpapi.New(httpapi.Config{
 		Guard: guard,
-		Ready: follower.Ready, Halted: follower.Halted, Ledger: ledger, Table: table, Accounts: accounts, Uses: uses,
+		Ready: follower.Ready, Halted: follower.Halted, Staleness: follower.Staleness, MaxStaleness: cfg.MaxStaleness, Ledger: ledger, Table: table, Accounts: accounts, Uses: uses,
 		Now: time.Now, Location: loc, SecureCookies: cfg.SecureHTTP, Log: log,
 	}))
 
