@@ -86,13 +86,48 @@ func (c *Client) Revoke(ctx context.Context, r RevokeRequest) error {
 	return c.call(ctx, "cmd.revoke", r, &reply{})
 }
 
-// List returns the account's live tokens, oldest first.
+// List returns the account's live tokens, oldest first, however many: it
+// asks for every page (see ListRequest). When the token a page ended with
+// is revoked before the next page is asked for, it starts again, a few
+// times at most.
 func (c *Client) List(ctx context.Context, account string) ([]TokenInfo, error) {
-	var rep reply
-	if err := c.call(ctx, "cmd.list", ListRequest{Account: account}, &rep); err != nil {
-		return nil, err
+	const restarts = 3
+	for attempt := 0; ; attempt++ {
+		all, err := c.listAll(ctx, account)
+		if events.ErrorCode(err) == events.Conflict && attempt < restarts {
+			continue
+		}
+		return all, err
 	}
-	return rep.Tokens, nil
+}
+
+func (c *Client) listAll(ctx context.Context, account string) ([]TokenInfo, error) {
+	var all []TokenInfo
+	r := ListRequest{Account: account, Limit: ListPageSize}
+	for {
+		page, next, err := c.ListPage(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		if next == r.After || len(page) == 0 {
+			return nil, events.Errorf(events.Internal, "list %s: the node's reply goes no further than %q", account, next)
+		}
+		r.After = next
+	}
+}
+
+// ListPage returns one page of the account's live tokens and the cursor of
+// the next page, "" after the last (see ListRequest).
+func (c *Client) ListPage(ctx context.Context, r ListRequest) ([]TokenInfo, string, error) {
+	var rep reply
+	if err := c.call(ctx, "cmd.list", r, &rep); err != nil {
+		return nil, "", err
+	}
+	return rep.Tokens, rep.Next, nil
 }
 
 // Rotate asks for a new secret for a token and returns it.
@@ -154,6 +189,12 @@ func (c *Client) call(ctx context.Context, endpoint string, req any, rep *reply)
 	return nil
 }
 
+// refusedNotCurrent says whether a node refused the request before doing
+// anything, as not current (see notCurrent).
+func refusedNotCurrent(msg *nats.Msg) bool {
+	return msg.Header.Get(micro.ErrorCodeHeader) == errorStatus[events.Unavailable] && msg.Header.Get(micro.ErrorHeader) == notCurrent
+}
+
 // request asks endpoint and returns the first answer of a node that could
 // vouch for its table. A request that changes nothing (again) is asked anew
 // after AttemptTimeout without an answer; any other is sent once and waits
@@ -180,7 +221,7 @@ func (c *Client) request(ctx context.Context, endpoint string, body []byte, agai
 		msg, err := c.nc.RequestWithContext(actx, subject, body)
 		cancel()
 		switch {
-		case err == nil && msg.Header.Get(micro.ErrorCodeHeader) != notCurrentCode:
+		case err == nil && !refusedNotCurrent(msg):
 			return msg, nil
 		case err == nil:
 			refused = events.Errorf(events.Unavailable, "no tokenledger node on %s could vouch that its table is current in time: is the NATS cluster whole?", subject)

@@ -5,4 +5,10 @@
 // Validation answers from the node's in-memory table with no NATS round trip
 // of its own; commands go through the commands package, so the CLI, the HTTP
 // API and any other program share one write path and only nodes append.
+//
+// It follows NATS micro's conventions, so that `nats micro stats` and
+// generic micro clients see what a node refused: every refusal carries the
+// headers Nats-Service-Error and Nats-Service-Error-Code (see errorStatus)
+// beside its JSON body. A list comes a page at a time (see ListRequest), as
+// one NATS message holds at most the server's max_payload.
 package natsapi

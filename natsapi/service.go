@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,13 @@ type Service struct {
 	cfg      Config
 	inFlight sync.WaitGroup
 	slots    chan struct{}
+	// maxReply is the largest reply body the node sends: a NATS message
+	// larger than the server's max_payload is refused whole (see list).
+	maxReply int
+	// late counts, by command endpoint, the refusals that micro's own stats
+	// cannot (see commandStats).
+	lateMu sync.Mutex
+	late   map[string]*commandStats
 	// reply is the validate handler's buffer. The endpoint is one
 	// subscription, whose callback NATS runs one message at a time, and
 	// Respond copies the bytes out before it returns.
@@ -72,12 +80,14 @@ type Service struct {
 // in the subscription's own goroutine, since it is a memory lookup; commands
 // wait on JetStream, so each runs in a goroutine of its own.
 func Start(nc *nats.Conn, cfg Config) (*Service, error) {
-	s := &Service{cfg: cfg, slots: make(chan struct{}, maxInFlight)}
+	s := &Service{cfg: cfg, slots: make(chan struct{}, maxInFlight), late: map[string]*commandStats{},
+		maxReply: int(nc.MaxPayload()) - replyHeadroom}
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:        ServiceName,
-		Version:     cfg.Version,
-		Description: "tokenledger: API token validation and commands",
-		QueueGroup:  QueueGroup,
+		Name:         ServiceName,
+		Version:      cfg.Version,
+		Description:  "tokenledger: API token validation and commands",
+		QueueGroup:   QueueGroup,
+		StatsHandler: s.endpointData,
 	})
 	if err != nil {
 		return nil, err
@@ -88,17 +98,25 @@ func Start(nc *nats.Conn, cfg Config) (*Service, error) {
 	for _, e := range []struct {
 		group   micro.Group
 		name    string
-		handler micro.HandlerFunc
+		handler micro.HandlerFunc // answered in the endpoint's goroutine
+		command command           // checked there, carried out in its own
 	}{
-		{root, "validate", s.validate},
-		{cmd, "create", s.async(s.create)},
-		{cmd, "rename", s.async(s.rename)},
-		{cmd, "revoke", s.async(s.revoke)},
-		{cmd, "list", s.list},
-		{cmd, "rotate", s.async(s.rotate)},
-		{cmd, "set-allowed-ips", s.async(s.setAllowedIPs)},
+		{root, "validate", s.validate, nil},
+		{cmd, "create", nil, s.create},
+		{cmd, "rename", nil, s.rename},
+		{cmd, "revoke", nil, s.revoke},
+		{cmd, "list", s.list, nil},
+		{cmd, "rotate", nil, s.rotate},
+		{cmd, "set-allowed-ips", nil, s.setAllowedIPs},
 	} {
-		if err := e.group.AddEndpoint(e.name, e.handler); err != nil {
+		h := e.handler
+		if e.command != nil {
+			s.lateMu.Lock() // micro may already ask endpointData
+			s.late[e.name] = &commandStats{}
+			s.lateMu.Unlock()
+			h = s.async(e.name, e.command)
+		}
+		if err := e.group.AddEndpoint(e.name, h); err != nil {
 			svc.Stop()
 			return nil, err
 		}
@@ -130,7 +148,7 @@ func (s *Service) validate(req micro.Request) {
 		return
 	}
 	if !s.ready() {
-		req.Error(notCurrentCode, notCurrent, unavailableReply)
+		req.Error(errorStatus[events.Unavailable], notCurrent, unavailableReply)
 		return
 	}
 	r := projections.Result{Reason: projections.ReasonMalformed}
@@ -191,32 +209,38 @@ func parseIP(s string) (netip.Addr, bool) {
 // It says nothing of the token; ask again (Client does).
 const ReasonUnavailable = "unavailable"
 
-// notCurrentCode and notCurrent are the Nats-Service-Error headers of a
-// request a node refused before doing anything, because it cannot vouch
-// that its table is current: asking again, of another node, is safe for
-// every endpoint, commands included (see Client).
-const (
-	notCurrentCode = "503"
-	notCurrent     = "this node cannot vouch that its table is current; ask again"
-)
+// notCurrent is the Nats-Service-Error header (with code 503) of a request a
+// node refused before doing anything, because it cannot vouch that its table
+// is current: asking again, of another node, is safe for every endpoint,
+// commands included (see Client). Other refusals may be 503 too (a command
+// whose outcome JetStream left unknown), so Client tells this one by its
+// description.
+const notCurrent = "this node cannot vouch that its table is current; ask again"
 
-var (
-	unavailableReply, _ = json.Marshal(ValidateReply{Reason: ReasonUnavailable})
-	notCurrentReply, _  = json.Marshal(reply{Code: events.Unavailable, Error: notCurrent})
-)
+var unavailableReply, _ = json.Marshal(ValidateReply{Reason: ReasonUnavailable})
 
 func (s *Service) ready() bool { return s.cfg.Ready == nil || s.cfg.Ready() }
 
-// async runs a command handler in a goroutine the service owns, with a
-// deadline, at most maxInFlight at once. A node that cannot vouch for its
-// table takes no command (see notCurrent).
-func (s *Service) async(h func(context.Context, micro.Request)) micro.HandlerFunc {
+// command checks a request in the endpoint's own goroutine, where a
+// refusal still counts in micro's stats, and returns the work that waits on
+// JetStream.
+type command func(req micro.Request) (run func(context.Context) (any, error), err error)
+
+// async checks a command at once and runs the rest in a goroutine the
+// service owns, with a deadline, at most maxInFlight at once. A node that
+// cannot vouch for its table takes no command (see notCurrent).
+func (s *Service) async(endpoint string, c command) micro.HandlerFunc {
 	return func(req micro.Request) {
 		if !replyable(req.Reply()) {
 			return
 		}
 		if !s.ready() {
-			req.Error(notCurrentCode, notCurrent, notCurrentReply)
+			s.refuse(req, events.Errorf(events.Unavailable, notCurrent))
+			return
+		}
+		run, err := c(req)
+		if err != nil {
+			s.refuse(req, err)
 			return
 		}
 		s.slots <- struct{}{}
@@ -225,123 +249,214 @@ func (s *Service) async(h func(context.Context, micro.Request)) micro.HandlerFun
 			defer func() { <-s.slots; s.inFlight.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 			defer cancel()
-			h(ctx, req)
+			rep, err := run(ctx)
+			if err != nil {
+				s.refuseLater(req, endpoint, err)
+				return
+			}
+			s.respond(req, rep)
 		}()
 	}
 }
 
-func (s *Service) create(ctx context.Context, req micro.Request) {
+func (s *Service) create(req micro.Request) (func(context.Context) (any, error), error) {
 	var r CreateRequest
-	if !s.decode(req, &r) {
-		return
+	if err := decode(req, &r); err != nil {
+		return nil, err
 	}
-	who, ok := s.actor(req, r.Actor)
-	if !ok {
-		return
-	}
-	c, err := s.cfg.Ledger.Create(ctx, commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt,
-		AllowedIPs: r.AllowedIPs, Actor: who})
+	who, err := s.actor(req, r.Actor)
 	if err != nil {
-		s.fail(req, err)
-		return
+		return nil, err
 	}
-	t := NewTokenOf(c)
-	s.respond(req, reply{OK: true, Token: &t})
-}
-
-func (s *Service) rename(ctx context.Context, req micro.Request) {
-	var r RenameRequest
-	if !s.decode(req, &r) {
-		return
+	c := commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt, AllowedIPs: r.AllowedIPs, Actor: who}
+	if err := c.Check(s.cfg.Now()); err != nil {
+		return nil, err
 	}
-	who, ok := s.actor(req, r.Actor)
-	if !ok {
-		return
+	if err := c.CheckLifetime(s.cfg.Now(), s.cfg.Ledger.MaxLifetime); err != nil {
+		return nil, err
 	}
-	err := s.cfg.Ledger.Rename(ctx, commands.Rename{Account: r.Account, Name: r.Name, NewName: r.NewName, Actor: who})
-	if err != nil {
-		s.fail(req, err)
-		return
-	}
-	s.respond(req, reply{OK: true})
-}
-
-func (s *Service) revoke(ctx context.Context, req micro.Request) {
-	var r RevokeRequest
-	if !s.decode(req, &r) {
-		return
-	}
-	who, ok := s.actor(req, r.Actor)
-	if !ok {
-		return
-	}
-	err := s.cfg.Ledger.Revoke(ctx, commands.Revoke{Account: r.Account, Names: r.Names, Actor: who})
-	if err != nil {
-		s.fail(req, err)
-		return
-	}
-	s.respond(req, reply{OK: true})
-}
-
-func (s *Service) rotate(ctx context.Context, req micro.Request) {
-	var r RotateRequest
-	if !s.decode(req, &r) {
-		return
-	}
-	who, ok := s.actor(req, r.Actor)
-	if !ok {
-		return
-	}
-	c, err := s.cfg.Ledger.Rotate(ctx, commands.Rotate{Account: r.Account, Name: r.Name,
-		Grace: time.Duration(r.GraceSeconds) * time.Second, Actor: who})
-	if err != nil {
-		s.fail(req, err)
-		return
-	}
-	// The ledger has applied the rotation to the table: it tells the rest.
-	t := NewToken{Name: r.Name, TokenID: c.Event.TokenID, Token: c.Secret, HasFullAccess: 1}
-	for _, row := range s.cfg.Table.List(r.Account, s.cfg.Now()) {
-		if row.TokenID == t.TokenID {
-			t.Name, t.CreateTime, t.ExpiresAt = row.Name, row.Created.Unix(), row.ExpiresAt
+	return func(ctx context.Context) (any, error) {
+		made, err := s.cfg.Ledger.Create(ctx, c)
+		if err != nil {
+			return nil, err
 		}
-	}
-	s.respond(req, reply{OK: true, Token: &t})
+		t := NewTokenOf(made)
+		return reply{OK: true, Token: &t}, nil
+	}, nil
 }
 
-func (s *Service) setAllowedIPs(ctx context.Context, req micro.Request) {
-	var r SetAllowedIPsRequest
-	if !s.decode(req, &r) {
-		return
+func (s *Service) rename(req micro.Request) (func(context.Context) (any, error), error) {
+	var r RenameRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
 	}
-	who, ok := s.actor(req, r.Actor)
-	if !ok {
-		return
-	}
-	err := s.cfg.Ledger.SetAllowedIPs(ctx, commands.SetAllowedIPs{Account: r.Account, Name: r.Name, AllowedIPs: r.AllowedIPs, Actor: who})
+	who, err := s.actor(req, r.Actor)
 	if err != nil {
-		s.fail(req, err)
-		return
+		return nil, err
 	}
-	s.respond(req, reply{OK: true})
+	c := commands.Rename{Account: r.Account, Name: r.Name, NewName: r.NewName, Actor: who}
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		return reply{OK: true}, s.cfg.Ledger.Rename(ctx, c)
+	}, nil
 }
 
+func (s *Service) revoke(req micro.Request) (func(context.Context) (any, error), error) {
+	var r RevokeRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	who, err := s.actor(req, r.Actor)
+	if err != nil {
+		return nil, err
+	}
+	c := commands.Revoke{Account: r.Account, Names: r.Names, Actor: who}
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		return reply{OK: true}, s.cfg.Ledger.Revoke(ctx, c)
+	}, nil
+}
+
+func (s *Service) rotate(req micro.Request) (func(context.Context) (any, error), error) {
+	var r RotateRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	who, err := s.actor(req, r.Actor)
+	if err != nil {
+		return nil, err
+	}
+	c := commands.Rotate{Account: r.Account, Name: r.Name, Grace: time.Duration(r.GraceSeconds) * time.Second, Actor: who}
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		made, err := s.cfg.Ledger.Rotate(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		// The ledger has applied the rotation to the table: it tells the rest.
+		t := NewToken{Name: r.Name, TokenID: made.Event.TokenID, Token: made.Secret, HasFullAccess: 1}
+		for _, row := range s.cfg.Table.List(r.Account, s.cfg.Now()) {
+			if row.TokenID == t.TokenID {
+				t.Name, t.CreateTime, t.ExpiresAt = row.Name, row.Created.Unix(), row.ExpiresAt
+			}
+		}
+		return reply{OK: true, Token: &t}, nil
+	}, nil
+}
+
+func (s *Service) setAllowedIPs(req micro.Request) (func(context.Context) (any, error), error) {
+	var r SetAllowedIPsRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	who, err := s.actor(req, r.Actor)
+	if err != nil {
+		return nil, err
+	}
+	c := commands.SetAllowedIPs{Account: r.Account, Name: r.Name, AllowedIPs: r.AllowedIPs, Actor: who}
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		return reply{OK: true}, s.cfg.Ledger.SetAllowedIPs(ctx, c)
+	}, nil
+}
+
+// list answers in the endpoint's goroutine, from memory, one page at a
+// time: see ListRequest for the paging, and listPage for how a page is cut.
 func (s *Service) list(req micro.Request) {
 	if !replyable(req.Reply()) {
 		return
 	}
 	if !s.ready() {
-		req.Error(notCurrentCode, notCurrent, notCurrentReply)
+		s.refuse(req, events.Errorf(events.Unavailable, notCurrent))
 		return
 	}
 	var r ListRequest
-	if !s.decode(req, &r) {
+	if err := decode(req, &r); err != nil {
+		s.refuse(req, err)
 		return
 	}
 	if err := events.CheckAccount(r.Account); err != nil {
-		s.fail(req, err)
+		s.refuse(req, err)
 		return
 	}
-	s.respond(req, listReply{OK: true, Tokens: TokenInfos(s.cfg.Table.List(r.Account, s.cfg.Now()))})
+	if r.Limit < 0 {
+		s.refuse(req, events.Errorf(events.Invalid, "limit %d: want a number of tokens per page, or none", r.Limit))
+		return
+	}
+	if len(r.After) > 64 {
+		s.refuse(req, events.Errorf(events.Invalid, "after: want the token id of a previous reply's \"next\""))
+		return
+	}
+	rows := s.cfg.Table.List(r.Account, s.cfg.Now())
+	if r.After != "" {
+		i := slices.IndexFunc(rows, func(row projections.Row) bool { return row.TokenID == r.After })
+		if i < 0 {
+			s.refuse(req, events.Errorf(events.Conflict, "the token %s that the previous page ended with is no longer listed (revoked since?): list %s again from the start", safeText(r.After), r.Account))
+			return
+		}
+		rows = rows[i+1:]
+	}
+	body, n, err := listPage(rows, r.Limit, s.maxReply)
+	switch {
+	case err != nil:
+		s.refuse(req, err) // logged as internal
+		return
+	case n < len(rows) && r.Limit == 0 && r.After == "":
+		// A request in the form before paging: its caller would take a
+		// first page for the whole list, so it gets none.
+		s.cfg.Log.Warn("list refused: the account's tokens exceed one NATS message; the caller must ask for pages",
+			"account", r.Account, "tokens", len(rows), "max_bytes", s.maxReply)
+		s.refuse(req, events.Errorf(events.Invalid, "account %s has %d tokens, more than one reply of at most %d bytes holds: ask for pages, {\"account\",\"limit\":%d}, then again with \"after\" set to each reply's \"next\" (natsapi.Client.List and tokenledger list do)",
+			r.Account, len(rows), s.maxReply, ListPageSize))
+		return
+	}
+	req.Respond(body)
+}
+
+// replyHeadroom is what a reply leaves of the server's max_payload: NATS
+// counts the headers and the protocol line in.
+const replyHeadroom = 4 << 10
+
+// listPage writes a list reply, {"ok":true,"tokens":[...]}, of as many
+// rows as limit (when not 0) and max bytes allow, with "next" when rows are
+// left. One row is at most a few kilobytes (a name and 100 address ranges),
+// so a page always holds one; should it not, the reply says so rather than
+// fail to send.
+func listPage(rows []projections.Row, limit, max int) (body []byte, n int, err error) {
+	const open, last = `{"ok":true,"tokens":[`, `]}`
+	// What "next" adds: `],"next":` and a token id, quoted, ULIDs' 26 or more.
+	tail := len(`],"next":""}`) + 64
+	body = append(make([]byte, 0, min(max, 64<<10)), open...)
+	for ; n < len(rows) && (limit == 0 || n < limit); n++ {
+		row, err := json.Marshal(tokenInfo(rows[n]))
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(body)+1+len(row)+tail > max {
+			break
+		}
+		if n > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, row...)
+	}
+	if n == 0 && len(rows) > 0 {
+		return nil, 0, events.Errorf(events.Internal, "the token %s alone exceeds a reply of at most %d bytes (the NATS server's max_payload)", rows[0].TokenID, max)
+	}
+	if n == len(rows) {
+		return append(body, last...), n, nil
+	}
+	body = append(body, `],"next":`...)
+	body = appendString(body, rows[n-1].TokenID)
+	return append(body, '}'), n, nil
 }
 
 // actor is who a command records: the operator the request claims to be
@@ -352,28 +467,25 @@ func (s *Service) list(req micro.Request) {
 // inbox never learns the outcome. A command over NATS acts as an operator;
 // a claim to be an account or a token would contradict the connection and
 // is refused.
-func (s *Service) actor(req micro.Request, claimed *events.Actor) (events.Actor, bool) {
+func (s *Service) actor(req micro.Request, claimed *events.Actor) (events.Actor, error) {
 	user, ok := sender(req.Reply())
 	if !ok {
-		s.fail(req, events.Errorf(events.Invalid, "a command must ask for its reply on its sender's own inbox, _INBOX_<user>. (nats --inbox-prefix _INBOX_<user>)"))
-		return events.Actor{}, false
+		return events.Actor{}, events.Errorf(events.Invalid, "a command must ask for its reply on its sender's own inbox, _INBOX_<user>. (nats --inbox-prefix _INBOX_<user>)")
 	}
 	a := events.Actor{Kind: events.ActorOperator, Name: user}
 	if claimed != nil {
 		if claimed.Kind != "" && claimed.Kind != events.ActorOperator {
-			s.fail(req, events.Errorf(events.Invalid, "a command over NATS acts as an operator; it cannot claim to be %s %q", safeText(claimed.Kind), safeText(claimed.Name)))
-			return events.Actor{}, false
+			return events.Actor{}, events.Errorf(events.Invalid, "a command over NATS acts as an operator; it cannot claim to be %s %q", safeText(claimed.Kind), safeText(claimed.Name))
 		}
 		if claimed.TokenID != "" || claimed.Remote != "" {
-			s.fail(req, events.Errorf(events.Invalid, "a command over NATS names no token_id or remote in its actor"))
-			return events.Actor{}, false
+			return events.Actor{}, events.Errorf(events.Invalid, "a command over NATS names no token_id or remote in its actor")
 		}
 		if claimed.Name != "" {
 			a.Name = claimed.Name
 		}
 	}
 	a.Via = "nats:" + user
-	return a, true
+	return a, nil
 }
 
 // sender is the user whose private inbox reply is in: _INBOX_<user>.<...>.
@@ -412,30 +524,94 @@ func safeText(v string) string {
 	return v
 }
 
-func (s *Service) decode(req micro.Request, v any) bool {
+func decode(req micro.Request, v any) error {
 	if len(req.Data()) > MaxRequest {
-		s.fail(req, events.Errorf(events.Invalid, "request larger than %d bytes", MaxRequest))
-		return false
+		return events.Errorf(events.Invalid, "request larger than %d bytes", MaxRequest)
 	}
 	if err := json.Unmarshal(req.Data(), v); err != nil {
-		s.fail(req, events.Errorf(events.Invalid, "request is not valid JSON: %v", err))
-		return false
+		return events.Errorf(events.Invalid, "request is not valid JSON: %v", err)
 	}
-	return true
+	return nil
 }
 
-func (s *Service) fail(req micro.Request, err error) {
+// errorStatus is the Nats-Service-Error-Code of each error code, the one
+// table of this transport: 4xx when the caller must change the request, 5xx
+// when the node could not carry it out. Every refusal carries it beside its
+// JSON body, so that `nats micro stats` and generic micro clients see an
+// error; a validation's {"valid":false} is an answer, not a refusal.
+var errorStatus = map[string]string{
+	events.Invalid:      "400",
+	events.Unauthorized: "403",
+	events.NotFound:     "404",
+	events.Duplicate:    "409",
+	events.Conflict:     "409",
+	events.Unavailable:  "503",
+	events.Internal:     "500",
+}
+
+// refusal is the reply and the micro error headers of a refused request.
+// An internal error, the only unexpected kind, is logged.
+func (s *Service) refusal(req micro.Request, err error) (body []byte, status, description string) {
 	code := events.ErrorCode(err)
 	if code == events.Internal {
-		s.cfg.Log.Error("command failed", "subject", req.Subject(), "err", err)
+		s.cfg.Log.Error("request failed", "subject", req.Subject(), "err", err)
 	}
-	b, _ := json.Marshal(reply{Code: code, Error: events.ErrorMessage(err)})
-	if code == events.Internal || code == events.Unavailable {
-		// Counted as errors in `nats micro stats`; the body is still the JSON reply.
-		req.Error("500", events.ErrorMessage(err), b)
-		return
+	status, ok := errorStatus[code]
+	if !ok {
+		status = errorStatus[events.Internal]
 	}
-	req.Respond(b)
+	msg := events.ErrorMessage(err)
+	body, _ = json.Marshal(reply{Code: code, Error: msg})
+	// A header is one line of text: the JSON body keeps the message whole.
+	description = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, msg)
+	return body, status, description
+}
+
+// refuse answers a request refused in its endpoint's goroutine, where micro
+// counts it in num_errors.
+func (s *Service) refuse(req micro.Request, err error) {
+	body, status, description := s.refusal(req, err)
+	req.Error(status, description, body)
+}
+
+// refuseLater answers a command refused in its own goroutine, after micro
+// has counted the request: with the same headers, and counted in the
+// endpoint's stats data instead (see commandStats).
+func (s *Service) refuseLater(req micro.Request, endpoint string, err error) {
+	body, status, description := s.refusal(req, err)
+	s.lateMu.Lock() // counted before the caller hears of it
+	st := s.late[endpoint]
+	st.Errors++
+	st.LastError = status + ":" + description
+	s.lateMu.Unlock()
+	req.Respond(body, micro.WithHeaders(micro.Headers{micro.ErrorHeader: {description}, micro.ErrorCodeHeader: {status}}))
+}
+
+// commandStats is a command endpoint's "data" in `nats micro stats`. micro
+// counts an error only when the handler has answered by the time it
+// returns; a command is checked there (bad JSON, invalid input: counted in
+// num_errors), but decided against the stream in a goroutine of its own, so
+// that one slow command does not hold up the rest. Its refusals (not_found,
+// duplicate, conflict, unavailable, internal) are counted here.
+type commandStats struct {
+	Errors    int    `json:"command_errors"`
+	LastError string `json:"last_command_error,omitempty"`
+}
+
+// endpointData is micro's StatsHandler: a command endpoint's commandStats.
+// The map's keys are set in Start, before any request.
+func (s *Service) endpointData(e *micro.Endpoint) any {
+	s.lateMu.Lock()
+	defer s.lateMu.Unlock()
+	if st := s.late[e.Name]; st != nil {
+		return *st
+	}
+	return nil
 }
 
 func (s *Service) respond(req micro.Request, v any) {

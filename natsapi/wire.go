@@ -52,10 +52,29 @@ type RevokeRequest struct {
 	Actor   *events.Actor `json:"actor,omitempty"`
 }
 
-// ListRequest asks for an account's live tokens (tokens.cmd.list).
+// ListRequest asks for an account's live tokens, oldest first
+// (tokens.cmd.list), a page at a time, since a NATS message holds at most
+// the server's max_payload (1 MiB by default: some 6,000 tokens without
+// allow-lists).
+//
+// The first page is {"account":"bob","limit":1000}; each reply that leaves
+// tokens out says where to go on, {"ok":true,"tokens":[...],"next":"<token_id>"},
+// and the next page is {"account":"bob","after":"<that token_id>","limit":1000};
+// the last reply has no "next". A page may hold fewer than limit tokens, to
+// stay within one message. Tokens created meanwhile come on later pages; if
+// the token a page ended with is revoked before the next is asked for, that
+// request is refused as a conflict and the listing starts again.
+//
+// {"account":"bob"} alone, the form before paging, is answered with every
+// token in one reply, or refused (invalid) when they exceed one message.
 type ListRequest struct {
 	Account string `json:"account"`
+	After   string `json:"after,omitempty"` // the previous reply's "next"
+	Limit   int    `json:"limit,omitempty"` // most tokens in the reply; 0: as many as one message holds
 }
+
+// ListPageSize is the limit Client asks with: a page of about 200 KB.
+const ListPageSize = 1000
 
 // ValidateRequest asks whether a secret is a valid token (tokens.validate).
 // A body that is the bare secret is accepted too.
@@ -99,29 +118,29 @@ type ValidateReply struct {
 	Status    string `json:"status,omitempty"`
 }
 
-// reply is the envelope of every command reply.
+// reply is the envelope of every command reply. A list reply is written by
+// listPage, and always has "tokens".
 type reply struct {
 	OK     bool        `json:"ok"`
 	Code   string      `json:"code,omitempty"`
 	Error  string      `json:"error,omitempty"`
 	Token  *NewToken   `json:"token,omitempty"`
 	Tokens []TokenInfo `json:"tokens,omitempty"`
-}
-
-// listReply keeps "tokens" present when the list is empty.
-type listReply struct {
-	OK     bool        `json:"ok"`
-	Tokens []TokenInfo `json:"tokens"`
+	Next   string      `json:"next,omitempty"` // a list page's cursor, see ListRequest
 }
 
 // TokenInfos converts table rows to their wire form.
 func TokenInfos(rows []projections.Row) []TokenInfo {
 	out := make([]TokenInfo, len(rows))
 	for i, r := range rows {
-		out[i] = TokenInfo{Name: r.Name, TokenID: r.TokenID, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt,
-			HasFullAccess: 1, Status: r.Status, LastUsed: r.LastUsed, LastIP: r.LastIP, AllowedIPs: r.AllowedIPs}
+		out[i] = tokenInfo(r)
 	}
 	return out
+}
+
+func tokenInfo(r projections.Row) TokenInfo {
+	return TokenInfo{Name: r.Name, TokenID: r.TokenID, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt,
+		HasFullAccess: 1, Status: r.Status, LastUsed: r.LastUsed, LastIP: r.LastIP, AllowedIPs: r.AllowedIPs}
 }
 
 func validateReply(r projections.Result) ValidateReply {
