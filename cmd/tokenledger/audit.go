@@ -51,17 +51,17 @@ func (e *cli) history(ctx context.Context, args []string) error {
 	var f projections.HistoryFilter
 	var since, until, trusted string
 	var asCSV bool
-	fs := newFlagSet("history", e.stderr)
-	cfg.register(fs, e.getenv)
+	fs := e.flags("history")
+	cfg.register(fs)
 	fs.StringVar(&f.Account, "account", "", "only this account")
 	fs.StringVar(&f.Name, "name", "", "only tokens that bore this name at any time")
 	fs.StringVar(&f.TokenID, "token-id", "", "only this token")
 	fs.StringVar(&since, "since", "", "only events stored at or after this RFC 3339 instant")
 	fs.StringVar(&until, "until", "", "only events stored at or before this RFC 3339 instant")
-	fs.StringVar(&trusted, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own); other events are marked UNTRUSTED (env TOKENLEDGER_TRUSTED_KEYS)")
+	fs.StringVar(&trusted, "trusted-keys", "", "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own); other events are marked UNTRUSTED")
 	fs.BoolVar(&cfg.JSON, "json", false, "one event per line, exactly as stored (not checked)")
 	fs.BoolVar(&asCSV, "csv", false, "CSV for spreadsheets")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if f.Account != "" {
@@ -214,13 +214,13 @@ func printable(s string) string {
 func (e *cli) replay(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account, asOf, trusted string
-	fs := newFlagSet("replay", e.stderr)
-	cfg.register(fs, e.getenv)
-	fs.StringVar(&trusted, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own); other events are not applied (env TOKENLEDGER_TRUSTED_KEYS)")
+	fs := e.flags("replay")
+	cfg.register(fs)
+	fs.StringVar(&trusted, "trusted-keys", "", "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own); other events are not applied")
 	fs.StringVar(&account, "account", "", "only this account")
 	fs.StringVar(&asOf, "as-of", "", "the RFC 3339 instant to replay to")
 	fs.BoolVar(&cfg.JSON, "json", false, "print a JSON array")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if asOf == "" {

@@ -29,15 +29,15 @@ func (e *cli) create(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account, name, expires, expiresAt string
 	var allowIPs names
-	fs := newFlagSet("create", e.stderr)
-	cfg.register(fs, e.getenv)
+	fs := e.flags("create")
+	cfg.register(fs)
 	fs.StringVar(&account, "account", "", "account that owns the token")
 	fs.StringVar(&name, "name", "", "token name: 1-50 of A-Z a-z 0-9 - _")
 	fs.StringVar(&expires, "expires", "", "expiry date YYYY-MM-DD (23:59:59 that day in --tz)")
 	fs.StringVar(&expiresAt, "expires-at", "", "expiry instant in Unix seconds")
 	fs.Var(&allowIPs, "allow-ip", "an address or CIDR range the token may be used from (repeatable, up to 100; default any)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the token as JSON")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if err := checkInput(events.CheckAccount(account)); err != nil {
@@ -98,11 +98,11 @@ func (e *cli) showSecret(tok natsapi.NewToken, asJSON bool) error {
 func (e *cli) list(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account string
-	fs := newFlagSet("list", e.stderr)
-	cfg.register(fs, e.getenv)
+	fs := e.flags("list")
+	cfg.register(fs)
 	fs.StringVar(&account, "account", "", "account whose tokens to list")
 	fs.BoolVar(&cfg.JSON, "json", false, "print a JSON array")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if err := checkInput(events.CheckAccount(account)); err != nil {
@@ -160,12 +160,12 @@ func tokenRow(t natsapi.TokenInfo, loc *time.Location) string {
 func (e *cli) rename(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var r natsapi.RenameRequest
-	fs := newFlagSet("rename", e.stderr)
-	cfg.register(fs, e.getenv)
+	fs := e.flags("rename")
+	cfg.register(fs)
 	fs.StringVar(&r.Account, "account", "", "account that owns the token")
 	fs.StringVar(&r.Name, "name", "", "the token's current name")
 	fs.StringVar(&r.NewName, "new-name", "", "the token's new name")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	for _, err := range []error{events.CheckAccount(r.Account), events.CheckName(r.Name), events.CheckName(r.NewName)} {
@@ -183,11 +183,11 @@ func (e *cli) rename(ctx context.Context, args []string) error {
 func (e *cli) revoke(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var r natsapi.RevokeRequest
-	fs := newFlagSet("revoke", e.stderr)
-	cfg.register(fs, e.getenv)
+	fs := e.flags("revoke")
+	cfg.register(fs)
 	fs.StringVar(&r.Account, "account", "", "account that owns the tokens")
 	fs.Var((*names)(&r.Names), "name", "name of a token to revoke (repeatable: all or nothing)")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if err := checkInput(events.CheckAccount(r.Account)); err != nil {
@@ -208,8 +208,8 @@ func (e *cli) revoke(ctx context.Context, args []string) error {
 func (e *cli) validate(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account, ip string
-	fs := newFlagSet("validate", e.stderr)
-	cfg.register(fs, e.getenv)
+	fs := e.flags("validate")
+	cfg.register(fs)
 	fs.StringVar(&account, "account", "", "the account that must own the token")
 	fs.StringVar(&ip, "ip", "", "the address the token is used from, for tokens with an allow-list")
 	fs.Usage = func() {
@@ -218,7 +218,7 @@ func (e *cli) validate(ctx context.Context, args []string) error {
 			"(one line), so that it shows neither in ps nor in the shell's history.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args, 1); err != nil {
+	if err := e.parse(fs, args, 1); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -259,13 +259,13 @@ func (e *cli) rotate(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var r natsapi.RotateRequest
 	var grace time.Duration
-	fs := newFlagSet("rotate", e.stderr)
-	cfg.register(fs, e.getenv)
+	fs := e.flags("rotate")
+	cfg.register(fs)
 	fs.StringVar(&r.Account, "account", "", "account that owns the token")
 	fs.StringVar(&r.Name, "name", "", "the token's name")
 	fs.DurationVar(&grace, "grace", 0, "how long the old secret keeps working, e.g. 24h (default: it stops at once)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the token as JSON")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	for _, err := range []error{events.CheckAccount(r.Account), events.CheckName(r.Name)} {
@@ -290,12 +290,12 @@ func (e *cli) setAllowedIPs(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var r natsapi.SetAllowedIPsRequest
 	var allow names
-	fs := newFlagSet("set-allowed-ips", e.stderr)
-	cfg.register(fs, e.getenv)
+	fs := e.flags("set-allowed-ips")
+	cfg.register(fs)
 	fs.StringVar(&r.Account, "account", "", "account that owns the token")
 	fs.StringVar(&r.Name, "name", "", "the token's name")
 	fs.Var(&allow, "allow-ip", "an address or CIDR range the token may be used from (repeatable; none: any address)")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	for _, err := range []error{events.CheckAccount(r.Account), events.CheckName(r.Name)} {

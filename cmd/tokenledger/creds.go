@@ -13,9 +13,9 @@ import (
 // for handing to a service: `tokenledger creds validator > validator.nk`.
 func (e *cli) creds(args []string) error {
 	var dataDir string
-	fset := newFlagSet("creds", e.stderr)
-	fset.StringVar(&dataDir, "data-dir", envOr(e.getenv, "TOKENLEDGER_DATA_DIR", "./data"), "the node's data directory (env TOKENLEDGER_DATA_DIR)")
-	if err := parse(fset, args, 1); err != nil {
+	fset := e.flags("creds")
+	fset.StringVar(&dataDir, "data-dir", "./data", "the node's data directory")
+	if err := e.parse(fset, args, 1); err != nil {
 		return err
 	}
 	role := fset.Arg(0)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -32,17 +33,17 @@ type clientConfig struct {
 // the embedded server of `tokenledger serve` on this machine.
 const defaultNATS = "nats://127.0.0.1:4222"
 
-func (c *clientConfig) register(fs *flag.FlagSet, getenv func(string) string) {
-	fs.StringVar(&c.NATS, "nats", envOr(getenv, "TOKENLEDGER_NATS", defaultNATS), "NATS URL(s) of the ledger, comma separated (env TOKENLEDGER_NATS)")
-	fs.StringVar(&c.DataDir, "data-dir", envOr(getenv, "TOKENLEDGER_DATA_DIR", "./data"), "the node's data directory: its store, keys and role credentials (env TOKENLEDGER_DATA_DIR)")
-	fs.StringVar(&c.NKey, "nkey", getenv("TOKENLEDGER_NKEY"), "nkey seed file to connect as (default: the operator's, <data-dir>/creds/operator.nk, when it exists; see 'tokenledger creds') (env TOKENLEDGER_NKEY)")
-	fs.StringVar(&c.Creds, "nats-creds", getenv("TOKENLEDGER_NATS_CREDS"), "NATS credentials file (env TOKENLEDGER_NATS_CREDS)")
-	fs.StringVar(&c.User, "nats-user", getenv("TOKENLEDGER_NATS_USER"), "NATS user (env TOKENLEDGER_NATS_USER)")
-	fs.StringVar(&c.Password, "nats-password", getenv("TOKENLEDGER_NATS_PASSWORD"), "NATS password (env TOKENLEDGER_NATS_PASSWORD)")
-	fs.StringVar(&c.CA, "nats-ca", getenv("TOKENLEDGER_NATS_CA"), "CA certificate (PEM) to verify NATS servers over TLS (env TOKENLEDGER_NATS_CA)")
+func (c *clientConfig) register(fs *flagSet) {
+	fs.StringVar(&c.NATS, "nats", defaultNATS, "NATS URL(s) of the ledger, comma separated")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "the node's data directory: its store, keys and role credentials")
+	fs.StringVar(&c.NKey, "nkey", "", "nkey seed file to connect as (default: the operator's, <data-dir>/creds/operator.nk, when it exists; see 'tokenledger creds')")
+	fs.StringVar(&c.Creds, "nats-creds", "", "NATS credentials file")
+	fs.StringVar(&c.User, "nats-user", "", "NATS user")
+	fs.StringVar(&c.Password, "nats-password", "", "NATS password")
+	fs.StringVar(&c.CA, "nats-ca", "", "CA certificate (PEM) to verify NATS servers over TLS")
 	fs.StringVar(&c.Stream, "stream", "TOKENS", "JetStream stream of the events")
 	fs.StringVar(&c.Prefix, "subject-prefix", "tokens", "subject prefix of the events and the service")
-	fs.StringVar(&c.TZ, "tz", getenv("TOKENLEDGER_TZ"), "time zone of dates and tables, e.g. Europe/Berlin (default the machine's)")
+	fs.StringVar(&c.TZ, "tz", "", "time zone of dates and tables, e.g. Europe/Berlin (default the machine's)")
 }
 
 func (c *clientConfig) location() (*time.Location, error) {
@@ -62,31 +63,100 @@ func (c *clientConfig) streamConfig() events.Config {
 	return cfg
 }
 
-func envOr(getenv func(string) string, key, fallback string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return fallback
+// flagSet is a command's flags. Each flag falls back on an environment
+// variable, TOKENLEDGER_ and its name in capitals with _ for - (--data-dir:
+// TOKENLEDGER_DATA_DIR) unless env names another, so that every setting of
+// every command can come from the environment (a unit file, a container)
+// and the help shows which variable; a flag on the command line wins.
+type flagSet struct {
+	*flag.FlagSet
+	command string
+	envs    map[string]string // flag → variable, where not the usual name
+	fromEnv map[string]bool   // flags set by their variable
 }
 
-// newFlagSet makes a flag set whose errors are usage errors and whose help
-// goes to stderr.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("tokenledger "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// flags makes the flag set of a command.
+func (e *cli) flags(command string) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet("tokenledger "+command, flag.ContinueOnError), command: command,
+		envs: map[string]string{}, fromEnv: map[string]bool{}}
+	fs.Usage = func() {
+		some := false
+		fs.VisitAll(func(*flag.Flag) { some = true })
+		if !some {
+			fmt.Fprintf(fs.Output(), "usage: tokenledger %s\n", command)
+			return
+		}
+		fmt.Fprintf(fs.Output(), "usage: tokenledger %s [flags]\n\nflags:\n", command)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
-// parse parses args and refuses stray positional arguments unless allowed.
-func parse(fs *flag.FlagSet, args []string, positional int) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return usageErrorf("%s -h: help shown above", fs.Name())
+// env gives flag name the environment variable variable.
+func (fs *flagSet) env(name, variable string) { fs.envs[name] = variable }
+
+// envName is the environment variable of flag name.
+func (fs *flagSet) envName(name string) string {
+	if v, ok := fs.envs[name]; ok {
+		return v
+	}
+	return "TOKENLEDGER_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// given says whether the flag was set, on the command line or by its
+// environment variable, rather than left at its default.
+func (fs *flagSet) given(name string) bool { return flagGiven(fs, name) || fs.fromEnv[name] }
+
+// flagGiven says whether the command line set the flag (not its default or
+// its environment variable).
+func flagGiven(fs *flagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
+// errHelp ends the program with status 0 once a command's help is shown.
+var errHelp = errors.New("help shown")
+
+// parse reads args, then the environment for each flag args did not set,
+// and refuses stray positional arguments unless allowed. -h or --help shows
+// the command's flags on stdout; a flag it does not know, or a bad value, is
+// one line on stderr that says where to look.
+func (e *cli) parse(fs *flagSet, args []string, positional int) error {
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + fs.envName(f.Name) + ")" })
+	fs.SetOutput(io.Discard) // the flag package's own report is the whole usage
+	err := fs.Parse(args)
+	fs.SetOutput(e.stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return errHelp
+	}
+	if err != nil {
+		return usageErrorf("%s: %v; run 'tokenledger %s -h'", fs.command, err, fs.command)
+	}
+	var bad error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := e.getenv(fs.envName(f.Name))
+		if v == "" || bad != nil || flagGiven(fs, f.Name) {
+			return
 		}
-		return usageErrorf("%s: %v", fs.Name(), err)
+		values := []string{v}
+		if _, list := f.Value.(*names); list { // a repeatable flag: comma separated
+			values = strings.Split(v, ",")
+		}
+		for _, v := range values {
+			if err := f.Value.Set(strings.TrimSpace(v)); err != nil {
+				bad = usageErrorf("%s: %s=%q is not a valid --%s: %v", fs.command, fs.envName(f.Name), v, f.Name, err)
+				return
+			}
+		}
+		fs.fromEnv[f.Name] = true
+	})
+	if bad != nil {
+		return bad
 	}
 	if fs.NArg() > positional {
-		return usageErrorf("%s: unexpected argument %q (flags go before arguments)", fs.Name(), fs.Arg(positional))
+		return usageErrorf("%s: unexpected argument %q (flags go before arguments); run 'tokenledger %s -h'", fs.command, fs.Arg(positional), fs.command)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,8 +16,8 @@ import (
 // can be redirected to a file; on stderr it prints the seed's public key as a
 // trusted-keys file, so that an auditor can save it as it is.
 func (e *cli) keygen(_ context.Context, args []string) error {
-	fs := newFlagSet("keygen", e.stderr)
-	if err := parse(fs, args, 0); err != nil {
+	fs := e.flags("keygen")
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	seed, err := events.NewSeed()
@@ -160,12 +159,12 @@ func (e *cli) verify(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account, trusted string
 	var sigsOnly bool
-	fs := newFlagSet("verify", e.stderr)
-	cfg.register(fs, e.getenv)
+	fs := e.flags("verify")
+	cfg.register(fs)
 	fs.StringVar(&account, "account", "", "only this account's chain")
-	fs.StringVar(&trusted, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own) (env TOKENLEDGER_TRUSTED_KEYS)")
+	fs.StringVar(&trusted, "trusted-keys", "", "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own)")
 	fs.BoolVar(&sigsOnly, "signatures-only", false, "check each signature against the key its event names, trusting no key: shows that events are intact, not who wrote them")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if account != "" {
@@ -215,14 +214,6 @@ func (e *cli) verify(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
-}
-
-// flagGiven says whether the command line set the flag (not its default or
-// its environment variable).
-func flagGiven(fs *flag.FlagSet, name string) bool {
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-	return given
 }
 
 func orDash(s string) string {

@@ -16,7 +16,7 @@ import (
 
 func main() {
 	err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
-	if err != nil && !errors.Is(err, errSilent) {
+	if err != nil && !errors.Is(err, errSilent) && !errors.Is(err, errHelp) {
 		fmt.Fprintln(os.Stderr, "tokenledger: "+oneLine(err.Error()))
 	}
 	os.Exit(exitCode(err))
@@ -41,7 +41,10 @@ commands:
   passwd     add or change an account's password for the HTTP API and panel: --accounts FILE ACCOUNT (password on stdin)
 
 Clients connect as the operator whose credentials the node keeps in --data-dir
-(./data), or as --nkey FILE. Run 'tokenledger COMMAND -h' for a command's flags.`
+(./data), or as --nkey FILE. Every flag can be set by an environment variable,
+TOKENLEDGER_ and the flag's name in capitals (--data-dir: TOKENLEDGER_DATA_DIR),
+except serve's --nats: TOKENLEDGER_SERVE_NATS. Run 'tokenledger COMMAND -h' for
+a command's flags.`
 
 // run is the whole program; main only maps its error to an exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -110,7 +113,7 @@ var errSilent = errors.New("silent")
 func exitCode(err error) int {
 	var u *usageError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelp):
 		return 0
 	case errors.As(err, &u):
 		return 2

@@ -19,13 +19,13 @@ const maxPasswordLine = 4 << 10
 // shows in no process list or shell history. A running node ends the
 // account's panel sessions when it sees the new password.
 func (e *cli) passwd(args []string) error {
-	fs := newFlagSet("passwd", e.stderr)
-	path := fs.String("accounts", e.getenv("TOKENLEDGER_ACCOUNTS"), "htpasswd file to change (env TOKENLEDGER_ACCOUNTS)")
+	fs := e.flags("passwd")
+	path := fs.String("accounts", "", "htpasswd file to change")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: tokenledger passwd --accounts FILE ACCOUNT   (the password is read from stdin)")
+		fmt.Fprint(fs.Output(), "usage: tokenledger passwd --accounts FILE ACCOUNT   (the password is read from stdin)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args, 1); err != nil {
+	if err := e.parse(fs, args, 1); err != nil {
 		return err
 	}
 	if *path == "" {

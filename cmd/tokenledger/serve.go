@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -66,16 +65,22 @@ type serveConfig struct {
 
 func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	var c serveConfig
-	fs := newFlagSet("serve", e.stderr)
-	c.register(fs, e.getenv)
-	fs.StringVar(&c.NATSConfig, "nats-config", e.getenv("TOKENLEDGER_NATS_CONFIG"), "embedded NATS: a nats-server configuration file (users, permissions, TLS); required to listen beyond loopback")
-	fs.StringVar(&c.Listen, "listen", envOr(e.getenv, "TOKENLEDGER_LISTEN", "127.0.0.1:4222"), "embedded NATS: client address (env TOKENLEDGER_LISTEN)")
-	fs.StringVar(&c.HTTP, "http", envOr(e.getenv, "TOKENLEDGER_HTTP", "127.0.0.1:8080"), "HTTP address of the API, panel and health checks (env TOKENLEDGER_HTTP)")
-	fs.StringVar(&c.SigningKey, "signing-key", e.getenv("TOKENLEDGER_SIGNING_KEY"), "file with this node's signing seed (default: made on first start as <data-dir>/signing.nk)")
-	fs.StringVar(&c.TrustedKeys, "trusted-keys", e.getenv("TOKENLEDGER_TRUSTED_KEYS"), "file of further node public keys whose events to trust, one a line")
-	fs.StringVar(&c.Accounts, "accounts", e.getenv("TOKENLEDGER_ACCOUNTS"), "htpasswd file (bcrypt) of account passwords for the HTTP API and panel; see 'tokenledger passwd' (env TOKENLEDGER_ACCOUNTS)")
-	fs.StringVar(&c.TLSCert, "tls-cert", e.getenv("TOKENLEDGER_TLS_CERT"), "serve HTTPS with this certificate chain (PEM); needs --tls-key")
-	fs.StringVar(&c.TLSKey, "tls-key", e.getenv("TOKENLEDGER_TLS_KEY"), "the private key (PEM) of --tls-cert")
+	fs := e.flags("serve")
+	c.register(fs)
+	// The node's join setting is not the clients' TOKENLEDGER_NATS: a user
+	// who exported that for the CLI still gets an embedded node.
+	fs.env("nats", "TOKENLEDGER_SERVE_NATS")
+	join := fs.Lookup("nats")
+	join.Usage = "join this NATS (cluster), URL(s) comma separated, rather than start an embedded server"
+	join.DefValue, c.NATS = "", "" // none: embedded
+	fs.StringVar(&c.NATSConfig, "nats-config", "", "embedded NATS: a nats-server configuration file (users, permissions, TLS); required to listen beyond loopback")
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:4222", "embedded NATS: client address")
+	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP address of the API, panel and health checks")
+	fs.StringVar(&c.SigningKey, "signing-key", "", "file with this node's signing seed (default: made on first start as <data-dir>/signing.nk)")
+	fs.StringVar(&c.TrustedKeys, "trusted-keys", "", "file of further node public keys whose events to trust, one a line")
+	fs.StringVar(&c.Accounts, "accounts", "", "htpasswd file (bcrypt) of account passwords for the HTTP API and panel; see 'tokenledger passwd'")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate chain (PEM); needs --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
 	fs.BoolVar(&c.Admin, "admin", false, "embedded NATS: for this run only, let in the admin identity (<data-dir>/creds/admin.nk), which may change or delete the stream; the administrator's deliberate step, see README")
 	fs.BoolVar(&c.SecureHTTP, "secure-cookies", false, "mark the panel's session cookie Secure even on plain HTTP (TLS ends at a proxy in front)")
 	fs.Uint64Var(&c.SnapEvents, "snapshot-events", 100000, "store a snapshot of the projections after this many events")
@@ -84,21 +89,17 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.DurationVar(&c.NoticeEvery, "notice-every", time.Minute, "how often to look for tokens entering the warning window or expiring")
 	fs.DurationVar(&c.MaxLifetime, "max-lifetime", 0, "when set, refuse tokens that never expire or expire later than this from now (e.g. 2160h)")
 	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
-	maxStaleness := defaultMaxStaleness
-	if v := e.getenv("TOKENLEDGER_MAX_STALENESS"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return c, usageErrorf("TOKENLEDGER_MAX_STALENESS %q: want a duration such as 5s", v)
-		}
-		maxStaleness = d
-	}
-	fs.DurationVar(&c.MaxStaleness, "max-staleness", maxStaleness, "answer validations and take commands only while the table is proven to hold every event stored up to this long ago; past it the node says \"unavailable\" and is not ready (env TOKENLEDGER_MAX_STALENESS)")
+	fs.DurationVar(&c.MaxStaleness, "max-staleness", defaultMaxStaleness, "answer validations and take commands only while the table is proven to hold every event stored up to this long ago; past it the node says \"unavailable\" and is not ready")
 	fs.IntVar(&c.Replicas, "replicas", events.AutoReplicas, "copies of the stream when this node creates it, 1 to 5 (default: 3 when the joined cluster has three or more JetStream servers, else 1)")
-	if err := parse(fs, args, 0); err != nil {
+	if err := e.parse(fs, args, 0); err != nil {
 		return c, err
 	}
-	fs.Visit(func(f *flag.Flag) { c.Join = c.Join || f.Name == "nats" })
-	c.Join = c.Join || e.getenv("TOKENLEDGER_NATS") != ""
+	c.Join = fs.given("nats")
+	if !c.Join && e.getenv("TOKENLEDGER_NATS") != "" {
+		// A node that joined through TOKENLEDGER_NATS before would start a
+		// server of its own now: say so where its logs go.
+		slog.New(slog.NewTextHandler(e.stderr, nil)).Warn("TOKENLEDGER_NATS is the clients' setting and serve ignores it: this node starts its own NATS; to join one, set TOKENLEDGER_SERVE_NATS or --nats")
+	}
 	if c.Admin && (c.Join || c.NATSConfig != "") {
 		return c, usageErrorf("--admin is for the embedded NATS and its own users; with --nats or --nats-config, the administrator is a user of that configuration")
 	}
