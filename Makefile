@@ -7,8 +7,9 @@ BIN := bin/tokenledger
 build:
 	$(GO) build -o $(BIN) ./cmd/tokenledger
 
+# make run ARGS='--listen 127.0.0.1:4223 --http 127.0.0.1:8081' for other ports.
 run: build
-	./$(BIN) serve
+	./$(BIN) serve $(ARGS)
 
 test:
 	$(GO) vet ./...

@@ -92,7 +92,7 @@ func (e *cli) flags(command string) *flagSet {
 	return fs
 }
 
-// env gives flag name the environment variable variable.
+// env gives flag name the environment variable variable; "" gives it none.
 func (fs *flagSet) env(name, variable string) { fs.envs[name] = variable }
 
 // envName is the environment variable of flag name.
@@ -123,7 +123,13 @@ var errHelp = errors.New("help shown")
 // the command's flags on stdout; a flag it does not know, or a bad value, is
 // one line on stderr that says where to look.
 func (e *cli) parse(fs *flagSet, args []string, positional int) error {
-	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + fs.envName(f.Name) + ")" })
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := fs.envName(f.Name); v != "" {
+			f.Usage += " (env " + v + ")"
+		} else {
+			f.Usage += " (command line only)"
+		}
+	})
 	fs.SetOutput(io.Discard) // the flag package's own report is the whole usage
 	err := fs.Parse(args)
 	fs.SetOutput(e.stdout)
@@ -136,7 +142,11 @@ func (e *cli) parse(fs *flagSet, args []string, positional int) error {
 	}
 	var bad error
 	fs.VisitAll(func(f *flag.Flag) {
-		v := e.getenv(fs.envName(f.Name))
+		variable := fs.envName(f.Name)
+		if variable == "" {
+			return
+		}
+		v := e.getenv(variable)
 		if v == "" || bad != nil || flagGiven(fs, f.Name) {
 			return
 		}

@@ -67,9 +67,15 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	var c serveConfig
 	fs := e.flags("serve")
 	c.register(fs)
-	// The node's join setting is not the clients' TOKENLEDGER_NATS: a user
-	// who exported that for the CLI still gets an embedded node.
-	fs.env("nats", "TOKENLEDGER_SERVE_NATS")
+	// The node's join settings are not the clients' TOKENLEDGER_NATS,
+	// TOKENLEDGER_NKEY and the like: a user who exported those for the CLI
+	// still gets an embedded node, which connects as its own identities.
+	for _, name := range []string{"nats", "nkey", "nats-creds", "nats-user", "nats-password"} {
+		fs.env(name, "TOKENLEDGER_SERVE_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+	}
+	// Letting the admin in is a step taken on purpose, for one run: never
+	// from a variable left in an environment file.
+	fs.env("admin", "")
 	join := fs.Lookup("nats")
 	join.Usage = "join this NATS (cluster), URL(s) comma separated, rather than start an embedded server"
 	join.DefValue, c.NATS = "", "" // none: embedded
@@ -157,7 +163,7 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	if cfg.Join {
 		opts := append(stallPings(), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.CustomInboxPrefix(access.InboxPrefix(access.Node)))
 		if nc, err = cfg.connectWith(opts...); err != nil {
-			return fmt.Errorf("--nats (or TOKENLEDGER_NATS) is set, so this node joins that NATS rather than start its own: %w", err)
+			return fmt.Errorf("--nats (or TOKENLEDGER_SERVE_NATS) is set, so this node joins that NATS rather than start its own: %w", err)
 		}
 		serviceConn = func() (*nats.Conn, <-chan struct{}, error) { return cfg.serviceConn(nc) }
 	} else {
