@@ -41,6 +41,10 @@ type Event struct {
 type Data interface {
 	eventType() string
 	check() error
+	// Label is how the event names its token to a reader (history's NAME
+	// column): the name it bore, or old->new for a rename; "" when the
+	// event's data does not say.
+	Label() string
 }
 
 // TokenCreated: a token was issued. Only its hash is ever recorded.
@@ -83,6 +87,13 @@ type AllowedIPsSet struct {
 type TokenUsed struct {
 	IP string `json:"ip,omitempty"`
 }
+
+func (d TokenCreated) Label() string  { return d.Name }
+func (d TokenRotated) Label() string  { return d.Name }
+func (d AllowedIPsSet) Label() string { return d.Name }
+func (TokenUsed) Label() string       { return "" }
+func (d TokenRenamed) Label() string  { return d.OldName + "->" + d.NewName }
+func (d TokenRevoked) Label() string  { return d.Name }
 
 func (TokenCreated) eventType() string  { return TypeCreated }
 func (TokenRotated) eventType() string  { return TypeRotated }

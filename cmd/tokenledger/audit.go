@@ -168,15 +168,10 @@ func historyCSV(ctx context.Context, s *events.Stream, f projections.HistoryFilt
 
 // eventName is the NAME column: the token's name, or old->new for a rename.
 func eventName(e events.Event) string {
-	switch d := e.Data.(type) {
-	case events.TokenCreated:
-		return d.Name
-	case events.TokenRenamed:
-		return d.OldName + "->" + d.NewName
-	case events.TokenRevoked:
-		return d.Name
+	if e.Data == nil {
+		return ""
 	}
-	return ""
+	return e.Data.Label()
 }
 
 // actorText is the ACTOR column, each part of it printable.

@@ -72,6 +72,12 @@ func TestCLIBeyondCPanel(t *testing.T) {
 		t.Fatalf("list after rotations: %+v", l)
 	}
 	history := mustCLI(t, url, "history", "--account", "bob")
+	// Every event names its token in the NAME column.
+	for _, line := range strings.Split(strings.TrimSpace(history), "\n")[1:] {
+		if f := strings.Fields(line); len(f) < 5 || f[3] == "" || strings.HasPrefix(f[3], "operator:") {
+			t.Fatalf("a history row without its token's name: %q\n%s", line, history)
+		}
+	}
 	// Uses are kept beside the stream, not in it (TOKENS_USED): history has none.
 	for _, want := range []string{"token.allowed_ips_set", "token.rotated"} {
 		if !strings.Contains(history, want) {
