@@ -16,6 +16,8 @@ const (
 	TypeRotated    = "token.rotated"
 	TypeAllowedIPs = "token.allowed_ips_set"
 	TypeUsed       = "token.used"
+	// Added with limited-access tokens (issue 18).
+	TypeFeaturesSet = "token.features_set"
 )
 
 // Version is the envelope's schema version.
@@ -23,7 +25,7 @@ const Version = 1
 
 // Event is one fact about one token of one account, as stored on the stream.
 // Data is exactly one of TokenCreated, TokenRenamed, TokenRevoked,
-// TokenRotated, AllowedIPsSet or TokenUsed.
+// TokenRotated, AllowedIPsSet, FeaturesSet or TokenUsed.
 type Event struct {
 	ID      string    // a ULID, also the message's Nats-Msg-Id
 	At      time.Time // when the node decided it
@@ -48,12 +50,20 @@ type Data interface {
 }
 
 // TokenCreated: a token was issued. Only its hash is ever recorded.
+//
+// Features and ReadOnly came later (issue 18) and are written only when
+// set, so that an event without them keeps its bytes: a token created
+// before them, or without them, has full access and may write. FullAccess
+// says the same as an empty Features, for readers that look only at it;
+// Decode refuses an event where the two disagree.
 type TokenCreated struct {
 	Name       string   `json:"name"`
 	TokenHash  string   `json:"token_hash"`
 	ExpiresAt  *int64   `json:"expires_at"` // Unix seconds, nil for never
 	FullAccess bool     `json:"full_access"`
 	AllowedIPs []string `json:"allowed_ips,omitempty"` // CIDRs; none means any address
+	Features   []string `json:"features,omitempty"`    // what a limited token may do, sorted; none: full access
+	ReadOnly   bool     `json:"readonly,omitempty"`    // it may only do what changes nothing
 }
 
 // TokenRenamed: a live token took a new name.
@@ -82,6 +92,13 @@ type AllowedIPsSet struct {
 	AllowedIPs []string `json:"allowed_ips"`
 }
 
+// FeaturesSet: a live token's features were replaced; none gives it full
+// access again. Its read-only flag stays as it was created.
+type FeaturesSet struct {
+	Name     string   `json:"name"`
+	Features []string `json:"features"` // sorted; [] for full access
+}
+
 // TokenUsed: a token validated, at the event's time, from IP if known. Nodes
 // write at most one per token per --used-every.
 type TokenUsed struct {
@@ -91,6 +108,7 @@ type TokenUsed struct {
 func (d TokenCreated) Label() string  { return d.Name }
 func (d TokenRotated) Label() string  { return d.Name }
 func (d AllowedIPsSet) Label() string { return d.Name }
+func (d FeaturesSet) Label() string   { return d.Name }
 func (TokenUsed) Label() string       { return "" }
 func (d TokenRenamed) Label() string  { return d.OldName + "->" + d.NewName }
 func (d TokenRevoked) Label() string  { return d.Name }
@@ -98,6 +116,7 @@ func (d TokenRevoked) Label() string  { return d.Name }
 func (TokenCreated) eventType() string  { return TypeCreated }
 func (TokenRotated) eventType() string  { return TypeRotated }
 func (AllowedIPsSet) eventType() string { return TypeAllowedIPs }
+func (FeaturesSet) eventType() string   { return TypeFeaturesSet }
 func (TokenUsed) eventType() string     { return TypeUsed }
 func (TokenRenamed) eventType() string  { return TypeRenamed }
 func (TokenRevoked) eventType() string  { return TypeRevoked }
@@ -248,12 +267,13 @@ func checkEnvelope(e Event, idChecked bool) error {
 
 // decoders read each type's data and check it.
 var decoders = map[string]func(json.RawMessage) (Data, error){
-	TypeCreated:    decodeAs[TokenCreated],
-	TypeRenamed:    decodeAs[TokenRenamed],
-	TypeRevoked:    decodeAs[TokenRevoked],
-	TypeRotated:    decodeAs[TokenRotated],
-	TypeAllowedIPs: decodeAs[AllowedIPsSet],
-	TypeUsed:       decodeAs[TokenUsed],
+	TypeCreated:     decodeAs[TokenCreated],
+	TypeRenamed:     decodeAs[TokenRenamed],
+	TypeRevoked:     decodeAs[TokenRevoked],
+	TypeRotated:     decodeAs[TokenRotated],
+	TypeAllowedIPs:  decodeAs[AllowedIPsSet],
+	TypeFeaturesSet: decodeAs[FeaturesSet],
+	TypeUsed:        decodeAs[TokenUsed],
 }
 
 func decodeAs[T Data](raw json.RawMessage) (Data, error) {
@@ -266,7 +286,13 @@ func decodeAs[T Data](raw json.RawMessage) (Data, error) {
 
 // check says whether the data is what its type requires.
 func (d TokenCreated) check() error {
-	return firstError(CheckName(d.Name), checkHash(d.TokenHash), checkPrefixes(d.AllowedIPs))
+	if err := firstError(CheckName(d.Name), checkHash(d.TokenHash), checkPrefixes(d.AllowedIPs), checkFeatures(d.Features)); err != nil {
+		return err
+	}
+	if d.FullAccess && len(d.Features) > 0 {
+		return Errorf(Invalid, "a token created with full access has no features")
+	}
+	return nil
 }
 
 func (d TokenRenamed) check() error { return firstError(CheckName(d.OldName), CheckName(d.NewName)) }
@@ -281,8 +307,17 @@ func (d AllowedIPsSet) check() error {
 	return firstError(CheckName(d.Name), checkPrefixes(d.AllowedIPs))
 }
 
+func (d FeaturesSet) check() error {
+	return firstError(CheckName(d.Name), checkFeatures(d.Features))
+}
+
 func checkHash(s string) error {
 	_, err := ParseHash(s)
+	return err
+}
+
+func checkFeatures(list []string) error {
+	_, err := ParseFeatures(list)
 	return err
 }
 

@@ -75,6 +75,12 @@ var dataReaders = map[string]func(*scanner) Data{
 		if s.skip(`,"allowed_ips":`) {
 			d.AllowedIPs = s.strs()
 		}
+		if s.skip(`,"features":`) {
+			d.Features = s.strs()
+		}
+		if s.skip(`,"readonly":`) {
+			d.ReadOnly = s.boolean()
+		}
 		s.expect(`}`)
 		return d
 	},
@@ -113,6 +119,15 @@ var dataReaders = map[string]func(*scanner) Data{
 		d.Name = s.str()
 		s.expect(`,"allowed_ips":`)
 		d.AllowedIPs = s.strs()
+		s.expect(`}`)
+		return d
+	},
+	TypeFeaturesSet: func(s *scanner) Data {
+		var d FeaturesSet
+		s.expect(`{"name":`)
+		d.Name = s.str()
+		s.expect(`,"features":`)
+		d.Features = s.strs()
 		s.expect(`}`)
 		return d
 	},

@@ -283,3 +283,47 @@ func PrefixStrings(ps []netip.Prefix) []string {
 	}
 	return out
 }
+
+// MaxFeatures bounds the features of one token, and MaxFeatureLen the
+// length of a feature's name.
+const (
+	MaxFeatures   = 64
+	MaxFeatureLen = 64
+)
+
+// CheckFeature accepts a feature name: [a-z0-9][a-z0-9_.:-]{0,63}. Names
+// are compared exactly, so there is one spelling of each (no upper case),
+// and none holds a comma, a space or a quote that a list or a header would
+// have to escape.
+func CheckFeature(f string) error {
+	ok := f != "" && len(f) <= MaxFeatureLen
+	for i := 0; ok && i < len(f); i++ {
+		c := f[i]
+		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '_' || c == '.' || c == ':' || c == '-')
+	}
+	if !ok {
+		return Errorf(Invalid, "the feature %q is not valid: 1 to %d of a-z 0-9 _ . : - starting with a letter or digit", clip(f), MaxFeatureLen)
+	}
+	return nil
+}
+
+// ParseFeatures reads a token's features: each name checked, at most
+// MaxFeatures given, returned sorted and without repeats (nil for none,
+// which is full access). A list is refused whole when one name is bad: a
+// limit is never dropped in silence.
+func ParseFeatures(list []string) ([]string, error) {
+	if len(list) > MaxFeatures {
+		return nil, Errorf(Invalid, "at most %d features a token", MaxFeatures)
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	for _, f := range list {
+		if err := CheckFeature(f); err != nil {
+			return nil, err
+		}
+	}
+	out := slices.Clone(list)
+	slices.Sort(out)
+	return slices.Clip(slices.Compact(out)), nil
+}
