@@ -63,11 +63,12 @@ func (c *clientConfig) streamConfig() events.Config {
 	return cfg
 }
 
-// flagSet is a command's flags. Each flag falls back on an environment
+// flagSet is a command's flags. Each setting falls back on an environment
 // variable, TOKENLEDGER_ and its name in capitals with _ for - (--data-dir:
 // TOKENLEDGER_DATA_DIR) unless env names another, so that every setting of
 // every command can come from the environment (a unit file, a container)
-// and the help shows which variable; a flag on the command line wins.
+// and the help shows which variable; a flag on the command line wins. A
+// command's arguments (see arguments) are command line only.
 type flagSet struct {
 	*flag.FlagSet
 	command string
@@ -95,10 +96,23 @@ func (e *cli) flags(command string) *flagSet {
 // env gives flag name the environment variable variable; "" gives it none.
 func (fs *flagSet) env(name, variable string) { fs.envs[name] = variable }
 
-// envName is the environment variable of flag name.
+// arguments are the flags that say what one command is about (which
+// account, which token, which output) rather than how to reach or run the
+// ledger: they have no environment variable, so that one exported for an
+// earlier command (TOKENLEDGER_NAME, say) cannot silently apply to the next.
+var arguments = map[string]bool{
+	"account": true, "name": true, "new-name": true, "expires": true, "expires-at": true, "allow-ip": true,
+	"grace": true, "ip": true, "token-id": true, "since": true, "until": true, "as-of": true, "json": true,
+	"csv": true, "signatures-only": true, "feature": true, "readonly": true,
+}
+
+// envName is the environment variable of flag name, "" for none.
 func (fs *flagSet) envName(name string) string {
 	if v, ok := fs.envs[name]; ok {
 		return v
+	}
+	if arguments[name] {
+		return ""
 	}
 	return "TOKENLEDGER_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
@@ -150,15 +164,9 @@ func (e *cli) parse(fs *flagSet, args []string, positional int) error {
 		if v == "" || bad != nil || flagGiven(fs, f.Name) {
 			return
 		}
-		values := []string{v}
-		if _, list := f.Value.(*names); list { // a repeatable flag: comma separated
-			values = strings.Split(v, ",")
-		}
-		for _, v := range values {
-			if err := f.Value.Set(strings.TrimSpace(v)); err != nil {
-				bad = usageErrorf("%s: %s=%q is not a valid --%s: %v", fs.command, fs.envName(f.Name), v, f.Name, err)
-				return
-			}
+		if err := f.Value.Set(strings.TrimSpace(v)); err != nil {
+			bad = usageErrorf("%s: %s=%q is not a valid --%s: %v", fs.command, variable, v, f.Name, err)
+			return
 		}
 		fs.fromEnv[f.Name] = true
 	})

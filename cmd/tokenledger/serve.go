@@ -76,6 +76,7 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	// Letting the admin in is a step taken on purpose, for one run: never
 	// from a variable left in an environment file.
 	fs.env("admin", "")
+	fs.Lookup("nkey").Usage = "nkey seed file to join --nats as (with the embedded NATS the node uses its own identities)"
 	join := fs.Lookup("nats")
 	join.Usage = "join this NATS (cluster), URL(s) comma separated, rather than start an embedded server"
 	join.DefValue, c.NATS = "", "" // none: embedded
