@@ -214,7 +214,7 @@ func (e *cli) replay(ctx context.Context, args []string) error {
 	fs.StringVar(&trusted, "trusted-keys", "", "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own); other events are not applied")
 	fs.StringVar(&account, "account", "", "only this account")
 	fs.StringVar(&asOf, "as-of", "", "the RFC 3339 instant to replay to")
-	fs.BoolVar(&cfg.JSON, "json", false, "print a JSON array")
+	fs.BoolVar(&cfg.JSON, "json", false, "print JSON: with --account an array as list --json prints, without it an object of such arrays by account")
 	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
