@@ -13,6 +13,8 @@ type Create struct {
 	Name       string
 	ExpiresAt  *int64
 	AllowedIPs []string // addresses and CIDR ranges the token may be used from; none: any
+	Features   []string // what the token may do (events.CheckFeature); none: full access
+	ReadOnly   bool     // it may only do what changes nothing
 	Actor      events.Actor
 }
 
@@ -31,6 +33,15 @@ type SetAllowedIPs struct {
 	Name       string
 	AllowedIPs []string
 	Actor      events.Actor
+}
+
+// SetFeatures replaces a live token's features; none gives it full access
+// again.
+type SetFeatures struct {
+	Account  string
+	Name     string
+	Features []string
+	Actor    events.Actor
 }
 
 // Use records that a token validated, from IP if known.
@@ -79,7 +90,10 @@ func (c Create) Check(now time.Time) error {
 			return err
 		}
 	}
-	_, err := events.ParsePrefixes(c.AllowedIPs)
+	if _, err := events.ParsePrefixes(c.AllowedIPs); err != nil {
+		return err
+	}
+	_, err := events.ParseFeatures(c.Features)
 	return err
 }
 
@@ -116,6 +130,18 @@ func (c SetAllowedIPs) Check() error {
 		return err
 	}
 	_, err := events.ParsePrefixes(c.AllowedIPs)
+	return err
+}
+
+// Check refuses bad input before anything else happens.
+func (c SetFeatures) Check() error {
+	if err := checkWho(c.Account, c.Actor); err != nil {
+		return err
+	}
+	if err := events.CheckName(c.Name); err != nil {
+		return err
+	}
+	_, err := events.ParseFeatures(c.Features)
 	return err
 }
 
@@ -171,6 +197,8 @@ type liveToken struct {
 	id        string
 	hash      string // of its current secret
 	expiresAt *int64
+	features  []string // sorted; none: full access
+	readOnly  bool
 }
 
 // Evolve folds one stored event into the state. Like a projection's apply it
@@ -181,8 +209,14 @@ func (s *State) Evolve(e events.Event) {
 	}
 	switch d := e.Data.(type) {
 	case events.TokenCreated:
-		s.live[d.Name] = liveToken{id: e.TokenID, hash: d.TokenHash, expiresAt: d.ExpiresAt}
+		features, _ := events.ParseFeatures(d.Features) // Decode has checked them
+		s.live[d.Name] = liveToken{id: e.TokenID, hash: d.TokenHash, expiresAt: d.ExpiresAt, features: features, readOnly: d.ReadOnly}
 		s.ids[e.TokenID] = d.Name
+	case events.FeaturesSet:
+		if t, ok := s.live[d.Name]; ok && t.id == e.TokenID {
+			t.features, _ = events.ParseFeatures(d.Features)
+			s.live[d.Name] = t
+		}
 	case events.TokenRotated:
 		if t, ok := s.live[d.Name]; ok && t.id == e.TokenID && t.hash == d.OldTokenHash {
 			t.hash = d.TokenHash
@@ -202,17 +236,85 @@ func (s *State) Evolve(e events.Event) {
 	}
 }
 
+// actingToken is the live token that acts, when a token does (over the
+// UAPI, a token of the account acts on its own account), and refuses a
+// command from a token that may not give one: a read-only token changes
+// nothing, and a token that is no longer live does nothing at all. ok is
+// false when no token acts (an operator or the account's owner).
+func (s *State) actingToken(a events.Actor) (t liveToken, ok bool, err error) {
+	if a.Kind != events.ActorToken {
+		return liveToken{}, false, nil
+	}
+	name, live := s.ids[a.TokenID]
+	if !live {
+		return liveToken{}, false, events.Errorf(events.Unauthorized, "the token that gave this command is no longer live")
+	}
+	t = s.live[name]
+	if t.readOnly {
+		return liveToken{}, false, events.Errorf(events.Unauthorized, "a read-only token cannot change tokens")
+	}
+	return t, true, nil
+}
+
+// mayGrant refuses to let a token acting hand on more than it has: a token
+// with features gives at most those (so never full access), whether to a
+// new token, by a change of features, or by rotating a token with more and
+// taking its new secret. An operator, the account's owner and a token with
+// full access may give anything.
+func (s *State) mayGrant(a events.Actor, features []string) error {
+	t, acting, err := s.actingToken(a)
+	if err != nil || !acting || len(t.features) == 0 {
+		return err
+	}
+	if len(features) == 0 {
+		return events.Errorf(events.Unauthorized, "a token with limited access cannot give full access")
+	}
+	for _, f := range features {
+		if _, found := slices.BinarySearch(t.features, f); !found {
+			return events.Errorf(events.Unauthorized, "a token without the feature %q cannot give it", f)
+		}
+	}
+	return nil
+}
+
 // decideCreate issues a token under a name that no live token of the account
 // bears. Only the secret's hash goes into the event.
 func decideCreate(s *State, c Create, hash events.Hash, tokenID string, now time.Time, newID func() string) ([]events.Event, error) {
+	features, err := events.ParseFeatures(c.Features)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayGrant(c.Actor, features); err != nil {
+		return nil, err
+	}
 	if _, taken := s.live[c.Name]; taken {
 		return nil, events.Errorf(events.Duplicate, "a token named %q already exists", c.Name)
 	}
 	return []events.Event{{
 		ID: newID(), At: now, Account: c.Account, TokenID: tokenID, Actor: c.Actor,
-		Data: events.TokenCreated{Name: c.Name, TokenHash: hash.String(), ExpiresAt: c.ExpiresAt, FullAccess: true,
-			AllowedIPs: allowed(c.AllowedIPs)},
+		Data: events.TokenCreated{Name: c.Name, TokenHash: hash.String(), ExpiresAt: c.ExpiresAt, FullAccess: len(features) == 0,
+			AllowedIPs: allowed(c.AllowedIPs), Features: features, ReadOnly: c.ReadOnly},
 	}}, nil
+}
+
+// decideSetFeatures replaces a live token's features.
+func decideSetFeatures(s *State, c SetFeatures, now time.Time, newID func() string) ([]events.Event, error) {
+	features, err := events.ParseFeatures(c.Features)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayGrant(c.Actor, features); err != nil {
+		return nil, err
+	}
+	t, ok := s.live[c.Name]
+	if !ok {
+		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
+	}
+	if features == nil {
+		features = []string{}
+	}
+	return []events.Event{{ID: newID(), At: now, Account: c.Account, TokenID: t.id, Actor: c.Actor,
+		Data: events.FeaturesSet{Name: c.Name, Features: features}}}, nil
 }
 
 // allowed normalises an allow-list that Check has accepted.
@@ -228,7 +330,14 @@ func allowed(list []string) []string {
 func decideRotate(s *State, c Rotate, hash events.Hash, now time.Time, newID func() string) ([]events.Event, error) {
 	t, ok := s.live[c.Name]
 	if !ok {
+		if _, _, err := s.actingToken(c.Actor); err != nil {
+			return nil, err
+		}
 		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
+	}
+	// Whoever rotates a token holds its new secret.
+	if err := s.mayGrant(c.Actor, t.features); err != nil {
+		return nil, err
 	}
 	d := events.TokenRotated{Name: c.Name, TokenHash: hash.String(), OldTokenHash: t.hash}
 	if c.Grace > 0 {
@@ -240,6 +349,9 @@ func decideRotate(s *State, c Rotate, hash events.Hash, now time.Time, newID fun
 
 // decideSetAllowedIPs replaces a live token's allow-list.
 func decideSetAllowedIPs(s *State, c SetAllowedIPs, now time.Time, newID func() string) ([]events.Event, error) {
+	if _, _, err := s.actingToken(c.Actor); err != nil {
+		return nil, err
+	}
 	t, ok := s.live[c.Name]
 	if !ok {
 		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
@@ -265,6 +377,9 @@ func decideUse(s *State, c Use, newID func() string) ([]events.Event, error) {
 
 // decideRename gives a live token a free name.
 func decideRename(s *State, c Rename, now time.Time, newID func() string) ([]events.Event, error) {
+	if _, _, err := s.actingToken(c.Actor); err != nil {
+		return nil, err
+	}
 	t, ok := s.live[c.Name]
 	if !ok {
 		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
@@ -281,6 +396,9 @@ func decideRename(s *State, c Rename, now time.Time, newID func() string) ([]eve
 // decideRevoke removes every named live token, or refuses them all when one
 // is unknown. A name given twice is revoked once.
 func decideRevoke(s *State, c Revoke, now time.Time, newID func() string) ([]events.Event, error) {
+	if _, _, err := s.actingToken(c.Actor); err != nil {
+		return nil, err
+	}
 	var evs []events.Event
 	seen := make(map[string]bool, len(c.Names))
 	for _, name := range c.Names {

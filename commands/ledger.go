@@ -139,6 +139,17 @@ func (l *Ledger) SetAllowedIPs(ctx context.Context, c SetAllowedIPs) error {
 	return err
 }
 
+// SetFeatures replaces a live token's features; none gives it full access.
+func (l *Ledger) SetFeatures(ctx context.Context, c SetFeatures) error {
+	if err := c.Check(); err != nil {
+		return err
+	}
+	_, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
+		return decideSetFeatures(s, c, l.Now(), events.NewID)
+	})
+	return err
+}
+
 // RecordUse appends a token.used event for a live token, as nodes did before
 // last uses moved to their own bucket (see NewUses); the table still applies
 // such events, so that the history stays readable.
