@@ -38,17 +38,25 @@ type DigestSource interface {
 	DigestAt(ctx context.Context, seq uint64) (events.Hash, error)
 }
 
-const snapshotMagic = "tokenledger table v3\n"
+// snapshotMagic names the format. A snapshot of another version is not
+// read: the node replays the stream instead, and stores a snapshot of its
+// own soon after (v3, before features, would give every limited token full
+// access).
+const snapshotMagic = "tokenledger table v4\n"
 
 // MaxSnapshot bounds what Restore reads: about ten million tokens.
 const MaxSnapshot = 2 << 30
 
-// The format, v3, in order: the magic line; the applied sequence; the number
+// The format, v4, in order: the magic line; the applied sequence; the number
 // of accounts and of tokens; every token's name, one after another, as one
-// block (a start makes one string of them all rather than a million); then
-// each account: its name, chain head and number of tokens, revoked ones too,
-// and those tokens; then the secrets a rotation replaced; last, the events
-// applied ahead of the sequence (see ApplyOwn). Numbers are varints.
+// block (a start makes one string of them all rather than a million); the
+// sets of features tokens have (v4), each its number of names and the
+// names; then each account: its name, chain head and number of tokens,
+// revoked ones too, and those tokens; then the secrets a rotation replaced;
+// last, the events applied ahead of the sequence (see ApplyOwn). Numbers are
+// varints. A token's flags say whether it is revoked (1), has extras (2), is
+// read-only (4, v4) and has features (8, v4: the number of its set, from 1,
+// follows its extras).
 // Grouping tokens by account lets a start size each account's map once, and
 // keeps the account out of every token.
 
@@ -78,6 +86,23 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 		tok := t.tokens.at(r)
 		bw.Write(tok.name[:tok.nameLen])
 	}
+	// Only the sets that tokens have, numbered anew from 1 in the order
+	// first met: sets that no token has any more are left behind.
+	renumbered := make(map[uint32]uint64)
+	var sets [][]string
+	for _, r := range grouped {
+		if id := t.tokens.at(r).features; id != 0 && renumbered[id] == 0 {
+			sets = append(sets, t.features.of(id))
+			renumbered[id] = uint64(len(sets))
+		}
+	}
+	uvarint(uint64(len(sets)))
+	for _, set := range sets {
+		uvarint(uint64(len(set)))
+		for _, f := range set {
+			str(f)
+		}
+	}
 	for i, a := range accounts {
 		str(a.name)
 		bw.Write(a.head[:])
@@ -91,11 +116,17 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 			varint(tok.created)
 			varint(tok.expiresAt)
 			flags := byte(0)
-			if tok.revoked {
-				flags |= 1
+			if tok.revoked() {
+				flags |= snapRevoked
 			}
 			if tok.ext != 0 {
-				flags |= 2
+				flags |= snapExtra
+			}
+			if tok.readOnly() {
+				flags |= snapReadOnly
+			}
+			if tok.features != 0 {
+				flags |= snapFeatures
 			}
 			bw.WriteByte(flags)
 			if tok.ext != 0 {
@@ -106,6 +137,9 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 				for _, p := range x.allowed {
 					str(p.String())
 				}
+			}
+			if tok.features != 0 {
+				uvarint(renumbered[tok.features])
 			}
 		}
 	}
@@ -126,6 +160,15 @@ func (t *Table) Encode(w io.Writer) (seq uint64, err error) {
 	}
 	return t.applied, bw.Flush()
 }
+
+// A token's flags in a snapshot.
+const (
+	snapRevoked  = 1
+	snapExtra    = 2
+	snapReadOnly = 4
+	snapFeatures = 8
+	snapAll      = snapRevoked | snapExtra | snapReadOnly | snapFeatures
+)
 
 // groupByAccount lists the accounts, and every token grouped by account:
 // the tokens of accounts[i] are grouped[from[i]:from[i+1]]. The caller
@@ -181,6 +224,19 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 	if err != nil {
 		return fail("names", err)
 	}
+	nSets := d.uvarint()
+	if d.err != nil || nSets > nTokens {
+		return fail("feature sets", errors.New("bad count"))
+	}
+	for range nSets {
+		set, err := d.features()
+		if err != nil {
+			return fail("feature set", err)
+		}
+		if t.features.intern(set) != uint32(len(t.features.sets)-1) {
+			return fail("feature set", errors.New("a set appears twice"))
+		}
+	}
 
 	accounts := make([]*account, nAccounts)
 	lives := make([]int, nAccounts) // live tokens of each account
@@ -214,17 +270,28 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 			tok.created = d.varint()
 			tok.expiresAt = d.varint()
 			flags := d.byte()
-			if d.err != nil || flags > 3 {
+			if d.err != nil || flags&^snapAll != 0 {
 				return fail("token", errors.New("truncated or bad flags"))
 			}
-			tok.revoked = flags&1 != 0
-			if !tok.revoked {
+			if flags&snapRevoked != 0 {
+				tok.flags |= flagRevoked
+			} else {
 				lives[ai]++
 			}
-			if flags&2 != 0 {
+			if flags&snapReadOnly != 0 {
+				tok.flags |= flagReadOnly
+			}
+			if flags&snapExtra != 0 {
 				if err := d.extra(t.extraOf(tok)); err != nil {
 					return fail("token extras", err)
 				}
+			}
+			if flags&snapFeatures != 0 {
+				id := d.uvarint()
+				if d.err != nil || id == 0 || id > nSets {
+					return fail("token features", errors.New("no such set"))
+				}
+				tok.features = uint32(id)
 			}
 		}
 	}
@@ -242,7 +309,7 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 	for ai, a := range accounts {
 		a.live = make(map[ulid.ULID]ref, lives[ai])
 		for ; int(next) <= t.tokens.n && t.tokens.at(next).account == a.num; next++ {
-			if tok := t.tokens.at(next); !tok.revoked {
+			if tok := t.tokens.at(next); !tok.revoked() {
 				a.live[tok.id] = next
 			}
 		}
@@ -403,6 +470,26 @@ func (d *snapshotReader) extra(x *extra) error {
 		x.allowed = append(x.allowed, p)
 	}
 	return nil
+}
+
+// features reads a set of features, as events.ParseFeatures gives it.
+func (d *snapshotReader) features() ([]string, error) {
+	n := d.uvarint()
+	if d.err != nil || n == 0 || n > events.MaxFeatures {
+		return nil, errors.New("bad number of features")
+	}
+	set := make([]string, n)
+	for i := range set {
+		f, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		set[i] = f
+	}
+	if parsed, err := events.ParseFeatures(set); err != nil || len(parsed) != len(set) || !slices.Equal(parsed, set) {
+		return nil, errors.New("features not valid, sorted and each once")
+	}
+	return set, nil
 }
 
 // atEOF says whether the stream ended right here.

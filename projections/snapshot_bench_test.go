@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -16,7 +17,9 @@ type probe struct{ secret, account string }
 
 // millionTable builds a table of a million live tokens in ten thousand
 // accounts, the size issue 7 measures, and keeps every tenth token's secret.
-func millionTable(b *testing.B) (*projections.Table, []probe) {
+// With limited, every token has features: one of eight sets of two to
+// nine of cPanel's feature names, each with "api".
+func millionTable(b *testing.B, limited bool) (*projections.Table, []probe) {
 	const accounts, perAccount = 10_000, 100
 	t := projections.NewTable(projections.DefaultWarn)
 	actor := events.Actor{Kind: events.ActorOperator, Name: "bench"}
@@ -29,8 +32,11 @@ func millionTable(b *testing.B) (*projections.Table, []probe) {
 		for i := range perAccount {
 			seq++
 			secret := events.NewSecret()
-			e := events.Event{ID: events.NewID(), At: at, Account: account, TokenID: events.NewID(), Actor: actor,
-				Data: events.TokenCreated{Name: fmt.Sprintf("token-%d", i), TokenHash: events.HashSecret(secret).String(), FullAccess: true}}
+			d := events.TokenCreated{Name: fmt.Sprintf("token-%d", i), TokenHash: events.HashSecret(secret).String(), FullAccess: true}
+			if limited {
+				d.Features, d.FullAccess = append([]string{"api"}, cpanelFeatures[:1+i%8]...), false
+			}
+			e := events.Event{ID: events.NewID(), At: at, Account: account, TokenID: events.NewID(), Actor: actor, Data: d}
 			if head != (events.Hash{}) {
 				e.Prev = head.String()
 			}
@@ -49,7 +55,7 @@ func millionTable(b *testing.B) (*projections.Table, []probe) {
 // BenchmarkDecodeTable decodes the snapshot of a table of a million live
 // tokens, which issue 7 asks a node to start from in under two seconds.
 func BenchmarkDecodeTable(b *testing.B) {
-	t, _ := millionTable(b)
+	t, _ := millionTable(b, false)
 	var buf bytes.Buffer
 	if _, err := t.Encode(&buf); err != nil {
 		b.Fatal(err)
@@ -63,17 +69,31 @@ func BenchmarkDecodeTable(b *testing.B) {
 	}
 }
 
+// cpanelFeatures are some of cPanel's feature names, for tokens with features.
+var cpanelFeatures = []string{"email", "ftp", "zoneedit", "ssl", "cron", "mysql", "backup", "webdisk"}
+
 // BenchmarkValidateMillion validates random live tokens of a table of a
 // million, where nearly every lookup misses the CPU caches.
 func BenchmarkValidateMillion(b *testing.B) {
-	t, probes := millionTable(b)
+	t, probes := millionTable(b, false)
+	benchmarkValidate(b, t, probes, projections.Need{})
+}
+
+// BenchmarkValidateMillionFeature is BenchmarkValidateMillion with a
+// feature in each request, of a table whose every token has features.
+func BenchmarkValidateMillionFeature(b *testing.B) {
+	t, probes := millionTable(b, true)
+	benchmarkValidate(b, t, probes, projections.Need{Features: []string{"api"}, Write: true})
+}
+
+func benchmarkValidate(b *testing.B, t *projections.Table, probes []probe, need projections.Need) {
 	rand.Shuffle(len(probes), func(i, j int) { probes[i], probes[j] = probes[j], probes[i] })
 	now := time.Now()
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		p := probes[i%len(probes)]
-		if r := t.Validate(p.secret, p.account, now); !r.Valid {
+		if r := t.ValidateFor(p.secret, p.account, netip.Addr{}, need, now); !r.Valid {
 			b.Fatalf("%+v", r)
 		}
 		i++

@@ -29,6 +29,10 @@ const (
 	ReasonWrongAccount = "wrong_account"
 	ReasonMalformed    = "malformed"
 	ReasonIPDenied     = "ip_denied"
+	// A limited token lacks a feature the use needs (Need.Features).
+	ReasonFeatureDenied = "feature_denied"
+	// A read-only token was presented for a use that changes something (Need.Write).
+	ReasonReadOnly = "read_only"
 )
 
 // DefaultWarn is the default warning window before expiry.
@@ -54,6 +58,7 @@ type Table struct {
 	accounts map[string]*account      // by name
 	numbered []*account               // by number (token.account); nil once reset
 	extras   []extra                  // rarer attributes, token.ext-1
+	features featureSets              // the sets of features tokens have, by token.features
 	vouched  map[events.Hash]struct{} // digests of events this node signed, not yet seen
 	ahead    map[uint64]string        // sequence -> account of events ApplyOwn applied before applied reached them
 	early    map[ulid.ULID]earlyUse   // last uses of tokens not created here yet; see NoteUse
@@ -106,12 +111,22 @@ type token struct {
 	expiresAt int64  // Unix seconds; 0 for never
 	account   uint32 // its account's number, or dropped
 	ext       uint32 // its rarer attributes are Table.extras[ext-1]; 0 for none
-	revoked   bool
+	flags     uint8  // flagRevoked, flagReadOnly
 	nameLen   uint8
 	name      [events.MaxNameLen]byte
+	features  uint32 // its features are Table.features.sets[features]; 0 for full access
 	seq       uint64 // stream sequence of its creation: the table's order
 	created   int64  // Unix milliseconds
 }
+
+// A token's flags.
+const (
+	flagRevoked  uint8 = 1 << iota
+	flagReadOnly       // it may only do what changes nothing
+)
+
+func (tok *token) revoked() bool  { return tok.flags&flagRevoked != 0 }
+func (tok *token) readOnly() bool { return tok.flags&flagReadOnly != 0 }
 
 func (tok *token) nameString() string { return string(tok.name[:tok.nameLen]) }
 
@@ -263,6 +278,12 @@ func (t *Table) apply(seq uint64, e events.Event, digest events.Hash) error {
 	if ps, _ := events.ParsePrefixes(d.AllowedIPs); len(ps) > 0 {
 		t.extraOf(tok).allowed = ps
 	}
+	if fs, _ := events.ParseFeatures(d.Features); len(fs) > 0 { // old events have none: full access
+		tok.features = t.features.intern(fs)
+	}
+	if d.ReadOnly {
+		tok.flags |= flagReadOnly
+	}
 	t.byHash.put(&t.tokens, r) // find said no token has h
 	a.live[id] = r
 	if u, ok := t.early[id]; ok {
@@ -309,6 +330,11 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 				t.extraOf(tok).allowed = ps
 			}
 		}
+	case events.FeaturesSet:
+		if tok.named(d.Name) {
+			fs, _ := events.ParseFeatures(d.Features)
+			tok.features = t.features.intern(fs)
+		}
 	case events.TokenUsed: // written before last uses moved to their own bucket
 		t.used(tok, e.At.Unix(), d.IP)
 	case events.TokenRenamed:
@@ -317,7 +343,7 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 		}
 	case events.TokenRevoked:
 		if tok.named(d.Name) {
-			tok.revoked = true
+			tok.flags |= flagRevoked
 			delete(a.live, tok.id)
 		}
 	}
@@ -518,7 +544,9 @@ type Row struct {
 	TokenID    string
 	Created    time.Time
 	ExpiresAt  *int64
-	FullAccess bool
+	FullAccess bool     // it has no features, and may do anything
+	Features   []string // what a limited token may do, sorted; nil for full access
+	ReadOnly   bool     // it may only do what changes nothing
 	Status     string
 	LastUsed   *int64   // Unix seconds of the last recorded use
 	LastIP     string   // where it was last used from, when known
@@ -528,8 +556,9 @@ type Row struct {
 // List returns the account's live tokens, oldest first, with statuses as of now.
 func (t *Table) List(account string, now time.Time) []Row {
 	type listed struct {
-		tok token
-		ext extra
+		tok      token
+		ext      extra
+		features []string
 	}
 	t.mu.RLock()
 	a := t.accounts[account]
@@ -541,6 +570,7 @@ func (t *Table) List(account string, now time.Time) []Row {
 			if l.tok.ext != 0 {
 				l.ext = t.extras[l.tok.ext-1]
 			}
+			l.features = t.features.of(l.tok.features)
 			toks = append(toks, l)
 		}
 	}
@@ -550,7 +580,8 @@ func (t *Table) List(account string, now time.Time) []Row {
 	for i, l := range toks {
 		tok, x := &l.tok, &l.ext
 		rows[i] = Row{Name: tok.nameString(), TokenID: tok.id.String(), Created: time.UnixMilli(tok.created), ExpiresAt: tok.expiry(),
-			FullAccess: true, Status: t.status(tok.expiresAt, now), LastIP: x.lastIP}
+			FullAccess: len(l.features) == 0, Features: slices.Clone(l.features), ReadOnly: tok.readOnly(),
+			Status: t.status(tok.expiresAt, now), LastIP: x.lastIP}
 		if x.lastUsed != 0 {
 			used := x.lastUsed
 			rows[i].LastUsed = &used
@@ -592,18 +623,41 @@ type Result struct {
 	Name      string
 	ExpiresAt *int64
 	Status    string
+	// Features are what a limited token may do, sorted; nil for full access.
+	// The table shares them with every token that has the same set: read
+	// them, never change them.
+	Features []string
+	ReadOnly bool // the token may only do what changes nothing
+}
+
+// Need is what a use of a token asks of it beyond being valid.
+type Need struct {
+	// Features must each be among a limited token's features; a token with
+	// full access has them all.
+	Features []string
+	// Write says that the use changes something, which a read-only token
+	// may not do.
+	Write bool
 }
 
 // Validate judges a presented secret at now: one hash and one lookup.
 // When account is not empty the token must belong to it.
 func (t *Table) Validate(secret, account string, now time.Time) Result {
-	return t.ValidateFrom(secret, account, netip.Addr{}, now)
+	return t.ValidateFor(secret, account, netip.Addr{}, Need{}, now)
 }
 
 // ValidateFrom is Validate for a request from ip (the zero Addr when not
 // known): a token with an allow-list refuses any other address, and an
 // unknown one.
 func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Time) Result {
+	return t.ValidateFor(secret, account, ip, Need{}, now)
+}
+
+// ValidateFor is ValidateFrom for a use that needs more than a valid token:
+// a token without one of need's features is refused as feature_denied, and
+// a read-only token for a write as read_only, once it is otherwise valid
+// (so that a revoked or expired token says so first).
+func (t *Table) ValidateFor(secret, account string, ip netip.Addr, need Need, now time.Time) Result {
 	if !events.IsSecretShaped(secret) {
 		return Result{Reason: ReasonMalformed}
 	}
@@ -612,6 +666,7 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 	var (
 		c         token
 		allowed   []netip.Prefix
+		features  []string
 		ownerName string
 	)
 	t.mu.RLock()
@@ -630,6 +685,7 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 		if c.ext != 0 {
 			allowed = t.extras[c.ext-1].allowed
 		}
+		features = t.features.of(c.features)
 		if account == "" {
 			ownerName = t.numbered[c.account].name
 		}
@@ -640,7 +696,7 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 		return Result{Reason: ReasonUnknown}
 	case account != "" && (!possible || key != c.key):
 		return Result{Reason: ReasonWrongAccount}
-	case c.revoked, replaced && now.Unix() >= until:
+	case c.revoked(), replaced && now.Unix() >= until:
 		return Result{Reason: ReasonRevoked}
 	case len(allowed) > 0 && !allows(allowed, ip):
 		return Result{Reason: ReasonIPDenied}
@@ -649,10 +705,27 @@ func (t *Table) ValidateFrom(secret, account string, ip netip.Addr, now time.Tim
 	if status == Expired {
 		return Result{Reason: ReasonExpired}
 	}
+	if need.Write && c.readOnly() {
+		return Result{Reason: ReasonReadOnly}
+	}
+	if features != nil && !hasAll(features, need.Features) {
+		return Result{Reason: ReasonFeatureDenied}
+	}
 	if account == "" {
 		account = ownerName
 	}
-	return Result{Valid: true, Account: account, TokenID: c.id.String(), Name: c.nameString(), ExpiresAt: c.expiry(), Status: status}
+	return Result{Valid: true, Account: account, TokenID: c.id.String(), Name: c.nameString(), ExpiresAt: c.expiry(), Status: status,
+		Features: features, ReadOnly: c.readOnly()}
+}
+
+// hasAll says whether the sorted set holds every one of need.
+func hasAll(set, need []string) bool {
+	for _, f := range need {
+		if _, ok := slices.BinarySearch(set, f); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func allows(list []netip.Prefix, ip netip.Addr) bool {
