@@ -1,10 +1,13 @@
 package natsapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
 
+	"tokenledger/commands"
+	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/reqbench"
 	"tokenledger/natsapi"
@@ -18,13 +21,28 @@ import (
 // p99 within 1.5 times the echo's.
 //
 //	go test -run '^$' -bench Validate -benchtime 100000x ./natsapi
-func BenchmarkValidate(b *testing.B) {
+func BenchmarkValidate(b *testing.B) { benchmarkValidate(b, false) }
+
+// BenchmarkValidateFeature is BenchmarkValidate with tokens that have
+// features and requests that name one of them, and say they write.
+func BenchmarkValidateFeature(b *testing.B) { benchmarkValidate(b, true) }
+
+func benchmarkValidate(b *testing.B, limited bool) {
 	const concurrency, rounds = 32, 5
 	n := MustServe(b, natstest.MustServer(b), nil)
 	bodies := make([][]byte, 256)
 	for i := range bodies {
-		c := n.MustCreate(b, fmt.Sprintf("acct%d", i%16), fmt.Sprintf("t%d", i), nil)
-		bodies[i] = jsonBody(c.Secret, c.Event.Account)
+		if !limited {
+			c := n.MustCreate(b, fmt.Sprintf("acct%d", i%16), fmt.Sprintf("t%d", i), nil)
+			bodies[i] = jsonBody(c.Secret, c.Event.Account)
+			continue
+		}
+		c, err := n.Ledger.Create(context.Background(), commands.Create{Account: fmt.Sprintf("acct%d", i%16), Name: fmt.Sprintf("t%d", i),
+			Features: []string{"api", "email", "ftp"}[:1+i%3], Actor: events.Actor{Kind: events.ActorOperator, Name: "bench"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies[i], _ = json.Marshal(natsapi.ValidateRequest{Token: c.Secret, Account: c.Event.Account, Feature: "api", Write: true})
 	}
 	reply := ask(b, n.Client, bodies[0])
 	replyBody, _ := json.Marshal(reply)

@@ -147,6 +147,15 @@ func (c *Client) SetAllowedIPs(ctx context.Context, r SetAllowedIPsRequest) erro
 	return c.call(ctx, "cmd.set-allowed-ips", r, &reply{})
 }
 
+// SetFeatures replaces a token's features; none gives it full access again
+// (sent as [], as the service asks).
+func (c *Client) SetFeatures(ctx context.Context, r SetFeaturesRequest) error {
+	if r.Features == nil {
+		r.Features = []string{}
+	}
+	return c.call(ctx, "cmd.set-features", r, &reply{})
+}
+
 // Validate asks whether secret is a valid token, of account if it is not empty.
 func (c *Client) Validate(ctx context.Context, secret, account string) (ValidateReply, error) {
 	return c.ValidateFrom(ctx, ValidateRequest{Token: secret, Account: account})

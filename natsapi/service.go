@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -74,6 +75,9 @@ type Service struct {
 	// subscription, whose callback NATS runs one message at a time, and
 	// Respond copies the bytes out before it returns.
 	reply []byte
+	// need is the validate handler's list of the features a request needs,
+	// kept for the same reason.
+	need []string
 }
 
 // Start registers the service and its endpoints on nc. Validation is answered
@@ -108,6 +112,7 @@ func Start(nc *nats.Conn, cfg Config) (*Service, error) {
 		{cmd, "list", s.list, nil},
 		{cmd, "rotate", nil, s.rotate},
 		{cmd, "set-allowed-ips", nil, s.setAllowedIPs},
+		{cmd, "set-features", nil, s.setFeatures},
 	} {
 		h := e.handler
 		if e.command != nil {
@@ -157,13 +162,19 @@ func (s *Service) validate(req micro.Request) {
 		if v.IP != "" {
 			ip, ok = parseIP(v.IP)
 		}
+		var need projections.Need
 		if ok {
-			r = s.cfg.Table.ValidateFrom(v.Token, v.Account, ip, s.cfg.Now())
+			need, ok = s.needOf(v)
+		}
+		if ok {
+			r = s.cfg.Table.ValidateFor(v.Token, v.Account, ip, need, s.cfg.Now())
 		}
 		if r.Valid && s.cfg.Uses != nil {
 			s.cfg.Uses.Seen(r.Account, r.TokenID, v.IP)
 		}
-		if !r.Valid && s.cfg.Failed != nil {
+		// A token denied a feature or a write is a credential that worked:
+		// not a failure to count against its address.
+		if !r.Valid && r.Reason != projections.ReasonFeatureDenied && r.Reason != projections.ReasonReadOnly && s.cfg.Failed != nil {
 			s.cfg.Failed(ip)
 		}
 	} else if s.cfg.Failed != nil {
@@ -173,10 +184,36 @@ func (s *Service) validate(req micro.Request) {
 	req.Respond(s.reply)
 }
 
+// needOf is what the request v asks of its token, or false when it names a
+// feature that cannot be one, or more than a token may have. Its Features
+// are the service's own buffer (see Service.need), good until the next call.
+func (s *Service) needOf(v ValidateRequest) (projections.Need, bool) {
+	need := projections.Need{Write: v.Write}
+	if v.Feature == "" && len(v.Features) == 0 {
+		return need, true
+	}
+	s.need = s.need[:0]
+	if v.Feature != "" {
+		s.need = append(s.need, v.Feature)
+	}
+	s.need = append(s.need, v.Features...)
+	if len(s.need) > events.MaxFeatures {
+		return need, false
+	}
+	for _, f := range s.need {
+		if events.CheckFeature(f) != nil {
+			return need, false
+		}
+	}
+	need.Features = s.need
+	return need, true
+}
+
 // parseValidate reads a JSON request or a bare secret. Anything else, too
-// large or not JSON, is malformed. The common request, a flat object of
-// plain strings, is read by hand; anything unusual goes to encoding/json,
-// which is the reference (FuzzParseValidate holds the two to the same answer).
+// large, not JSON, with a member it does not know or an empty "feature", is
+// malformed. The common request, a flat object of plain strings, is read by
+// hand; anything unusual goes to encoding/json, which is the reference
+// (FuzzParseValidate holds the two to the same answer).
 func parseValidate(body []byte) (ValidateRequest, bool) {
 	if len(body) > MaxRequest {
 		return ValidateRequest{}, false
@@ -187,13 +224,35 @@ func parseValidate(body []byte) (ValidateRequest, bool) {
 	}
 	v, simple := parseFlatRequest(bytes.Trim(body, " \t\r\n")) // JSON's own white space
 	if !simple {
-		v = ValidateRequest{}
-		if err := json.Unmarshal(body, &v); err != nil {
+		var ok bool
+		if v, ok = unmarshalValidate(body); !ok {
 			return ValidateRequest{}, false
 		}
 	}
 	if v.Account != "" && events.CheckAccount(v.Account) != nil {
 		return ValidateRequest{}, false
+	}
+	return v, true
+}
+
+// unmarshalValidate reads a JSON validation request with encoding/json,
+// refusing members it does not know and an empty "feature".
+func unmarshalValidate(body []byte) (ValidateRequest, bool) {
+	var w validateJSON
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return ValidateRequest{}, false
+	}
+	if _, err := dec.Token(); err != io.EOF { // JSON's own white space, and nothing else, may follow
+		return ValidateRequest{}, false
+	}
+	v := ValidateRequest{Token: w.Token, Account: w.Account, IP: w.IP, Features: w.Features, Write: w.Write}
+	if w.Feature != nil {
+		if *w.Feature == "" {
+			return ValidateRequest{}, false
+		}
+		v.Feature = *w.Feature
 	}
 	return v, true
 }
@@ -268,7 +327,8 @@ func (s *Service) create(req micro.Request) (func(context.Context) (any, error),
 	if err != nil {
 		return nil, err
 	}
-	c := commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt, AllowedIPs: r.AllowedIPs, Actor: who}
+	c := commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt, AllowedIPs: r.AllowedIPs,
+		Features: r.Features, ReadOnly: r.ReadOnly, Actor: who}
 	if err := c.Check(s.cfg.Now()); err != nil {
 		return nil, err
 	}
@@ -340,10 +400,11 @@ func (s *Service) rotate(req micro.Request) (func(context.Context) (any, error),
 			return nil, err
 		}
 		// The ledger has applied the rotation to the table: it tells the rest.
-		t := NewToken{Name: r.Name, TokenID: made.Event.TokenID, Token: made.Secret, HasFullAccess: 1}
+		t := NewToken{Name: r.Name, TokenID: made.Event.TokenID, Token: made.Secret, HasFullAccess: 1, Features: noFeatures}
 		for _, row := range s.cfg.Table.List(r.Account, s.cfg.Now()) {
 			if row.TokenID == t.TokenID {
 				t.Name, t.CreateTime, t.ExpiresAt = row.Name, row.Created.Unix(), row.ExpiresAt
+				t.HasFullAccess, t.Features, t.ReadOnly = flag(len(row.Features) == 0), listed(row.Features), flag(row.ReadOnly)
 			}
 		}
 		return reply{OK: true, Token: &t}, nil
@@ -368,6 +429,27 @@ func (s *Service) setAllowedIPs(req micro.Request) (func(context.Context) (any, 
 	}, nil
 }
 
+func (s *Service) setFeatures(req micro.Request) (func(context.Context) (any, error), error) {
+	var r setFeaturesJSON
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	if r.Features == nil {
+		return nil, events.Errorf(events.Invalid, "features: give the token's features as a list, or [] for full access")
+	}
+	who, err := s.actor(req, r.Actor)
+	if err != nil {
+		return nil, err
+	}
+	c := commands.SetFeatures{Account: r.Account, Name: r.Name, Features: *r.Features, Actor: who}
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		return reply{OK: true}, s.cfg.Ledger.SetFeatures(ctx, c)
+	}, nil
+}
+
 // list answers in the endpoint's goroutine, from memory, one page at a
 // time: see ListRequest for the paging, and listPage for how a page is cut.
 func (s *Service) list(req micro.Request) {
@@ -379,7 +461,7 @@ func (s *Service) list(req micro.Request) {
 		return
 	}
 	var r ListRequest
-	if err := decode(req, &r); err != nil {
+	if err := decodeLoose(req, &r); err != nil {
 		s.refuse(req, err)
 		return
 	}
@@ -524,7 +606,27 @@ func safeText(v string) string {
 	return v
 }
 
+// decode reads a command's request, refusing a member it does not know: a
+// command changes the ledger, and one that misspells a limit ("feature",
+// "read_only") must fail rather than do more than was asked.
 func decode(req micro.Request, v any) error {
+	if len(req.Data()) > MaxRequest {
+		return events.Errorf(events.Invalid, "request larger than %d bytes", MaxRequest)
+	}
+	dec := json.NewDecoder(bytes.NewReader(req.Data()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return events.Errorf(events.Invalid, "request is not valid JSON, or has a member this command does not know: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return events.Errorf(events.Invalid, "request is not valid JSON: data after its object")
+	}
+	return nil
+}
+
+// decodeLoose reads a request that changes nothing (a list), as
+// encoding/json does: members it does not know are passed over.
+func decodeLoose(req micro.Request, v any) error {
 	if len(req.Data()) > MaxRequest {
 		return events.Errorf(events.Invalid, "request larger than %d bytes", MaxRequest)
 	}

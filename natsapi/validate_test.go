@@ -103,10 +103,10 @@ func ask(tb testing.TB, nc *nats.Conn, body []byte) natsapi.ValidateReply {
 	if err := dec.Decode(&rep); err != nil {
 		tb.Fatalf("reply %q is not the contract's JSON: %v", msg.Data, err)
 	}
-	if rep.Valid != (rep.Reason == "") {
+	if rep.Valid != (rep.Reason == "") || rep.Valid && rep.Features == nil {
 		tb.Fatalf("reply %q: valid and reason disagree", msg.Data)
 	}
-	if !rep.Valid && (rep.Account != "" || rep.TokenID != "" || rep.Name != "" || rep.ExpiresAt != nil || rep.Status != "") {
+	if !rep.Valid && (rep.Account != "" || rep.TokenID != "" || rep.Name != "" || rep.ExpiresAt != nil || rep.Status != "" || rep.Features != nil || rep.ReadOnly) {
 		tb.Fatalf("an invalid reply says more than its reason: %q", msg.Data)
 	}
 	return rep
@@ -135,7 +135,8 @@ func TestValidateReasons(t *testing.T) {
 	clk.Advance(2 * time.Hour) // hourly has expired
 
 	valid := func(c commands.Created, account, name string, expires *int64, status string) natsapi.ValidateReply {
-		return natsapi.ValidateReply{Valid: true, Account: account, TokenID: c.Event.TokenID, Name: name, ExpiresAt: expires, Status: status}
+		return natsapi.ValidateReply{Valid: true, Account: account, TokenID: c.Event.TokenID, Name: name, ExpiresAt: expires, Status: status,
+			Features: []string{}}
 	}
 	invalid := func(reason string) natsapi.ValidateReply { return natsapi.ValidateReply{Reason: reason} }
 	unknown := strings.Repeat("Q", events.SecretLen)

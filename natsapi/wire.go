@@ -11,12 +11,17 @@ import (
 
 // Requests and replies as they travel on NATS.
 
-// CreateRequest asks for a token (tokens.cmd.create).
+// CreateRequest asks for a token (tokens.cmd.create). A command refuses
+// members it does not know (see decode), so that a misspelt limit such as
+// "feature" or "read_only" is never dropped, leaving a token that can do
+// more than was asked.
 type CreateRequest struct {
 	Account    string        `json:"account"`
 	Name       string        `json:"name"`
 	ExpiresAt  *int64        `json:"expires_at"`
 	AllowedIPs []string      `json:"allowed_ips,omitempty"`
+	Features   []string      `json:"features,omitempty"` // what the token may do; none: full access
+	ReadOnly   bool          `json:"readonly,omitempty"` // it may only do what changes nothing
 	Actor      *events.Actor `json:"actor,omitempty"`
 }
 
@@ -35,6 +40,26 @@ type SetAllowedIPsRequest struct {
 	Name       string        `json:"name"`
 	AllowedIPs []string      `json:"allowed_ips"`
 	Actor      *events.Actor `json:"actor,omitempty"`
+}
+
+// SetFeaturesRequest replaces a token's features (tokens.cmd.set-features):
+// [] gives it full access again. Features must be given, as a list: a
+// request without it, or with null, is refused rather than read as full
+// access.
+type SetFeaturesRequest struct {
+	Account  string        `json:"account"`
+	Name     string        `json:"name"`
+	Features []string      `json:"features"`
+	Actor    *events.Actor `json:"actor,omitempty"`
+}
+
+// setFeaturesJSON is SetFeaturesRequest as the service reads it, to tell
+// features not given from features given as [].
+type setFeaturesJSON struct {
+	Account  string        `json:"account"`
+	Name     string        `json:"name"`
+	Features *[]string     `json:"features"`
+	Actor    *events.Actor `json:"actor,omitempty"`
 }
 
 // RenameRequest asks for a rename (tokens.cmd.rename).
@@ -78,20 +103,44 @@ const ListPageSize = 1000
 
 // ValidateRequest asks whether a secret is a valid token (tokens.validate).
 // A body that is the bare secret is accepted too.
+//
+// A request may ask more of the token: Feature and Features name what the
+// use needs (a limited token without one of them is refused as
+// feature_denied; a token with full access has them all), and Write says
+// that the use changes something (a read-only token is refused as
+// read_only). A request with a member the service does not know, or a
+// feature name that is not one (an empty one too), is malformed: a check
+// that the service cannot make is refused, never skipped.
 type ValidateRequest struct {
-	Token   string `json:"token"`
-	Account string `json:"account,omitempty"`
-	IP      string `json:"ip,omitempty"` // the address the token is used from, for allow-lists
+	Token    string   `json:"token"`
+	Account  string   `json:"account,omitempty"`
+	IP       string   `json:"ip,omitempty"` // the address the token is used from, for allow-lists
+	Feature  string   `json:"feature,omitempty"`
+	Features []string `json:"features,omitempty"`
+	Write    bool     `json:"write,omitempty"`
+}
+
+// validateJSON is ValidateRequest as encoding/json reads it for the
+// service, to tell "feature":"" from no feature.
+type validateJSON struct {
+	Token    string   `json:"token"`
+	Account  string   `json:"account"`
+	IP       string   `json:"ip"`
+	Feature  *string  `json:"feature"`
+	Features []string `json:"features"`
+	Write    bool     `json:"write"`
 }
 
 // NewToken is a created token, the only place its secret ever appears.
 type NewToken struct {
-	Name          string `json:"name"`
-	TokenID       string `json:"token_id"`
-	Token         string `json:"token"`
-	CreateTime    int64  `json:"create_time"`
-	ExpiresAt     *int64 `json:"expires_at"`
-	HasFullAccess int    `json:"has_full_access"`
+	Name          string   `json:"name"`
+	TokenID       string   `json:"token_id"`
+	Token         string   `json:"token"`
+	CreateTime    int64    `json:"create_time"`
+	ExpiresAt     *int64   `json:"expires_at"`
+	HasFullAccess int      `json:"has_full_access"`    // 1 when it has no features
+	Features      []string `json:"features"`           // [] for full access
+	ReadOnly      int      `json:"readonly,omitempty"` // 1 for a read-only token
 }
 
 // TokenInfo is a live token as list shows it.
@@ -100,22 +149,28 @@ type TokenInfo struct {
 	TokenID       string   `json:"token_id"`
 	CreateTime    int64    `json:"create_time"`
 	ExpiresAt     *int64   `json:"expires_at"`
-	HasFullAccess int      `json:"has_full_access"`
+	HasFullAccess int      `json:"has_full_access"`    // 1 when it has no features
+	Features      []string `json:"features"`           // [] for full access
+	ReadOnly      int      `json:"readonly,omitempty"` // 1 for a read-only token
 	Status        string   `json:"status"`
 	LastUsed      *int64   `json:"last_used"`
 	LastIP        string   `json:"last_ip,omitempty"`
 	AllowedIPs    []string `json:"allowed_ips,omitempty"`
 }
 
-// ValidateReply is always sent, valid or not.
+// ValidateReply is always sent, valid or not. A valid reply lists the
+// token's features, [] for full access, and says "readonly":true for a
+// read-only token; an invalid one says only its reason.
 type ValidateReply struct {
-	Valid     bool   `json:"valid"`
-	Reason    string `json:"reason,omitempty"`
-	Account   string `json:"account,omitempty"`
-	TokenID   string `json:"token_id,omitempty"`
-	Name      string `json:"name,omitempty"`
-	ExpiresAt *int64 `json:"expires_at,omitempty"`
-	Status    string `json:"status,omitempty"`
+	Valid     bool     `json:"valid"`
+	Reason    string   `json:"reason,omitempty"`
+	Account   string   `json:"account,omitempty"`
+	TokenID   string   `json:"token_id,omitempty"`
+	Name      string   `json:"name,omitempty"`
+	ExpiresAt *int64   `json:"expires_at,omitempty"`
+	Status    string   `json:"status,omitempty"`
+	Features  []string `json:"features,omitzero"` // nil only in an invalid reply
+	ReadOnly  bool     `json:"readonly,omitempty"`
 }
 
 // reply is the envelope of every command reply. A list reply is written by
@@ -140,26 +195,49 @@ func TokenInfos(rows []projections.Row) []TokenInfo {
 
 func tokenInfo(r projections.Row) TokenInfo {
 	return TokenInfo{Name: r.Name, TokenID: r.TokenID, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt,
-		HasFullAccess: 1, Status: r.Status, LastUsed: r.LastUsed, LastIP: r.LastIP, AllowedIPs: r.AllowedIPs}
+		HasFullAccess: flag(len(r.Features) == 0), Features: listed(r.Features), ReadOnly: flag(r.ReadOnly),
+		Status: r.Status, LastUsed: r.LastUsed, LastIP: r.LastIP, AllowedIPs: r.AllowedIPs}
+}
+
+// noFeatures is the features of a token with full access, as they travel: [].
+var noFeatures = []string{}
+
+// listed is features as they travel: [] for none.
+func listed(features []string) []string {
+	if features == nil {
+		return noFeatures
+	}
+	return features
+}
+
+// flag is a boolean as cPanel writes one: 1 or 0.
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func validateReply(r projections.Result) ValidateReply {
 	if !r.Valid {
 		return ValidateReply{Reason: r.Reason}
 	}
-	return ValidateReply{Valid: true, Account: r.Account, TokenID: r.TokenID, Name: r.Name, ExpiresAt: r.ExpiresAt, Status: r.Status}
+	return ValidateReply{Valid: true, Account: r.Account, TokenID: r.TokenID, Name: r.Name, ExpiresAt: r.ExpiresAt, Status: r.Status,
+		Features: listed(r.Features), ReadOnly: r.ReadOnly}
 }
 
 // NewTokenOf is the wire form of a created token.
 func NewTokenOf(c commands.Created) NewToken {
 	d := c.Event.Data.(events.TokenCreated)
 	return NewToken{Name: d.Name, TokenID: c.Event.TokenID, Token: c.Secret, CreateTime: c.Event.At.Unix(),
-		ExpiresAt: d.ExpiresAt, HasFullAccess: 1}
+		ExpiresAt: d.ExpiresAt, HasFullAccess: flag(len(d.Features) == 0), Features: listed(d.Features), ReadOnly: flag(d.ReadOnly)}
 }
 
-// parseFlatRequest reads b, a whole JSON object with no white space around it, when it is the plain form of
-// a ValidateRequest: members "token", "account" and "ip" at most once each, whose
-// values are strings without escapes. It says !simple for anything else
+// parseFlatRequest reads b, a whole JSON object with no white space around
+// it, when it is the plain form of a ValidateRequest: members "token",
+// "account", "ip" and "feature" with strings, "features" with an array of
+// strings, and "write" with true or false, each at most once, every string
+// without escapes and "feature" not empty. It says !simple for anything else
 // (other members, escapes, other values, trailing bytes), which the caller
 // leaves to encoding/json.
 func parseFlatRequest(b []byte) (v ValidateRequest, simple bool) {
@@ -188,7 +266,39 @@ func parseFlatRequest(b []byte) (v ValidateRequest, simple bool) {
 		}
 		return "", false
 	}
-	var haveToken, haveAccount, haveIP bool
+	literal := func(lit string) bool {
+		if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
+			i += len(lit)
+			return true
+		}
+		return false
+	}
+	strs := func() ([]string, bool) {
+		if !literal("[") {
+			return nil, false
+		}
+		list := []string{}
+		space()
+		if literal("]") {
+			return list, true
+		}
+		for {
+			space()
+			s, ok := str()
+			if !ok {
+				return nil, false
+			}
+			list = append(list, s)
+			space()
+			switch {
+			case literal("]"):
+				return list, true
+			case !literal(","):
+				return nil, false
+			}
+		}
+	}
+	var haveToken, haveAccount, haveIP, haveFeature, haveFeatures, haveWrite bool
 	space()
 	if i < len(b) && b[i] == '}' {
 		i++
@@ -206,18 +316,34 @@ func parseFlatRequest(b []byte) (v ValidateRequest, simple bool) {
 		}
 		i++
 		space()
-		val, ok := str()
-		if !ok {
-			return v, false
-		}
 		switch {
-		case key == "token" && !haveToken:
-			v.Token, haveToken = val, true
-		case key == "account" && !haveAccount:
-			v.Account, haveAccount = val, true
-		case key == "ip" && !haveIP:
-			v.IP, haveIP = val, true
+		case key == "features" && !haveFeatures:
+			v.Features, ok = strs()
+			haveFeatures = true
+		case key == "write" && !haveWrite:
+			v.Write, ok = literal("true"), true
+			if !v.Write && !literal("false") {
+				return v, false
+			}
+			haveWrite = true
 		default:
+			val, isStr := str()
+			switch {
+			case !isStr:
+				return v, false
+			case key == "token" && !haveToken:
+				v.Token, haveToken = val, true
+			case key == "account" && !haveAccount:
+				v.Account, haveAccount = val, true
+			case key == "ip" && !haveIP:
+				v.IP, haveIP = val, true
+			case key == "feature" && !haveFeature && val != "":
+				v.Feature, haveFeature = val, true
+			default:
+				return v, false
+			}
+		}
+		if !ok {
 			return v, false
 		}
 		space()
@@ -257,6 +383,19 @@ func appendValidateReply(b []byte, r ValidateReply) []byte {
 		b = strconv.AppendInt(b, *r.ExpiresAt, 10)
 	}
 	member("status", r.Status)
+	if r.Features != nil {
+		b = append(b, `,"features":[`...)
+		for i, f := range r.Features {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, f)
+		}
+		b = append(b, ']')
+	}
+	if r.ReadOnly {
+		b = append(b, `,"readonly":true`...)
+	}
 	return append(b, '}')
 }
 
