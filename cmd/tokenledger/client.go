@@ -28,7 +28,8 @@ func operator() *events.Actor {
 func (e *cli) create(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account, name, expires, expiresAt string
-	var allowIPs names
+	var allowIPs, features names
+	var readOnly bool
 	fs := e.flags("create")
 	cfg.register(fs)
 	fs.StringVar(&account, "account", "", "account that owns the token")
@@ -36,6 +37,8 @@ func (e *cli) create(ctx context.Context, args []string) error {
 	fs.StringVar(&expires, "expires", "", "expiry date YYYY-MM-DD (23:59:59 that day in --tz)")
 	fs.StringVar(&expiresAt, "expires-at", "", "expiry instant in Unix seconds")
 	fs.Var(&allowIPs, "allow-ip", "an address or CIDR range the token may be used from (repeatable, up to 100; default any)")
+	fs.Var(&features, "feature", "a feature the token may use, [a-z0-9][a-z0-9_.:-]{0,63} (repeatable, up to 64; default none: full access)")
+	fs.BoolVar(&readOnly, "readonly", false, "the token may only do what changes nothing (validations that say they write are refused)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the token as JSON")
 	if err := e.parse(fs, args, 0); err != nil {
 		return err
@@ -47,6 +50,9 @@ func (e *cli) create(ctx context.Context, args []string) error {
 		return err
 	}
 	if _, err := events.ParsePrefixes(allowIPs); err != nil {
+		return checkInput(err)
+	}
+	if _, err := events.ParseFeatures(features); err != nil {
 		return checkInput(err)
 	}
 	loc, err := cfg.location()
@@ -77,7 +83,8 @@ func (e *cli) create(ctx context.Context, args []string) error {
 		}
 	}
 	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
-		tok, err := api.Create(ctx, natsapi.CreateRequest{Account: account, Name: name, ExpiresAt: exp, AllowedIPs: allowIPs, Actor: operator()})
+		tok, err := api.Create(ctx, natsapi.CreateRequest{Account: account, Name: name, ExpiresAt: exp, AllowedIPs: allowIPs,
+			Features: features, ReadOnly: readOnly, Actor: operator()})
 		if err != nil {
 			return err
 		}
@@ -130,7 +137,7 @@ func printTokens(w io.Writer, toks []natsapi.TokenInfo, asJSON bool, loc *time.L
 		return json.NewEncoder(w).Encode(toks)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCREATED\tEXPIRES\tSTATUS")
+	fmt.Fprintln(tw, "NAME\tCREATED\tEXPIRES\tFEATURES\tREADONLY\tSTATUS")
 	for _, t := range toks {
 		fmt.Fprintln(tw, tokenRow(t, loc))
 	}
@@ -140,7 +147,7 @@ func printTokens(w io.Writer, toks []natsapi.TokenInfo, asJSON bool, loc *time.L
 // printAccounts writes several accounts' tokens as one table.
 func printAccounts(w io.Writer, all map[string][]natsapi.TokenInfo, order []string, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tNAME\tCREATED\tEXPIRES\tSTATUS")
+	fmt.Fprintln(tw, "ACCOUNT\tNAME\tCREATED\tEXPIRES\tFEATURES\tREADONLY\tSTATUS")
 	for _, a := range order {
 		for _, t := range all[a] {
 			fmt.Fprintln(tw, a+"\t"+tokenRow(t, loc))
@@ -149,12 +156,22 @@ func printAccounts(w io.Writer, all map[string][]natsapi.TokenInfo, order []stri
 	return tw.Flush()
 }
 
+// tokenRow is a token's row of the list table. FEATURES is <all> for a token
+// with full access (no feature name has < or >), else its features.
 func tokenRow(t natsapi.TokenInfo, loc *time.Location) string {
 	expires := "never"
 	if t.ExpiresAt != nil {
 		expires = time.Unix(*t.ExpiresAt, 0).In(loc).Format(time.RFC3339)
 	}
-	return t.Name + "\t" + time.Unix(t.CreateTime, 0).In(loc).Format(time.RFC3339) + "\t" + expires + "\t" + t.Status
+	features := "<all>"
+	if len(t.Features) > 0 {
+		features = printable(strings.Join(t.Features, ","))
+	}
+	readOnly := "no"
+	if t.ReadOnly != 0 {
+		readOnly = "yes"
+	}
+	return t.Name + "\t" + time.Unix(t.CreateTime, 0).In(loc).Format(time.RFC3339) + "\t" + expires + "\t" + features + "\t" + readOnly + "\t" + t.Status
 }
 
 func (e *cli) rename(ctx context.Context, args []string) error {
@@ -208,13 +225,18 @@ func (e *cli) revoke(ctx context.Context, args []string) error {
 func (e *cli) validate(ctx context.Context, args []string) error {
 	var cfg clientConfig
 	var account, ip string
+	var features names
+	var write bool
 	fs := e.flags("validate")
 	cfg.register(fs)
 	fs.StringVar(&account, "account", "", "the account that must own the token")
 	fs.StringVar(&ip, "ip", "", "the address the token is used from, for tokens with an allow-list")
+	fs.Var(&features, "feature", "a feature the use needs (repeatable): a token with features but not this one is refused as feature_denied")
+	fs.BoolVar(&write, "write", false, "the use changes something: a read-only token is refused as read_only")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: tokenledger validate [--account A] [--ip ADDR] TOKEN|-\n\n"+
-			"Asks the ledger whether TOKEN is valid. Give - to read the token from stdin\n"+
+		fmt.Fprint(fs.Output(), "usage: tokenledger validate [--account A] [--ip ADDR] [--feature F ...] [--write] TOKEN|-\n\n"+
+			"Asks the ledger whether TOKEN is valid, and may be used for the features\n"+
+			"named and, with --write, for a change. Give - to read the token from stdin\n"+
 			"(one line), so that it shows neither in ps nor in the shell's history.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
@@ -229,6 +251,9 @@ func (e *cli) validate(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if _, err := events.ParseFeatures(features); err != nil {
+		return checkInput(err)
+	}
 	token := fs.Arg(0)
 	if token == "-" {
 		// One line, and no more than a token could be: a secret is 32 bytes.
@@ -241,7 +266,7 @@ func (e *cli) validate(ctx context.Context, args []string) error {
 		}
 	}
 	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error {
-		rep, err := api.ValidateFrom(ctx, natsapi.ValidateRequest{Token: token, Account: account, IP: ip})
+		rep, err := api.ValidateFrom(ctx, natsapi.ValidateRequest{Token: token, Account: account, IP: ip, Features: features, Write: write})
 		if err != nil {
 			return err
 		}
@@ -308,4 +333,28 @@ func (e *cli) setAllowedIPs(ctx context.Context, args []string) error {
 	}
 	r.AllowedIPs, r.Actor = append([]string{}, allow...), operator()
 	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error { return api.SetAllowedIPs(ctx, r) })
+}
+
+func (e *cli) setFeatures(ctx context.Context, args []string) error {
+	var cfg clientConfig
+	var r natsapi.SetFeaturesRequest
+	var features names
+	fs := e.flags("set-features")
+	cfg.register(fs)
+	fs.StringVar(&r.Account, "account", "", "account that owns the token")
+	fs.StringVar(&r.Name, "name", "", "the token's name")
+	fs.Var(&features, "feature", "a feature the token may use (repeatable, up to 64; none: full access again)")
+	if err := e.parse(fs, args, 0); err != nil {
+		return err
+	}
+	for _, err := range []error{events.CheckAccount(r.Account), events.CheckName(r.Name)} {
+		if err := checkInput(err); err != nil {
+			return err
+		}
+	}
+	if _, err := events.ParseFeatures(features); err != nil {
+		return checkInput(err)
+	}
+	r.Features, r.Actor = append([]string{}, features...), operator()
+	return cfg.withClient(ctx, func(ctx context.Context, api *natsapi.Client) error { return api.SetFeatures(ctx, r) })
 }

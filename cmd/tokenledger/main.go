@@ -26,13 +26,16 @@ const usage = `usage: tokenledger COMMAND [flags]
 
 commands:
   serve      run a node (embedded NATS by default)
-  create     create a token: --account A --name N [--expires YYYY-MM-DD | --expires-at UNIX] [--allow-ip CIDR ...] [--json]
+  create     create a token: --account A --name N [--expires YYYY-MM-DD | --expires-at UNIX] [--allow-ip CIDR ...]
+             [--feature F ...] [--readonly] [--json]  (no --feature: full access)
   list       list an account's live tokens: --account A [--json]
   rename     rename a token: --account A --name OLD --new-name NEW
   revoke     revoke tokens, all or nothing: --account A --name N [--name N2 ...]
   rotate     give a token a new secret: --account A --name N [--grace DURATION] [--json]
   set-allowed-ips  replace a token's address allow-list: --account A --name N [--allow-ip CIDR ...]
-  validate   ask whether a token is valid: [--account A] [--ip ADDR] TOKEN|- (- reads it from stdin)
+  set-features     replace a token's features: --account A --name N [--feature F ...] (none: full access again)
+  validate   ask whether a token is valid: [--account A] [--ip ADDR] [--feature F ...] [--write] TOKEN|-
+             (- reads it from stdin)
   history    the audit history: [--account A] [--name N] [--token-id ID] [--since T] [--until T] [--json]
   replay     the table as of an instant: --as-of T [--account A] [--json] [--trusted-keys FILE]
   verify     check every signature and chain: [--account A] [--trusted-keys FILE]
@@ -71,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.rotate(ctx, rest)
 	case "set-allowed-ips":
 		return e.setAllowedIPs(ctx, rest)
+	case "set-features":
+		return e.setFeatures(ctx, rest)
 	case "history":
 		return e.history(ctx, rest)
 	case "replay":
