@@ -11,4 +11,8 @@
 // headers Nats-Service-Error and Nats-Service-Error-Code (see errorStatus)
 // beside its JSON body. A list comes a page at a time (see ListRequest), as
 // one NATS message holds at most the server's max_payload.
+//
+// A validation may ask for a feature and for a write (see ValidateRequest),
+// and a command refuses a member it does not know (see decode): a limit that
+// the service cannot read is refused, never skipped.
 package natsapi
