@@ -12,26 +12,12 @@ import (
 	"tokenledger/access"
 	"tokenledger/events"
 	"tokenledger/natsapi"
+	"tokenledger/node"
 )
 
 // requestTimeout bounds one client request, so that with no node running a
 // command fails within seconds with exit status 3.
 const requestTimeout = 10 * time.Second
-
-// Pings that notice a stalled server: nats.go pings every two minutes by
-// default, and a connection to a server that stopped answering (a paused
-// process, a hung machine, a partition that drops packets) looks healthy all
-// that time. With a ping each second and at most two unanswered, the
-// connection is given up within about three seconds, and one that may
-// reconnect moves to another server of the cluster.
-const (
-	pingInterval = time.Second
-	maxPingsOut  = 2
-)
-
-func stallPings() []nats.Option {
-	return []nats.Option{nats.PingInterval(pingInterval), nats.MaxPingsOutstanding(maxPingsOut)}
-}
 
 // connect reaches NATS as the client's identity, or fails fast with a
 // message that says what to start or which credentials to give. Once
@@ -54,7 +40,7 @@ func (c *clientConfig) connectDenied(denied func(error)) (*nats.Conn, error) {
 	if found {
 		role = id.Role
 	}
-	opts := append(stallPings(), nats.Name("tokenledger cli"), nats.Timeout(3*time.Second),
+	opts := append(node.StallPings(), nats.Name("tokenledger cli"), nats.Timeout(3*time.Second),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), // bounded by the command's deadline
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) {
@@ -69,7 +55,7 @@ func (c *clientConfig) connectDenied(denied func(error)) (*nats.Conn, error) {
 	default: // a NATS without authentication: still a private prefix of the role
 		opts = append(opts, nats.CustomInboxPrefix(access.InboxPrefix(access.Operator)))
 	}
-	nc, err := c.connectWith(opts...)
+	nc, err := nats.Connect(c.NATS, append(opts, c.authOptions()...)...)
 	switch {
 	case err == nil:
 		return nc, nil
@@ -102,17 +88,6 @@ func (c *clientConfig) withClient(ctx context.Context, fn func(context.Context, 
 		return cause
 	}
 	return err
-}
-
-// connectWith connects a node to an existing NATS with cfg's credentials.
-func (c *clientConfig) connectWith(extra ...nats.Option) (*nats.Conn, error) {
-	opts := append([]nats.Option{nats.Name("tokenledger node"), nats.Timeout(5 * time.Second)}, extra...)
-	opts = append(opts, c.authOptions()...)
-	nc, err := nats.Connect(c.NATS, opts...)
-	if err != nil {
-		return nil, events.Errorf(events.Unavailable, "cannot reach NATS at %s: %v", c.NATS, err)
-	}
-	return nc, nil
 }
 
 // authOptions are the credentials and TLS settings of a NATS connection.

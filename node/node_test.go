@@ -1,0 +1,119 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"tokenledger/commands"
+	"tokenledger/events"
+	"tokenledger/internal/natstest"
+	"tokenledger/natsapi"
+	"tokenledger/node"
+)
+
+func mustKeys(t *testing.T) (*events.Signer, *events.Trust) {
+	t.Helper()
+	seed, err := events.NewSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := events.NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := events.NewTrust(signer.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, trust
+}
+
+// TestNodeServesUntilItsContextEnds: a node with every part joins a NATS,
+// says once that it is serving, answers on NATS and HTTP, and once its
+// context ends answers on neither and returns.
+func TestNodeServesUntilItsContextEnds(t *testing.T) {
+	s := natstest.MustServer(t)
+	signer, trust := mustKeys(t)
+	serving := make(chan struct{}, 2)
+	ctx := context.Background()
+	n, err := node.New(ctx, node.Config{Join: s.ClientURL(), Stream: events.DefaultConfig(), Signer: signer, Trust: trust,
+		Parts: node.All, HTTP: "127.0.0.1:0", Version: "0.0.0-test", Warn: 24 * time.Hour, MaxStaleness: 5 * time.Second,
+		SnapEvents: 1000, SnapEvery: time.Minute, UsedEvery: time.Minute, NoticeEvery: time.Minute,
+		Serving: func() { serving <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- n.Run(runCtx) }()
+	select {
+	case <-serving:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the node did not say it was serving")
+	}
+	created, err := n.Ledger().Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: events.Actor{Kind: events.ActorOperator, Name: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := natstest.MustConnect(t, s)
+	body, _ := json.Marshal(natsapi.ValidateRequest{Token: created.Secret})
+	natstest.Eventually(t, "the new token valid on NATS", func() bool {
+		m, err := client.Request("tokens.validate", body, 5*time.Second)
+		var reply natsapi.ValidateReply
+		return err == nil && json.Unmarshal(m.Data, &reply) == nil && reply.Valid
+	})
+	resp, err := http.Get(n.HTTPURL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz: %d, want 200", resp.StatusCode)
+	}
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return once its context ended")
+	}
+	if len(serving) > 0 {
+		t.Error("the node said twice that it was serving")
+	}
+	if _, err := client.Request("tokens.validate", body, time.Second); err != nats.ErrNoResponders {
+		t.Errorf("validate after the node stopped: %v, want no responders", err)
+	}
+	if _, err := http.Get(n.HTTPURL() + "/readyz"); err == nil {
+		t.Error("HTTP answers after the node stopped")
+	}
+	if !n.Conn().IsClosed() {
+		t.Error("the node's connection is open after it stopped")
+	}
+}
+
+// TestNodeRefusesAnAddressInUse: a setting that cannot work is the
+// caller's to correct (invalid), and New releases what it took.
+func TestNodeRefusesAnAddressInUse(t *testing.T) {
+	s := natstest.MustServer(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	signer, trust := mustKeys(t)
+	_, err = node.New(context.Background(), node.Config{Join: s.ClientURL(), Stream: events.DefaultConfig(), Signer: signer, Trust: trust,
+		Parts: node.HTTP, HTTP: taken.Addr().String()})
+	if events.ErrorCode(err) != events.Invalid {
+		t.Fatalf("New on an address in use: %v, want code invalid", err)
+	}
+	natstest.Eventually(t, "the node's connection gone", func() bool { return s.NumClients() == 0 })
+}
