@@ -1,11 +1,12 @@
-// Package nodetest assembles a whole ledger node for tests, the way `serve`
-// wires one: a stream on a real NATS server, a projection that follows it,
-// and a ledger that signs what it appends.
+// Package nodetest starts ledger nodes for tests, built by package node as
+// `serve` builds its own: a stream on a real NATS server, a projection that
+// follows it, and a ledger that signs what it appends. A test node runs no
+// other part: a test starts the service, HTTP or notices it is about with
+// settings of its own.
 package nodetest
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -13,11 +14,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/commands"
 	"tokenledger/events"
-	"tokenledger/internal/natstest"
+	"tokenledger/node"
 	"tokenledger/projections"
 )
 
@@ -74,32 +74,28 @@ func MustNode(tb testing.TB, s *server.Server, o Options) *Node {
 	if o.Warn == 0 {
 		o.Warn = projections.DefaultWarn
 	}
-	if o.Log == nil {
-		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
 	trust, err := events.NewTrust(append(o.Trust, o.Signer.PublicKey())...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	nc := natstest.MustConnect(tb, s)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := events.Ensure(ctx, js, events.DefaultConfig(), events.Seen{})
+	n, err := node.New(ctx, node.Config{
+		Join: s.ClientURL(),
+		// A private inbox prefix, as every role of an authenticated
+		// deployment has: the service answers commands only there (see
+		// package access), and names their actor after it.
+		Auth:   []nats.Option{nats.Timeout(10 * time.Second), nats.CustomInboxPrefix("_INBOX_test")},
+		Stream: events.DefaultConfig(), Signer: o.Signer, Trust: trust, Warn: o.Warn, Now: o.Now, Log: o.Log,
+	})
 	if err != nil {
 		cancel()
 		tb.Fatal(err)
 	}
-	table := projections.NewTable(o.Warn)
-	f := projections.NewFollower(table, stream, trust, o.Log)
-	done := make(chan struct{})
-	go func() { defer close(done); f.Run(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
 	tb.Cleanup(func() { cancel(); <-done })
-	if err := f.WaitReady(ctx); err != nil {
+	if err := n.Follower().WaitReady(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	ledger := commands.New(commands.Config{Log: stream, Projection: table, Now: o.Now, Signer: o.Signer, Trust: trust})
-	return &Node{Conn: nc, Stream: stream, Table: table, Follower: f, Ledger: ledger, Signer: o.Signer, Trust: trust}
+	return &Node{Conn: n.Conn(), Stream: n.Stream(), Table: n.Table(), Follower: n.Follower(), Ledger: n.Ledger(), Signer: o.Signer, Trust: trust}
 }
