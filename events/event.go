@@ -54,8 +54,10 @@ type Data interface {
 // Features and ReadOnly came later (issue 18) and are written only when
 // set, so that an event without them keeps its bytes: a token created
 // before them, or without them, has full access and may write. FullAccess
-// says the same as an empty Features, for readers that look only at it;
-// Decode refuses an event where the two disagree.
+// is written as the same fact as an empty Features, for readers that look
+// only at it. Decode refuses an event that claims full access and lists
+// features; a token without features has full access whatever the event's
+// full_access says.
 type TokenCreated struct {
 	Name       string   `json:"name"`
 	TokenHash  string   `json:"token_hash"`
