@@ -60,7 +60,7 @@ func FuzzDecodeFast(f *testing.F) {
 
 // FuzzNames: what the rules accept can never break a subject.
 func FuzzNames(f *testing.F) {
-	for _, s := range []string{"bob", "a1", "deploy-key_2", "bob.x", "*", ">", " ", "", "ü", strings.Repeat("a", 51)} {
+	for _, s := range []string{"bob", "a1", "deploy-key_2", "bob.x", "*", ">", " ", "", "ü", strings.Repeat("a", 51), "ftp:read", "-a", "a,b", strings.Repeat("a", 65)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -69,6 +69,10 @@ func FuzzNames(f *testing.F) {
 		}
 		if CheckName(s) == nil && (len(s) == 0 || len(s) > MaxNameLen || strings.ContainsAny(s, ".*> \t\r\n")) {
 			t.Fatalf("name %q accepted", s)
+		}
+		if CheckFeature(s) == nil && (len(s) == 0 || len(s) > MaxFeatureLen || strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789_.:-") != "" ||
+			strings.ContainsAny(s[:1], "_.:-")) {
+			t.Fatalf("feature %q accepted", s)
 		}
 	})
 }
