@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	"tokenledger/events"
 	"tokenledger/internal/reqbench"
 	"tokenledger/natsapi"
+	"tokenledger/node"
 	"tokenledger/projections"
 )
 
@@ -96,7 +98,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	}
 	defer func() { s.Shutdown(); s.WaitForShutdown() }()
 	serverUp := time.Since(start)
-	n1, err := startNode(ctx, s, cfg, signer, trust, nil)
+	n1, err := startNode(ctx, s, cfg, signer, trust, false)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +124,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	}
 	saved := time.Since(start)
 	start = time.Now()
-	n3, err := startNode(ctx, s, cfg, signer, trust, snaps)
+	n3, err := startNode(ctx, s, cfg, signer, trust, true)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +141,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	say("rebuild against an ordered-consumer read")
 	var bare, rebuild, bareCPU, rebuildCPU time.Duration
 	var rebuildRatios []float64
-	var n2 *node
+	var n2 *ledgerNode
 	// Each side starts from a collected heap and with no node but n1: the
 	// last round's node is garbage by then, and a node that starts in
 	// earnest has no other node's table to collect (nor, at GOGC 400, a
@@ -156,7 +158,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 		return time.Since(start), cpuTime() - cpu0, pageFaults() - faults0, err
 	}
 	read := func() error { return orderedRead(ctx, n1.conn, cfg, b.Events) }
-	start2 := func() (err error) { n2, err = startNode(ctx, s, cfg, signer, trust, nil); return err }
+	start2 := func() (err error) { n2, err = startNode(ctx, s, cfg, signer, trust, false); return err }
 	for round := range sz.Rebuilds {
 		var tBare, t, cpuBare, cpuRebuild time.Duration
 		var faultsBare, faultsRebuild int64
@@ -246,8 +248,9 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	return r, nil
 }
 
-// node is one ledger node's parts, wired as serve wires them.
-type node struct {
+// ledgerNode is one ledger node's parts, built by package node as serve
+// builds its own, with none of the parts the benchmark starts itself.
+type ledgerNode struct {
 	conn   *nats.Conn
 	stream *events.Stream
 	table  *projections.Table
@@ -256,41 +259,35 @@ type node struct {
 }
 
 // startNode starts a node on s and returns once its table has caught up:
-// from the newest snapshot in snaps and the events after it, or, with nil
-// snaps, by replaying the whole stream.
-func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer *events.Signer, trust *events.Trust, snaps *events.Snapshots) (*node, error) {
-	nc, js, err := connect(s)
-	if err != nil {
-		return nil, err
-	}
-	stream, err := events.Open(ctx, js, cfg)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	table := projections.NewTable(projections.DefaultWarn)
-	if snaps != nil {
-		table = projections.Restore(ctx, snaps, stream, trust, projections.DefaultWarn, quiet)
-		if table.Applied() == 0 {
-			nc.Close()
-			return nil, fmt.Errorf("the snapshot was not used")
-		}
-	}
-	f := projections.NewFollower(table, stream, trust, quiet)
+// from the newest snapshot beside the stream and the events after it, or,
+// unless fromSnapshot, by replaying the whole stream.
+func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer *events.Signer, trust *events.Trust, fromSnapshot bool) (*ledgerNode, error) {
+	ncfg := node.Config{Join: s.ClientURL(), Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn}
 	if os.Getenv("GOGC") == "" { // as serve does
-		f.StartGC = projections.CatchUpGC
+		ncfg.StartGC = projections.CatchUpGC
 	}
+	if fromSnapshot {
+		// It stores no snapshot in its short life.
+		ncfg.Parts, ncfg.SnapEvents, ncfg.SnapEvery = node.Snapshots, math.MaxUint64, time.Hour
+	}
+	n, err := node.New(ctx, ncfg)
+	if err != nil {
+		return nil, err
+	}
+	restored := n.Table().Applied()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); f.Run(runCtx) }()
-	n := &node{conn: nc, stream: stream, table: table, stop: sync.OnceFunc(func() { cancel(); <-done; nc.Close() })}
-	if err := f.WaitReady(ctx); err != nil {
-		n.stop()
+	go func() { defer close(done); n.Run(runCtx) }()
+	bn := &ledgerNode{conn: n.Conn(), stream: n.Stream(), table: n.Table(), ledger: n.Ledger(), stop: sync.OnceFunc(func() { cancel(); <-done })}
+	if fromSnapshot && restored == 0 {
+		bn.stop()
+		return nil, fmt.Errorf("the snapshot was not used")
+	}
+	if err := n.Follower().WaitReady(ctx); err != nil {
+		bn.stop()
 		return nil, err
 	}
-	n.ledger = commands.New(commands.Config{Log: stream, Projection: table, Now: time.Now, Signer: signer, Trust: trust})
-	return n, nil
+	return bn, nil
 }
 
 // connect opens a connection to s and its JetStream context; whoever has it
@@ -353,7 +350,7 @@ func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int
 // compareValidate serves n1's table on tokens.validate and a bare echo on the
 // same connection, and loads both alike from client: the same request bodies,
 // and the echo answers with a reply of the validation's size.
-func compareValidate(ctx context.Context, n1 *node, client *nats.Conn, samples []sample, n int) (echo, validate reqbench.Result, ratios []float64, err error) {
+func compareValidate(ctx context.Context, n1 *ledgerNode, client *nats.Conn, samples []sample, n int) (echo, validate reqbench.Result, ratios []float64, err error) {
 	svc, err := natsapi.Start(n1.conn, natsapi.Config{Prefix: "tokens", Ledger: n1.ledger, Table: n1.table, Now: time.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "0.0.0-bench"})
 	if err != nil {
@@ -386,7 +383,7 @@ func compareValidate(ctx context.Context, n1 *node, client *nats.Conn, samples [
 // revokeLatency revokes sampled tokens one by one through n1 and times, from
 // each acknowledgement, until n2's service (the only one running) refuses
 // the token. It revokes the last n samples, and returns the times in order.
-func revokeLatency(ctx context.Context, n1, n2 *node, client *nats.Conn, samples []sample, n int) ([]time.Duration, error) {
+func revokeLatency(ctx context.Context, n1, n2 *ledgerNode, client *nats.Conn, samples []sample, n int) ([]time.Duration, error) {
 	svc, err := natsapi.Start(n2.conn, natsapi.Config{Prefix: "tokens", Ledger: n2.ledger, Table: n2.table, Now: time.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "0.0.0-bench"})
 	if err != nil {
@@ -465,11 +462,11 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 			return out, err
 		}
 	}
-	node, err := startNode(ctx, s, cmdCfg, signer, trust, nil)
+	cmdNode, err := startNode(ctx, s, cmdCfg, signer, trust, false)
 	if err != nil {
 		return out, err
 	}
-	defer node.stop()
+	defer cmdNode.stop()
 	stopReading, err := drain(ctx, s, followedCfg)
 	if err != nil {
 		return out, err
@@ -511,7 +508,7 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 			var err error
 			switch (round + k) % 3 {
 			case 0:
-				c, err = creates(ctx, node.ledger, fmt.Sprintf("r%d", round), n)
+				c, err = creates(ctx, cmdNode.ledger, fmt.Sprintf("r%d", round), n)
 				out.cmd = max(out.cmd, c)
 			case 1:
 				f, err = concurrently(n, toFollowed)
