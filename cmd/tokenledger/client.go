@@ -137,7 +137,7 @@ func printTokens(w io.Writer, toks []natsapi.TokenInfo, asJSON bool, loc *time.L
 		return json.NewEncoder(w).Encode(toks)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCREATED\tEXPIRES\tFEATURES\tREADONLY\tSTATUS")
+	fmt.Fprintln(tw, "NAME\tCREATED\tEXPIRES\tSTATUS\tFEATURES\tREADONLY")
 	for _, t := range toks {
 		fmt.Fprintln(tw, tokenRow(t, loc))
 	}
@@ -147,7 +147,7 @@ func printTokens(w io.Writer, toks []natsapi.TokenInfo, asJSON bool, loc *time.L
 // printAccounts writes several accounts' tokens as one table.
 func printAccounts(w io.Writer, all map[string][]natsapi.TokenInfo, order []string, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tNAME\tCREATED\tEXPIRES\tFEATURES\tREADONLY\tSTATUS")
+	fmt.Fprintln(tw, "ACCOUNT\tNAME\tCREATED\tEXPIRES\tSTATUS\tFEATURES\tREADONLY")
 	for _, a := range order {
 		for _, t := range all[a] {
 			fmt.Fprintln(tw, a+"\t"+tokenRow(t, loc))
@@ -156,8 +156,9 @@ func printAccounts(w io.Writer, all map[string][]natsapi.TokenInfo, order []stri
 	return tw.Flush()
 }
 
-// tokenRow is a token's row of the list table. FEATURES is <all> for a token
-// with full access (no feature name has < or >), else its features.
+// tokenRow is a token's row of the list table: the four columns scripts
+// have always read (NAME CREATED EXPIRES STATUS), then FEATURES (<all> for a
+// token with full access: no feature name has < or >) and READONLY.
 func tokenRow(t natsapi.TokenInfo, loc *time.Location) string {
 	expires := "never"
 	if t.ExpiresAt != nil {
@@ -171,7 +172,7 @@ func tokenRow(t natsapi.TokenInfo, loc *time.Location) string {
 	if t.ReadOnly != 0 {
 		readOnly = "yes"
 	}
-	return t.Name + "\t" + time.Unix(t.CreateTime, 0).In(loc).Format(time.RFC3339) + "\t" + expires + "\t" + features + "\t" + readOnly + "\t" + t.Status
+	return t.Name + "\t" + time.Unix(t.CreateTime, 0).In(loc).Format(time.RFC3339) + "\t" + expires + "\t" + t.Status + "\t" + features + "\t" + readOnly
 }
 
 func (e *cli) rename(ctx context.Context, args []string) error {

@@ -31,14 +31,14 @@ func TestCLIFeaturesAndReadOnly(t *testing.T) {
 	mailReader := ""
 	json.Unmarshal(made["token"], &mailReader)
 
-	// The table: FEATURES and READONLY before STATUS.
+	// The table: the contract's four columns first, then FEATURES and READONLY.
 	table := mustCLI(t, url, "list", "--account", "bob")
 	lines := strings.Split(strings.TrimSpace(table), "\n")
-	if len(lines) != 5 || strings.Join(strings.Fields(lines[0]), " ") != "NAME CREATED EXPIRES FEATURES READONLY STATUS" {
+	if len(lines) != 5 || strings.Join(strings.Fields(lines[0]), " ") != "NAME CREATED EXPIRES STATUS FEATURES READONLY" {
 		t.Fatalf("list:\n%s", table)
 	}
-	for i, want := range []string{"full never <all> no active", "mail never email,ftp no active", "reader never <all> yes active",
-		"mail-reader never email yes active"} {
+	for i, want := range []string{"full never active <all> no", "mail never active email,ftp no", "reader never active <all> yes",
+		"mail-reader never active email yes"} {
 		f := strings.Fields(lines[i+1])
 		if have := strings.Join(append(f[:1:1], f[2:]...), " "); have != want {
 			t.Errorf("row %d: %q, want %q", i+1, have, want)
@@ -137,7 +137,7 @@ func TestCLISetFeaturesHistoryAndReplay(t *testing.T) {
 	for i, want := range []string{"email,ftp", "ftp", "dns,ftp", "<all>"} {
 		out := mustCLI(t, url, "replay", "--account", "bob", "--as-of", instants[i].Format(time.RFC3339Nano))
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) != 2 || strings.Fields(lines[1])[3] != want {
+		if len(lines) != 2 || strings.Fields(lines[1])[4] != want {
 			t.Errorf("replay --as-of instant %d:\n%s\nwant FEATURES %s", i, out, want)
 		}
 		var rows []listed
