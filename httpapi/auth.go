@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tokenledger/events"
+	"tokenledger/projections"
 )
 
 // principal is who a request acts as: an account, and the actor its changes
@@ -26,12 +27,12 @@ func (h *handler) authenticate(r *http.Request) (who principal, wait time.Durati
 	switch {
 	case strings.EqualFold(scheme, "cpanel"):
 		ip := clientAddr(r)
-		account, secret, ok := strings.Cut(strings.TrimSpace(cred), ":")
-		if !ok || events.CheckAccount(account) != nil {
+		account, secret, ok := tokenCredential(cred)
+		if !ok {
 			h.guard.failed(failToken, ip)
 			return principal{}, 0, false
 		}
-		res := h.cfg.Table.ValidateFrom(strings.TrimSpace(secret), account, ip, h.cfg.Now())
+		res := h.cfg.Table.ValidateFor(secret, account, ip, projections.Need{}, h.cfg.Now())
 		if !res.Valid {
 			h.guard.failed(failToken, ip)
 			return principal{}, 0, false
@@ -53,6 +54,37 @@ func (h *handler) authenticate(r *http.Request) (who principal, wait time.Durati
 		return accountPrincipal(account, r), 0, true
 	}
 	return principal{}, 0, false
+}
+
+// tokenCredential reads the ACCOUNT:TOKEN of "Authorization: cpanel …".
+func tokenCredential(cred string) (account, secret string, ok bool) {
+	account, secret, ok = strings.Cut(strings.TrimSpace(cred), ":")
+	return account, strings.TrimSpace(secret), ok && events.CheckAccount(account) == nil
+}
+
+// authorize says whether who, authenticated, may call fn: the account's
+// password may do anything; a token must have TokensFeature, and a
+// read-only one may call only functions that change nothing. The table
+// judges the token again, for what fn needs, so that what a token may do
+// is decided in one place. The answer is 0 when the call may go ahead, 403
+// with a message when the right is missing, and 401 when the token has
+// stopped being valid since it authenticated.
+func (h *handler) authorize(r *http.Request, who principal, fn string) (int, string) {
+	if who.actor.Kind != events.ActorToken {
+		return 0, ""
+	}
+	_, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	_, secret, _ := tokenCredential(cred)
+	res := h.cfg.Table.ValidateFor(secret, who.account, clientAddr(r), need(fn), h.cfg.Now())
+	switch {
+	case res.Valid:
+		return 0, ""
+	case res.Reason == projections.ReasonFeatureDenied:
+		return http.StatusForbidden, fmt.Sprintf("This API token has limited access without the feature “%s”, which Tokens::%s needs.", TokensFeature, fn)
+	case res.Reason == projections.ReasonReadOnly:
+		return http.StatusForbidden, fmt.Sprintf("This API token is read-only: it may call Tokens::list, not Tokens::%s.", fn)
+	}
+	return http.StatusUnauthorized, ""
 }
 
 // passwordLogin checks account's password, and returns the stamp of the

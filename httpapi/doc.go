@@ -21,6 +21,18 @@
 // for /metrics, and an account whose password keeps failing is locked for a
 // while (guard.go).
 //
+// A token may be limited to features (issue 18) and may be read-only. The
+// UAPI honours both: every Tokens function needs the feature "apitokens"
+// (TokensFeature; a token with full access has every feature), and only
+// list may be called by a read-only token. A token refused for either is
+// answered 403 with status 0 (its credential is good, the right is
+// missing), as is one giving more than it has (commands' unauthorized).
+// create_full_access takes readonly=1; create_limited_access (not cPanel's)
+// takes feature-1, feature-2, … in cPanel's numbered style; set_features
+// (not cPanel's) replaces a token's features, and gives full access back
+// only with full_access=1. A parameter that would change what a token may
+// do is refused by every function that does not take it, never ignored.
+//
 // The panel is server-rendered HTML with a stylesheet and a little
 // JavaScript, all embedded, behind a login with the account's password (of
 // at least MinPassword characters when set): sessions in an HttpOnly,

@@ -41,7 +41,11 @@ func (f fuzzNode) Create(ctx context.Context, c commands.Create) (commands.Creat
 		return commands.Created{}, err
 	}
 	return commands.Created{Secret: strings.Repeat("B", 32), Event: events.Event{At: f.now, Account: c.Account,
-		Data: events.TokenCreated{Name: c.Name, ExpiresAt: c.ExpiresAt, FullAccess: true}}}, nil
+		Data: events.TokenCreated{Name: c.Name, ExpiresAt: c.ExpiresAt, FullAccess: len(c.Features) == 0, Features: c.Features, ReadOnly: c.ReadOnly}}}, nil
+}
+
+func (f fuzzNode) SetFeatures(ctx context.Context, c commands.SetFeatures) error {
+	return f.refused("set-features", c.Check())
 }
 
 func (f fuzzNode) Rename(ctx context.Context, c commands.Rename) error {
@@ -64,7 +68,7 @@ func (f fuzzNode) List(account string, now time.Time) []projections.Row {
 	return []projections.Row{{Name: "deploy", Created: f.now, Status: projections.Active, FullAccess: true}}
 }
 
-func (f fuzzNode) ValidateFrom(secret, account string, ip netip.Addr, now time.Time) projections.Result {
+func (f fuzzNode) ValidateFor(secret, account string, ip netip.Addr, need projections.Need, now time.Time) projections.Result {
 	if secret == fuzzSecret && account == "bob" {
 		return projections.Result{Valid: true, Account: "bob", Name: "admin", Status: projections.Active}
 	}
@@ -81,7 +85,7 @@ func (f fuzzNode) WaitApplied(ctx context.Context, seq uint64) error {
 	return context.Canceled
 }
 
-var fuzzFunctions = []string{fnCreate, fnList, fnRename, fnRevoke, fnRotate, "nope"}
+var fuzzFunctions = []string{fnCreate, fnList, fnRename, fnRevoke, fnRotate, fnCreateLimited, fnSetFeatures, "nope"}
 
 // FuzzParams sends the UAPI any query string and form body, on /execute/
 // or (fn's high bit set) through /json-api/cpanel: the reply is always one
@@ -101,6 +105,9 @@ func FuzzParams(f *testing.F) {
 	f.Add(uint8(4), "name=deploy&grace=-1", "grace=1e9", "application/x-www-form-urlencoded")
 	f.Add(uint8(1), "%zz&;;==", "%", "application/x-www-form-urlencoded")
 	f.Add(uint8(0x83), "name=a&cpanel_jsonapi_func=nope", "", "")
+	f.Add(uint8(5), "name=a&feature-1=email&feature-2=ftp&readonly=1", "", "")
+	f.Add(uint8(6), "name=deploy&feature=email&feature-x=dns&full_access=1", "", "")
+	f.Add(uint8(0), "name=a&readonly=2&acl-1=all", "", "")
 	now := time.Unix(1_800_000_000, 0)
 	f.Fuzz(func(t *testing.T, fn uint8, query, body, contentType string) {
 		name := fuzzFunctions[int(fn)%len(fuzzFunctions)]
@@ -181,6 +188,11 @@ func FuzzParams(f *testing.F) {
 		}
 		if at, err := parseExpiresAt(form.Get("expires_at"), now, time.UTC); err == nil && at != nil && *at <= now.Unix() {
 			t.Fatalf("expires_at %d accepted at %d", *at, now.Unix())
+		}
+		if features, err := parseFeatures(form); err == nil {
+			if _, err := events.ParseFeatures(features); err != nil {
+				t.Fatalf("features %q accepted: %v", features, err)
+			}
 		}
 		if ips, err := parseWhitelist(form); err == nil {
 			if _, err := events.ParsePrefixes(ips); err != nil {

@@ -38,12 +38,15 @@ type Ledger interface {
 	Rename(ctx context.Context, c commands.Rename) error
 	Revoke(ctx context.Context, c commands.Revoke) error
 	Rotate(ctx context.Context, c commands.Rotate) (commands.Created, error)
+	SetFeatures(ctx context.Context, c commands.SetFeatures) error
 }
 
 // Table is what the HTTP transport needs of the read side (*projections.Table).
 type Table interface {
 	List(account string, now time.Time) []projections.Row
-	ValidateFrom(secret, account string, ip netip.Addr, now time.Time) projections.Result
+	// ValidateFor judges a token for a use: valid, from ip, and with what
+	// the use needs (feature_denied, read_only).
+	ValidateFor(secret, account string, ip netip.Addr, need projections.Need, now time.Time) projections.Result
 	CountByStatus(now time.Time) map[string]int
 	// Applied and WaitApplied say how far the table has followed the
 	// stream, for a revoke that must wait for another node's change.

@@ -121,6 +121,20 @@ func (n *node) mustToken(tb testing.TB, account, name string, expiresAt *int64) 
 	return c.Secret
 }
 
+// mustLimitedToken creates a token with features (none: full access) and
+// read-only or not, straight through the ledger, and returns its secret.
+func (n *node) mustLimitedToken(tb testing.TB, account, name string, readOnly bool, features ...string) string {
+	tb.Helper()
+	c, err := n.Ledger.Create(context.Background(), commands.Create{
+		Account: account, Name: name, Features: features, ReadOnly: readOnly,
+		Actor: events.Actor{Kind: events.ActorOperator, Name: "test"},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c.Secret
+}
+
 // names lists the account's live token names, oldest first.
 func (n *node) names(account string) []string {
 	var out []string

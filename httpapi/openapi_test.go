@@ -37,6 +37,8 @@ type apiCall struct {
 func TestOpenAPI(t *testing.T) {
 	n := mustNode(t, withUses)
 	admin := cpanel("bob", n.mustToken(t, "bob", "admin", nil))
+	limited := cpanel("bob", n.mustLimitedToken(t, "bob", "no-tokens", false, "email"))
+	readOnly := cpanel("bob", n.mustLimitedToken(t, "bob", "reader", true))
 	catchingUp := httptest.NewServer(httpapi.New(httpapi.Config{Ready: func() bool { return false }}))
 	t.Cleanup(catchingUp.Close)
 	inADay := strconv.FormatInt(n.Clock.Now().Add(24*time.Hour).Unix(), 10)
@@ -64,6 +66,21 @@ func TestOpenAPI(t *testing.T) {
 		{name: "create without a credential", path: "/execute/Tokens/create_full_access", status: 401, query: q("name", "x")},
 		{name: "create while catching up", base: catchingUp.URL, path: "/execute/Tokens/create_full_access", auth: admin, status: 503, query: q("name", "x")},
 		{name: "create with a bad name", path: "/execute/Tokens/create_full_access", auth: admin, status: 200, query: q("name", "a b"), refused: true},
+		{name: "create read-only", path: "/execute/Tokens/create_full_access", auth: admin, status: 200, query: q("name", "ro", "readonly", "1")},
+		{name: "create with a feature", path: "/execute/Tokens/create_full_access", auth: admin, status: 200, query: q("name", "x", "feature-1", "email"), refused: true},
+		{name: "create by a read-only token", path: "/execute/Tokens/create_full_access", auth: readOnly, status: 403, query: q("name", "x")},
+		{name: "create limited", path: "/execute/Tokens/create_limited_access", auth: admin, status: 200,
+			query: q("name", "mail", "feature-1", "email", "feature-2", httpapi.TokensFeature, "expires_at", inADay, "readonly", "0", "whitelist_ip", "192.0.2.1")},
+		{name: "create limited, no feature", path: "/execute/Tokens/create_limited_access", auth: admin, status: 200, query: q("name", "y"), refused: true},
+		{name: "create limited without the feature apitokens", path: "/execute/Tokens/create_limited_access", auth: limited, status: 403, query: q("name", "y", "feature", "email")},
+		{name: "create limited without a credential", path: "/execute/Tokens/create_limited_access", status: 401, query: q("name", "y", "feature", "email")},
+		{name: "set features", path: "/execute/Tokens/set_features", auth: admin, status: 200, query: q("name", "mail", "feature-1", "dns")},
+		{name: "set features back to full access", path: "/execute/Tokens/set_features", auth: admin, status: 200, query: q("name", "mail", "full_access", "1")},
+		{name: "set no features", path: "/execute/Tokens/set_features", auth: admin, status: 200, query: q("name", "mail"), refused: true},
+		{name: "set features by a token without apitokens", path: "/execute/Tokens/set_features", auth: limited, status: 403, query: q("name", "mail", "full_access", "1")},
+		{name: "set features without a credential", path: "/execute/Tokens/set_features", status: 401, query: q("name", "mail", "full_access", "1")},
+		{name: "list by a read-only token", path: "/execute/Tokens/list", auth: readOnly, status: 200},
+		{name: "list without the feature apitokens", path: "/execute/Tokens/list", auth: limited, status: 403},
 		{name: "list", path: "/execute/Tokens/list", auth: admin, status: 200},
 		{name: "list with a wrong password", path: "/execute/Tokens/list", auth: basic("bob", "guess"), status: 401},
 		{name: "rename", path: "/execute/Tokens/rename", auth: admin, status: 200, query: q("name", "ci", "new_name", "ci2")},
@@ -81,6 +98,9 @@ func TestOpenAPI(t *testing.T) {
 		{name: "json-api rotate", path: "/json-api/cpanel", auth: admin, status: 200, query: jq("rotate", "name", "via-json-2")},
 		{name: "json-api revoke", path: "/json-api/cpanel", auth: admin, status: 200, query: jq("revoke", "name-0", "via-json-2", "name-1", "forever")},
 		{name: "json-api without a credential", path: "/json-api/cpanel", status: 401, query: jq("list")},
+		{name: "json-api create limited", path: "/json-api/cpanel", auth: admin, status: 200, query: jq("create_limited_access", "name", "j-limited", "feature-1", "email", "readonly", "1")},
+		{name: "json-api set features", path: "/json-api/cpanel", auth: admin, status: 200, query: jq("set_features", "name", "j-limited", "full_access", "1")},
+		{name: "json-api without the feature apitokens", path: "/json-api/cpanel", auth: limited, status: 403, query: jq("list")},
 		{name: "json-api as another account", path: "/json-api/cpanel", auth: admin, status: 403, query: jq("list", "cpanel_jsonapi_user", "carol")},
 		{name: "json-api, an unknown function", path: "/json-api/cpanel", auth: admin, status: 404, query: jq("nope"), refused: true},
 		{name: "json-api, cPanel API 2", path: "/json-api/cpanel", auth: admin, status: 400, refused: true,

@@ -14,6 +14,7 @@ import (
 
 	"tokenledger/commands"
 	"tokenledger/events"
+	"tokenledger/projections"
 )
 
 // envelope is UAPI's reply, as cPanel's /execute/ sends it. Scripts look at
@@ -86,8 +87,10 @@ var refusals = map[string]struct {
 		fnCreate: "A conflicting API token with the name “%[1]s” already exists.",
 		fnRename: "A conflicting API token with the name “%[2]s” already exists.",
 	}},
-	events.Conflict:     {status: http.StatusOK},
-	events.Unauthorized: {status: http.StatusUnauthorized},
+	events.Conflict: {status: http.StatusOK},
+	// A command the acting token has no right to give: the credential is
+	// good, the right is missing.
+	events.Unauthorized: {status: http.StatusForbidden},
 	events.Unavailable:  {status: http.StatusServiceUnavailable},
 	events.Internal:     {status: http.StatusInternalServerError},
 }
@@ -107,12 +110,19 @@ func refusal(fn string, err error, name, newName string) (int, string) {
 
 // The Tokens module's functions, by the names cPanel gives them.
 const (
-	fnCreate = "create_full_access"
-	fnList   = "list"
-	fnRename = "rename"
-	fnRevoke = "revoke"
-	fnRotate = "rotate" // not cPanel's: a new secret for a token, see Ledger.Rotate
+	fnCreate        = "create_full_access"
+	fnCreateLimited = "create_limited_access" // not cPanel's: a token with features, in cPanel's parameter style
+	fnList          = "list"
+	fnRename        = "rename"
+	fnRevoke        = "revoke"
+	fnRotate        = "rotate"       // not cPanel's: a new secret for a token, see Ledger.Rotate
+	fnSetFeatures   = "set_features" // not cPanel's: change a token's features, see Ledger.SetFeatures
 )
+
+// TokensFeature is the feature a token with limited access needs to call
+// any Tokens function; a token with full access has every feature. Named
+// after cPanel's own feature for the "Manage API Tokens" page.
+const TokensFeature = "apitokens"
 
 // call is one UAPI call: who makes it and with what parameters. A function
 // sets name and newName to the names an error message should quote, and
@@ -125,12 +135,29 @@ type call struct {
 	metadata      map[string]any
 }
 
-var functions = map[string]func(*handler, context.Context, *call) (any, error){
-	fnCreate: (*handler).createFullAccess,
-	fnList:   (*handler).list,
-	fnRename: (*handler).rename,
-	fnRevoke: (*handler).revoke,
-	fnRotate: (*handler).rotate,
+// function is one Tokens function: what it does, whether it changes
+// anything (a read-only token may call only those that do not), and which
+// of the parameters that set what a token may do it takes (limiting).
+type function struct {
+	run      func(*handler, context.Context, *call) (any, error)
+	write    bool
+	limiting []string
+}
+
+var functions = map[string]function{
+	fnCreate:        {run: (*handler).createFullAccess, write: true, limiting: []string{"readonly"}},
+	fnCreateLimited: {run: (*handler).createLimitedAccess, write: true, limiting: []string{"feature", "readonly"}},
+	fnList:          {run: (*handler).list},
+	fnRename:        {run: (*handler).rename, write: true},
+	fnRevoke:        {run: (*handler).revoke, write: true},
+	fnRotate:        {run: (*handler).rotate, write: true},
+	fnSetFeatures:   {run: (*handler).setFeatures, write: true, limiting: []string{"feature", "full_access"}},
+}
+
+// need is what a token must have to call fn: the Tokens feature, and the
+// right to write for a function that changes anything.
+func need(fn string) projections.Need {
+	return projections.Need{Features: []string{TokensFeature}, Write: functions[fn].write}
 }
 
 // execute serves /execute/Tokens/<function>, cPanel's UAPI over HTTP.
@@ -144,7 +171,7 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
 // lookup finds the function fn of module, or says why not with an HTTP
 // status and message.
 func lookup(module, fn string) (string, int, string) {
-	if module != "Tokens" || functions[fn] == nil {
+	if module != "Tokens" || functions[fn].run == nil {
 		return "", http.StatusNotFound, fmt.Sprintf("The function “%s” does not exist in the module “%s”.", clip(fn), clip(module))
 	}
 	return fn, 0, ""
@@ -190,10 +217,24 @@ func (h *handler) serveUAPI(w http.ResponseWriter, r *http.Request, reply replie
 		refuse(http.StatusServiceUnavailable, "This server is catching up with the ledger; try again in a moment.")
 		return
 	}
+	switch status, msg := h.authorize(r, who, fn); status {
+	case 0:
+	case http.StatusUnauthorized:
+		unauthorized(w, 0, reply)
+		return
+	default:
+		h.metrics.call(fn, status)
+		refuse(status, msg)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
 	defer cancel()
 	c := &call{who: who, form: r.Form, now: h.cfg.Now()}
-	data, err := functions[fn](h, ctx, c)
+	var data any
+	err := checkLimiting(fn, r.Form)
+	if err == nil {
+		data, err = functions[fn].run(h, ctx, c)
+	}
 	if err != nil {
 		status, msg := refusal(fn, err, c.name, c.newName)
 		if events.ErrorCode(err) == events.Internal {
@@ -233,13 +274,32 @@ func crossSite(r *http.Request) bool {
 	return true
 }
 
-// created is create_full_access's data.
+// created is create_full_access's data, and create_limited_access's and
+// rotate's. Features and ReadOnly are not cPanel's: new fields, with
+// readonly sent only when set, as cPanel's list sends it.
 type created struct {
-	Name          string `json:"name"`
-	Token         string `json:"token"`
-	CreateTime    int64  `json:"create_time"`
-	ExpiresAt     *int64 `json:"expires_at"`
-	HasFullAccess int    `json:"has_full_access"`
+	Name          string   `json:"name"`
+	Token         string   `json:"token"`
+	CreateTime    int64    `json:"create_time"`
+	ExpiresAt     *int64   `json:"expires_at"`
+	HasFullAccess int      `json:"has_full_access"`
+	Features      []string `json:"features"` // none (an empty array) for full access
+	ReadOnly      int      `json:"readonly,omitempty"`
+}
+
+// createdFrom is what a create shows of the token it created.
+func createdFrom(t commands.Created) created {
+	d := t.Event.Data.(events.TokenCreated)
+	return created{Name: d.Name, Token: t.Secret, CreateTime: t.Event.At.Unix(), ExpiresAt: d.ExpiresAt,
+		HasFullAccess: flag(len(d.Features) == 0), Features: nonNil(d.Features), ReadOnly: flag(d.ReadOnly)}
+}
+
+// nonNil is features as UAPI lists them: an empty array for none.
+func nonNil(features []string) []string {
+	if features == nil {
+		return []string{}
+	}
+	return features
 }
 
 // listed is one token in list's data, with cPanel's fields first. Status,
@@ -250,13 +310,36 @@ type listed struct {
 	CreateTime    int64    `json:"create_time"`
 	ExpiresAt     *int64   `json:"expires_at"`
 	HasFullAccess int      `json:"has_full_access"`
-	Features      []string `json:"features"` // none (an empty array) for full access, as cPanel lists it
+	Features      []string `json:"features"`           // none (an empty array) for full access, as cPanel lists it
+	ReadOnly      int      `json:"readonly,omitempty"` // 1 for a read-only token, as cPanel 11.137 lists it
 	Status        string   `json:"status"`
 	LastUsed      *int64   `json:"last_used"`
 	AllowedIPs    []string `json:"allowed_ips,omitempty"`
 }
 
 func (h *handler) createFullAccess(ctx context.Context, c *call) (any, error) {
+	return h.createToken(ctx, c, nil)
+}
+
+// createLimitedAccess creates a token with the features named feature-1,
+// feature-2, … (at least one): cPanel's Tokens module has no such
+// function, so it takes create_full_access's parameters and cPanel's
+// numbered style for the features.
+func (h *handler) createLimitedAccess(ctx context.Context, c *call) (any, error) {
+	c.name = c.form.Get("name")
+	features, err := parseFeatures(c.form)
+	if err != nil {
+		return nil, err
+	}
+	if len(features) == 0 {
+		return nil, events.Errorf(events.Invalid, "Provide at least one “feature-N” parameter: a token without features has full access (create_full_access).")
+	}
+	return h.createToken(ctx, c, features)
+}
+
+// createToken creates a token with features (none: full access) from the
+// parameters both create functions take.
+func (h *handler) createToken(ctx context.Context, c *call, features []string) (any, error) {
 	c.name = c.form.Get("name")
 	if err := checkName("name", c.name); err != nil {
 		return nil, err
@@ -269,12 +352,50 @@ func (h *handler) createFullAccess(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := h.cfg.Ledger.Create(ctx, commands.Create{Account: c.who.account, Name: c.name, ExpiresAt: expires, AllowedIPs: allowed, Actor: c.who.actor})
+	readOnly, err := parseFlag(c.form, "readonly")
 	if err != nil {
 		return nil, err
 	}
-	d := t.Event.Data.(events.TokenCreated)
-	return created{Name: d.Name, Token: t.Secret, CreateTime: t.Event.At.Unix(), ExpiresAt: d.ExpiresAt, HasFullAccess: 1}, nil
+	t, err := h.cfg.Ledger.Create(ctx, commands.Create{Account: c.who.account, Name: c.name, ExpiresAt: expires, AllowedIPs: allowed,
+		Features: features, ReadOnly: readOnly, Actor: c.who.actor})
+	if err != nil {
+		return nil, err
+	}
+	return createdFrom(t), nil
+}
+
+// setFeatures replaces a token's features with feature-1, feature-2, …, or
+// gives it full access again with full_access=1 (and no feature-N): a
+// call that names no feature never widens a token by accident.
+func (h *handler) setFeatures(ctx context.Context, c *call) (any, error) {
+	c.name = c.form.Get("name")
+	if err := checkName("name", c.name); err != nil {
+		return nil, err
+	}
+	features, err := parseFeatures(c.form)
+	if err != nil {
+		return nil, err
+	}
+	full, err := parseFlag(c.form, "full_access")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case full && len(features) > 0:
+		return nil, events.Errorf(events.Invalid, "“full_access=1” gives the token every feature: give it without “feature-N” parameters.")
+	case !full && len(features) == 0:
+		return nil, events.Errorf(events.Invalid, "Provide “feature-N” parameters, or “full_access=1” to give the token full access again.")
+	}
+	err = h.cfg.Ledger.SetFeatures(ctx, commands.SetFeatures{Account: c.who.account, Name: c.name, Features: features, Actor: c.who.actor})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range h.cfg.Table.List(c.who.account, c.now) {
+		if r.Name == c.name {
+			return listedFrom(r), nil
+		}
+	}
+	return nil, events.Errorf(events.NotFound, "The API token “%s” does not exist.", c.name)
 }
 
 // list answers as cPanel's Tokens::list does, metadata and all: cPanel
@@ -283,11 +404,16 @@ func (h *handler) list(ctx context.Context, c *call) (any, error) {
 	rows := h.cfg.Table.List(c.who.account, c.now)
 	out := make([]listed, len(rows))
 	for i, r := range rows {
-		out[i] = listed{Name: r.Name, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt, HasFullAccess: flag(r.FullAccess),
-			Features: []string{}, Status: r.Status, LastUsed: r.LastUsed, AllowedIPs: r.AllowedIPs}
+		out[i] = listedFrom(r)
 	}
 	c.metadata = map[string]any{"transformed": 1}
 	return out, nil
+}
+
+// listedFrom is a row of the table as list shows it.
+func listedFrom(r projections.Row) listed {
+	return listed{Name: r.Name, CreateTime: r.Created.Unix(), ExpiresAt: r.ExpiresAt, HasFullAccess: flag(r.FullAccess),
+		Features: nonNil(r.Features), ReadOnly: flag(r.ReadOnly), Status: r.Status, LastUsed: r.LastUsed, AllowedIPs: r.AllowedIPs}
 }
 
 // flag is a boolean as UAPI writes one.
@@ -390,13 +516,14 @@ func (h *handler) rotate(ctx context.Context, c *call) (any, error) {
 // rotated is what a rotation shows: the token as it stands, with its new
 // secret. The reply to Rotate comes after the table has applied it.
 func (h *handler) rotated(account string, t commands.Created, now time.Time) created {
-	out := created{Token: t.Secret, CreateTime: t.Event.At.Unix(), HasFullAccess: 1}
+	out := created{Token: t.Secret, CreateTime: t.Event.At.Unix(), HasFullAccess: 1, Features: []string{}}
 	if d, ok := t.Event.Data.(events.TokenRotated); ok {
 		out.Name = d.Name
 	}
 	for _, r := range h.cfg.Table.List(account, now) {
 		if r.TokenID == t.Event.TokenID {
 			out.Name, out.CreateTime, out.ExpiresAt = r.Name, r.Created.Unix(), r.ExpiresAt
+			out.HasFullAccess, out.Features, out.ReadOnly = flag(r.FullAccess), nonNil(r.Features), flag(r.ReadOnly)
 			break
 		}
 	}
@@ -417,6 +544,63 @@ func parseGrace(v string) (time.Duration, error) {
 		return 0, events.Errorf(events.Invalid, "The “grace” value “%s” is not a number of seconds from 0 to %d.", clip(v), int64(maxGrace/time.Second))
 	}
 	return time.Duration(n) * time.Second, nil
+}
+
+// parseFlag reads a UAPI boolean: empty or 0 is false, 1 is true, and
+// anything else is refused rather than guessed at.
+func parseFlag(form url.Values, key string) (bool, error) {
+	switch v := form.Get(key); v {
+	case "", "0":
+		return false, nil
+	case "1":
+		return true, nil
+	default:
+		return false, events.Errorf(events.Invalid, "The “%s” value “%s” must be 0 or 1.", key, clip(v))
+	}
+}
+
+// parseFeatures reads feature and feature-1, feature-2, …: each a feature
+// name, at most events.MaxFeatures, returned sorted without repeats.
+func parseFeatures(form url.Values) ([]string, error) {
+	list := numbered(form, "feature")
+	for _, f := range list {
+		if events.CheckFeature(f) != nil {
+			return nil, events.Errorf(events.Invalid, "The “feature” value “%s” is not a valid feature name: use 1 to %d lowercase letters (a-z), numbers (0-9), dots (.), colons (:), dashes (-) and underscores (_), starting with a letter or number.",
+				clip(f), events.MaxFeatureLen)
+		}
+	}
+	features, err := events.ParseFeatures(list)
+	if err != nil {
+		return nil, events.Errorf(events.Invalid, "Give at most %d “feature” values.", events.MaxFeatures)
+	}
+	return features, nil
+}
+
+// limitingParams are the parameters that say what a token may do, by
+// their names without a -N: each function takes the ones it lists, and a
+// call that gives another (WHM's acl-N among them) is refused, never
+// ignored, so that no client that asked for less gets more.
+var limitingParams = []string{"feature", "features", "readonly", "read_only", "full_access", "has_full_access", "acl", "acls"}
+
+// checkLimiting refuses a call to fn with a limiting parameter fn does not
+// take, or one misnamed (feature-x).
+func checkLimiting(fn string, form url.Values) error {
+	for k := range form {
+		base, num, numbered := strings.Cut(k, "-")
+		if !slices.Contains(limitingParams, base) {
+			continue
+		}
+		if !slices.Contains(functions[fn].limiting, base) {
+			if fn == fnCreate && base == "feature" {
+				return events.Errorf(events.Invalid, "Tokens::create_full_access gives full access and takes no “%s”: call Tokens::create_limited_access for a token with features.", clip(k))
+			}
+			return events.Errorf(events.Invalid, "Tokens::%s does not take the parameter “%s”.", fn, clip(k))
+		}
+		if n, err := strconv.Atoi(num); numbered && (base != "feature" || err != nil || n < 0) {
+			return events.Errorf(events.Invalid, "The parameter “%s” is not understood: name features “feature-1”, “feature-2”, ….", clip(k))
+		}
+	}
+	return nil
 }
 
 // parseWhitelist reads create_full_access's address allow-list, named as WHM
