@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"testing"
@@ -89,7 +90,7 @@ func TestNodeServesUntilItsContextEnds(t *testing.T) {
 	if len(serving) > 0 {
 		t.Error("the node said twice that it was serving")
 	}
-	if _, err := client.Request("tokens.validate", body, time.Second); err != nats.ErrNoResponders {
+	if _, err := client.Request("tokens.validate", body, time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Errorf("validate after the node stopped: %v, want no responders", err)
 	}
 	if _, err := http.Get(n.HTTPURL() + "/readyz"); err == nil {
