@@ -103,7 +103,7 @@ func (fs *flagSet) env(name, variable string) { fs.envs[name] = variable }
 var arguments = map[string]bool{
 	"account": true, "name": true, "new-name": true, "expires": true, "expires-at": true, "allow-ip": true,
 	"grace": true, "ip": true, "token-id": true, "since": true, "until": true, "as-of": true, "json": true,
-	"csv": true, "signatures-only": true, "feature": true, "readonly": true,
+	"csv": true, "signatures-only": true, "feature": true, "readonly": true, "write": true,
 }
 
 // envName is the environment variable of flag name, "" for none.

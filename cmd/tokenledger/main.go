@@ -44,10 +44,11 @@ commands:
   passwd     add or change an account's password for the HTTP API and panel: --accounts FILE ACCOUNT (password on stdin)
 
 Clients connect as the operator whose credentials the node keeps in --data-dir
-(./data), or as --nkey FILE. Every flag can be set by an environment variable,
-TOKENLEDGER_ and the flag's name in capitals (--data-dir: TOKENLEDGER_DATA_DIR),
-except serve's --nats: TOKENLEDGER_SERVE_NATS. Run 'tokenledger COMMAND -h' for
-a command's flags.`
+(./data), or as --nkey FILE. Every setting can come from an environment
+variable, TOKENLEDGER_ and the flag's name in capitals (--data-dir:
+TOKENLEDGER_DATA_DIR); a command's arguments (--account, --name, ...) cannot.
+serve joins with its own TOKENLEDGER_SERVE_* variables. Run
+'tokenledger COMMAND -h' for a command's flags and their variables.`
 
 // run is the whole program; main only maps its error to an exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
