@@ -99,12 +99,13 @@ type tableRow struct {
 	Color   string `json:"color"`
 	Icon    bool   `json:"icon"`
 	Expires string `json:"expires"`
+	Access  string `json:"access"`
 }
 
 const readTable = `Array.from(document.querySelectorAll("#tokens tbody tr[data-name]")).map(function (r) {
   return {name: r.dataset.name, status: r.className.replace("status-", ""),
     color: getComputedStyle(r.cells[1]).backgroundColor, icon: r.querySelector("svg.icon") !== null,
-    expires: r.cells[3].innerText.trim()};
+    expires: r.cells[3].innerText.trim(), access: r.cells[5].innerText.trim()};
 })`
 
 // TestPanelInBrowser drives the panel in a real headless Chromium as a user
@@ -202,13 +203,13 @@ func TestPanelInBrowser(t *testing.T) {
 	if r := rows[1]; r.Status != "expired" || !r.Icon || r.Color != "rgb(249, 223, 223)" || !strings.Contains(r.Expires, "Expired") {
 		t.Errorf("expired row: %+v", r)
 	}
-	if r := rows[2]; r.Status != "active" || r.Icon || r.Expires != "Never" {
+	if r := rows[2]; r.Status != "active" || r.Icon || r.Expires != "Never" || r.Access != "Full access" {
 		t.Errorf("active row: %+v", r)
 	}
-	// The columns are named as on cPanel's page, with Last used beside them.
+	// The columns are named as on cPanel's page, with Last used and Access beside them.
 	var columns []string
 	run("columns", into(&columns, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#tokens thead th")).map(function (th) { return th.innerText.trim(); })`)))
-	if want := []string{"", "Token Name", "Created", "Expires", "Last used", "Manage"}; !slices.Equal(columns, want) {
+	if want := []string{"", "Token Name", "Created", "Expires", "Last used", "Access", "Manage"}; !slices.Equal(columns, want) {
 		t.Errorf("table columns %q, want %q", columns, want)
 	}
 
@@ -253,13 +254,19 @@ func TestPanelInBrowser(t *testing.T) {
 		t.Fatalf("default expiry date %q, want %q", date, want)
 	}
 
+	// Two features picked from the operator's list make a limited token.
+	run("pick features",
+		chromedp.Click(chromedp.CSS("#feature-apitokens")),
+		chromedp.Click(chromedp.CSS("#feature-cron")))
+
 	// The secret shows once, with Copy and "Yes, I Saved My Token", on a
 	// page the create redirected to.
-	var secret, url string
+	var secret, url, access string
 	run("create",
 		loads(chromedp.Click(chromedp.CSS("#create-submit"))),
 		chromedp.WaitVisible(chromedp.CSS("#secret")),
 		into(&secret, chromedp.Value(chromedp.CSS("#secret"))),
+		into(&access, chromedp.Text(chromedp.CSS("#secret-access"))),
 		into(&url, chromedp.Location()),
 		chromedp.Click(chromedp.CSS("#copy")),
 		chromedp.WaitVisible(chromedp.CSS("#copy-done")), shot("secret"))
@@ -269,6 +276,9 @@ func TestPanelInBrowser(t *testing.T) {
 	res := n.Table.Validate(secret, "bob", n.Clock.Now())
 	if !events.IsSecretShaped(secret) || !res.Valid || res.Name != "web-deploy" {
 		t.Fatalf("the secret shown does not validate: %+v", res)
+	}
+	if access != "apitokens, cron" || !slices.Equal(res.Features, []string{"apitokens", "cron"}) || res.ReadOnly {
+		t.Fatalf("the limited token: the page says %q, the table has %+v", access, res)
 	}
 	if want, _ := events.ParseDate(date, n.Location); res.ExpiresAt == nil || *res.ExpiresAt != want.Unix() {
 		t.Fatalf("expiry %v, want 23:59:59 of %s", res.ExpiresAt, date)
@@ -288,8 +298,27 @@ func TestPanelInBrowser(t *testing.T) {
 	if have := n.names("bob"); !slices.Equal(have, before) || !slices.Contains(have, "web-deploy") {
 		t.Fatalf("after the reload: %v, want %v", have, before)
 	}
-	if have := names(table("after create")); !slices.Contains(have, "web-deploy") {
-		t.Fatalf("after create: %v", have)
+	rows = table("after create")
+	if i := slices.IndexFunc(rows, func(r tableRow) bool { return r.Name == "web-deploy" }); i < 0 || rows[i].Access != "apitokens, cron" {
+		t.Fatalf("after create: %+v", rows)
+	}
+
+	// Manage: change the features, from the operator's list.
+	run("change features",
+		loads(chromedp.Click(chromedp.CSS(`#tokens tr[data-name="web-deploy"] a.btn`))),
+		chromedp.WaitVisible(chromedp.CSS("#set-features")),
+		into(&access, chromedp.Text(chromedp.CSS("#manage-access"))),
+		chromedp.Click(chromedp.CSS("#feature-cron")),
+		chromedp.Click(chromedp.CSS("#feature-mysql")), shot("features"),
+		loads(chromedp.Click(chromedp.CSS("#set-features"))),
+		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		into(&text, chromedp.Text(chromedp.CSS("#flash"))))
+	if access != "apitokens, cron" || text != "The API token “web-deploy” may now use: apitokens, mysql." {
+		t.Fatalf("manage showed %q; change features flash %q", access, text)
+	}
+	rows = table("after changing features")
+	if i := slices.IndexFunc(rows, func(r tableRow) bool { return r.Name == "web-deploy" }); i < 0 || rows[i].Access != "apitokens, mysql" {
+		t.Fatalf("after changing features: %+v", rows)
 	}
 
 	// Manage: rename.

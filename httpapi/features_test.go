@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"tokenledger/httpapi"
@@ -250,5 +253,66 @@ func TestLimitingParamsRefused(t *testing.T) {
 	}
 	if r := n.rows(t, admin)["admin"]; r.HasFullAccess != 1 {
 		t.Fatalf("admin: %+v", r)
+	}
+}
+
+// TestPanelFeatures: the panel's forms create a read-only token and change
+// a token's features, and never widen one to full access because no box
+// was checked.
+func TestPanelFeatures(t *testing.T) {
+	n := mustNode(t)
+	n.mustLimitedToken(t, "bob", "mail", false, "email")
+	b := newBrowser(t, n.URL, nil)
+	b.login("bob", passwords["bob"])
+	csrf := b.csrf()
+
+	if p := b.do("GET", "/create", nil); !strings.Contains(p.body, `id="feature-apitokens"`) || !strings.Contains(p.body, `id="feature-addondomains"`) {
+		t.Fatalf("the create form does not offer the default features:\n%s", p.body)
+	}
+	b.do("POST", "/create", url.Values{"csrf": {csrf}, "name": {"ro"}, "expiry": {"never"}, "readonly": {"1"}})
+	if r := n.rows(t, basic("bob", passwords["bob"]))["ro"]; r.HasFullAccess != 1 || r.ReadOnly == nil {
+		t.Fatalf("read-only from the panel: %+v", r)
+	}
+	if p := b.do("POST", "/create", url.Values{"csrf": {csrf}, "name": {"x"}, "expiry": {"never"}, "feature": {"Bad"}}); !strings.Contains(p.body, "not a valid feature name") {
+		t.Fatalf("a bad feature: %s", p.body)
+	}
+	if p := b.do("POST", "/features", url.Values{"csrf": {csrf}, "name": {"mail"}, "access": {"limited"}}); !strings.Contains(p.body, "Check at least one feature") {
+		t.Fatalf("limited with nothing checked: %s", p.body)
+	}
+	if p := b.do("GET", "/manage?name=mail", nil); !strings.Contains(p.body, `id="feature-email" checked`) {
+		t.Fatalf("the manage page does not show the token's own feature checked:\n%s", p.body)
+	}
+	b.do("POST", "/features", url.Values{"csrf": {csrf}, "name": {"mail"}, "access": {"limited"}, "feature": {"email", "cron"}})
+	if r := n.rows(t, basic("bob", passwords["bob"]))["mail"]; !slices.Equal(r.Features, []string{"cron", "email"}) {
+		t.Fatalf("after the change: %+v", r)
+	}
+	b.do("POST", "/features", url.Values{"csrf": {csrf}, "name": {"mail"}, "access": {"full"}, "feature": {"cron"}})
+	if r := n.rows(t, basic("bob", passwords["bob"]))["mail"]; r.HasFullAccess != 1 {
+		t.Fatalf("full access again: %+v", r)
+	}
+}
+
+func TestReadFeatures(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, file string
+		want       []string
+		ok         bool
+	}{
+		{"names and comments", "# offered\napitokens\n\n  email  \n#cron\nemail\n", []string{"apitokens", "email"}, true},
+		{"none", "# nothing\n", []string{}, true},
+		{"a bad name", "apitokens\nE-mail\n", nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, tt.name)
+			os.WriteFile(path, []byte(tt.file), 0o600)
+			have, err := httpapi.ReadFeatures(path)
+			if (err == nil) != tt.ok || tt.ok && !slices.Equal(have, tt.want) {
+				t.Fatalf("have %q, %v; want %q", have, err, tt.want)
+			}
+			if !tt.ok && !strings.Contains(err.Error(), ":2:") {
+				t.Fatalf("the error does not name the line: %v", err)
+			}
+		})
 	}
 }

@@ -96,6 +96,10 @@ type Config struct {
 	// SecureCookies marks the session cookie Secure even on plain HTTP, for
 	// a node behind a proxy that terminates TLS. Under TLS it is always Secure.
 	SecureCookies bool
+	// Features are the features the panel's forms offer a user to pick
+	// for a token, in this order; nil: DefaultFeatures. (The UAPI takes any
+	// well-formed feature name.)
+	Features []string
 	// Log receives internal errors only; never a secret.
 	Log *slog.Logger
 	// Guard counts failed credentials and locks accounts; nil: a guard of
@@ -125,6 +129,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Guard == nil {
 		cfg.Guard = NewGuard()
+	}
+	if cfg.Features == nil {
+		cfg.Features = DefaultFeatures()
 	}
 	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics(), guard: cfg.Guard, loginKey: make([]byte, 32)}
 	rand.Read(h.loginKey)

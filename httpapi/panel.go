@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -62,6 +63,7 @@ func (h *handler) panelRoutes(mux *http.ServeMux) {
 	post("/rename", h.signedIn(h.renameToken))
 	post("/revoke", h.signedIn(h.revokeTokens))
 	post("/rotate", h.signedIn(h.rotateToken))
+	post("/features", h.signedIn(h.setTokenFeatures))
 }
 
 // view is what a page template is given.
@@ -99,6 +101,9 @@ type view struct {
 	Rotated     bool // the secret page shows a rotated token's new secret
 	Grace       string
 	Graces      []graceChoice
+	Features    []featureChoice // the features a user may pick, and which are picked
+	ReadOnly    bool
+	FullAccess  bool // manage: the features form gives full access
 
 	// confirm
 	Names []string
@@ -115,6 +120,31 @@ type rowView struct {
 	LastUsed   string // Never, or when
 	LastIP     string
 	AllowedIPs []string
+	FullAccess bool
+	Features   []string
+	ReadOnly   bool
+}
+
+// featureChoice is one feature as the panel offers it, checked or not.
+type featureChoice struct {
+	Name    string
+	Checked bool
+}
+
+// featureChoices are the features the operator offers (Config.Features),
+// then any other of picked (a token's own, set elsewhere), with picked
+// checked.
+func (h *handler) featureChoices(picked []string) []featureChoice {
+	var out []featureChoice
+	for _, f := range h.cfg.Features {
+		out = append(out, featureChoice{Name: f, Checked: slices.Contains(picked, f)})
+	}
+	for _, f := range picked {
+		if !slices.Contains(h.cfg.Features, f) {
+			out = append(out, featureChoice{Name: f, Checked: true})
+		}
+	}
+	return out
 }
 
 // graceChoice is one of the panel's choices of how long a rotated token's
@@ -371,7 +401,7 @@ func (h *handler) listPage(w http.ResponseWriter, r *http.Request, v *view, id s
 
 func (h *handler) rowView(row projections.Row) rowView {
 	v := rowView{Name: row.Name, Created: h.showTime(row.Created), Expires: h.showExpiry(row.ExpiresAt), Status: row.Status,
-		LastUsed: "Never", LastIP: row.LastIP, AllowedIPs: row.AllowedIPs}
+		LastUsed: "Never", LastIP: row.LastIP, AllowedIPs: row.AllowedIPs, FullAccess: row.FullAccess, Features: row.Features, ReadOnly: row.ReadOnly}
 	if row.LastUsed != nil {
 		v.LastUsed = h.showTime(time.Unix(*row.LastUsed, 0))
 	}
@@ -399,6 +429,9 @@ func (h *handler) createForm(w http.ResponseWriter, r *http.Request, v *view, _ 
 func (h *handler) renderCreate(w http.ResponseWriter, status int, v *view) {
 	today := h.cfg.Now().In(h.cfg.Location)
 	v.Page, v.MinDate = "create", today.Format(time.DateOnly)
+	if v.Features == nil {
+		v.Features = h.featureChoices(nil)
+	}
 	if v.Date == "" {
 		v.Date = today.AddDate(1, 0, 0).Format(time.DateOnly)
 	}
@@ -413,9 +446,17 @@ func (h *handler) renderCreate(w http.ResponseWriter, status int, v *view) {
 
 func (h *handler) create(w http.ResponseWriter, r *http.Request, v *view, id string) {
 	v.Name, v.Expiry, v.Date = r.PostForm.Get("name"), r.PostForm.Get("expiry"), r.PostForm.Get("date")
+	v.Features = h.featureChoices(r.PostForm["feature"])
 	now := h.cfg.Now()
 	var expires *int64
 	err := checkName("name", v.Name)
+	var features []string
+	if err == nil {
+		features, err = parseFeatures(r.PostForm)
+	}
+	if err == nil {
+		v.ReadOnly, err = parseFlag(r.PostForm, "readonly")
+	}
 	if err == nil && v.Expiry == "date" {
 		var at time.Time
 		if at, err = events.ParseDate(v.Date, h.cfg.Location); err == nil && !at.After(now) {
@@ -428,18 +469,16 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, v *view, id str
 	if err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
 		defer cancel()
-		t, err = h.cfg.Ledger.Create(ctx, commands.Create{Account: v.Account, Name: v.Name, ExpiresAt: expires, Actor: accountPrincipal(v.Account, r).actor})
+		t, err = h.cfg.Ledger.Create(ctx, commands.Create{Account: v.Account, Name: v.Name, ExpiresAt: expires,
+			Features: features, ReadOnly: v.ReadOnly, Actor: accountPrincipal(v.Account, r).actor})
 	}
 	if err != nil {
 		v.Error = h.panelRefusal(fnCreate, err, v.Name, "")
 		h.renderCreate(w, http.StatusOK, v)
 		return
 	}
-	d := t.Event.Data.(events.TokenCreated)
-	h.showSecret(w, r, id, newSecret{
-		token:       created{Name: d.Name, Token: t.Secret, CreateTime: t.Event.At.Unix(), ExpiresAt: d.ExpiresAt, HasFullAccess: 1},
-		expiresText: h.showExpiry(d.ExpiresAt),
-	})
+	c := createdFrom(t)
+	h.showSecret(w, r, id, newSecret{token: c, expiresText: h.showExpiry(c.ExpiresAt)})
 }
 
 // showSecret has the browser fetch the page that shows a new secret, which
@@ -483,6 +522,9 @@ func (h *handler) renderManage(w http.ResponseWriter, r *http.Request, v *view, 
 	for _, row := range h.cfg.Table.List(v.Account, h.cfg.Now()) {
 		if row.Name == v.Name {
 			v.Page, v.Rows, v.Graces = "manage", []rowView{h.rowView(row)}, graceChoices
+			if v.Features == nil {
+				v.Features, v.FullAccess = h.featureChoices(row.Features), row.FullAccess
+			}
 			h.render(w, status, v)
 			return
 		}
@@ -598,6 +640,48 @@ func (h *handler) rotateToken(w http.ResponseWriter, r *http.Request, v *view, i
 		secret.grace = h.showTime(h.cfg.Now().Add(grace))
 	}
 	h.showSecret(w, r, id, secret)
+}
+
+// setTokenFeatures changes a token's features from the Manage page: the
+// features checked, or full access when the user chose it. Limited with
+// none checked is refused, so that unchecking every box never widens a
+// token to full access by accident.
+func (h *handler) setTokenFeatures(w http.ResponseWriter, r *http.Request, v *view, id string) {
+	v.Name = r.PostForm.Get("name")
+	v.Features = h.featureChoices(r.PostForm["feature"])
+	access := r.PostForm.Get("access")
+	v.FullAccess = access == "full"
+	err := checkName("name", v.Name)
+	var features []string
+	if err == nil {
+		features, err = parseFeatures(r.PostForm)
+	}
+	if err == nil {
+		switch {
+		case access == "full":
+			features = nil
+		case access != "limited":
+			err = events.Errorf(events.Invalid, "Choose full access, or access limited to the features checked.")
+		case len(features) == 0:
+			err = events.Errorf(events.Invalid, "Check at least one feature, or choose full access.")
+		}
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+		defer cancel()
+		err = h.cfg.Ledger.SetFeatures(ctx, commands.SetFeatures{Account: v.Account, Name: v.Name, Features: features, Actor: accountPrincipal(v.Account, r).actor})
+	}
+	if err != nil {
+		v.Error = h.panelRefusal(fnSetFeatures, err, v.Name, "")
+		h.renderManage(w, r, v, id, http.StatusOK)
+		return
+	}
+	msg := fmt.Sprintf("The API token “%s” now has full access.", v.Name)
+	if len(features) > 0 {
+		msg = fmt.Sprintf("The API token “%s” may now use: %s.", v.Name, strings.Join(features, ", "))
+	}
+	h.sessions.setFlash(id, flash{Text: msg})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // panelRefusal words a refusal as the API does; internal errors are logged

@@ -79,9 +79,10 @@ var refusals = map[string]struct {
 }{
 	events.Invalid: {status: http.StatusOK},
 	events.NotFound: {status: http.StatusOK, words: map[string]string{
-		fnRename: "The API token “%[1]s” does not exist.",
-		fnRevoke: "The API token “%[1]s” does not exist.",
-		fnRotate: "The API token “%[1]s” does not exist.",
+		fnSetFeatures: "The API token “%[1]s” does not exist.",
+		fnRename:      "The API token “%[1]s” does not exist.",
+		fnRevoke:      "The API token “%[1]s” does not exist.",
+		fnRotate:      "The API token “%[1]s” does not exist.",
 	}},
 	events.Duplicate: {status: http.StatusOK, words: map[string]string{
 		fnCreate: "A conflicting API token with the name “%[1]s” already exists.",
