@@ -65,6 +65,7 @@ type Config struct {
 	SecureCookies bool              // HTTP: the panel's cookie is Secure on plain HTTP (TLS ends at a proxy)
 	Accounts      *httpapi.Accounts // HTTP: account passwords; nil: no password logins
 	Location      *time.Location    // HTTP: the time zone of dates in the panel; nil: the machine's
+	Features      []string          // HTTP: the features the panel offers; nil: httpapi.DefaultFeatures
 
 	Version string // Service: what `nats micro info` shows
 	// Serving is called once, when the service first answers: serve says
@@ -355,7 +356,7 @@ func (n *Node) listen() error {
 		Guard: n.guard,
 		Ready: n.follower.Ready, Halted: n.follower.Halted, Staleness: n.follower.Staleness, MaxStaleness: cfg.MaxStaleness,
 		Ledger: n.ledger, Table: n.table, Accounts: cfg.Accounts, Uses: uses,
-		Now: cfg.Now, Location: cfg.Location, SecureCookies: cfg.SecureCookies, Log: n.log,
+		Now: cfg.Now, Location: cfg.Location, SecureCookies: cfg.SecureCookies, Features: cfg.Features, Log: n.log,
 	}))
 	return nil
 }

@@ -45,6 +45,7 @@ type serveConfig struct {
 	SigningKey  string        // seed file; default <data-dir>/signing.nk
 	TrustedKeys string        // file of further public keys to trust
 	Accounts    string        // htpasswd file of account passwords for the HTTP API and panel
+	Features    string        // file of the features the panel offers, one a line; empty: httpapi.DefaultFeatures
 	SecureHTTP  bool          // mark the panel's cookie Secure: TLS ends at a proxy in front
 	Admin       bool          // embedded NATS: let the admin identity in for this run
 	// MaxStaleness bounds how old the table's latest proof of holding every
@@ -76,6 +77,7 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&c.SigningKey, "signing-key", "", "file with this node's signing seed (default: made on first start as <data-dir>/signing.nk)")
 	fs.StringVar(&c.TrustedKeys, "trusted-keys", "", "file of further node public keys whose events to trust, one a line")
 	fs.StringVar(&c.Accounts, "accounts", "", "htpasswd file (bcrypt) of account passwords for the HTTP API and panel; see 'tokenledger passwd'")
+	fs.StringVar(&c.Features, "features", "", "file of the features the panel offers for limited tokens, one a line, # comments (default: cPanel's common feature names, apitokens first)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate chain (PEM); needs --tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
 	fs.BoolVar(&c.Admin, "admin", false, "embedded NATS: for this run only, let in the admin identity (<data-dir>/creds/admin.nk), which may change or delete the stream; the administrator's deliberate step, see README")
@@ -167,6 +169,12 @@ func (e *cli) nodeConfig(cfg serveConfig) (node.Config, error) {
 			return node.Config{}, usageErrorf("--accounts: %v", err)
 		}
 	}
+	var features []string
+	if cfg.Features != "" {
+		if features, err = httpapi.ReadFeatures(cfg.Features); err != nil {
+			return node.Config{}, usageErrorf("--features: %v", err)
+		}
+	}
 	loc, _ := cfg.location()
 	stream := cfg.streamConfig()
 	stream.Replicas = cfg.Replicas
@@ -185,6 +193,7 @@ func (e *cli) nodeConfig(cfg serveConfig) (node.Config, error) {
 		TLSKey:        cfg.TLSKey,
 		SecureCookies: cfg.SecureHTTP,
 		Accounts:      accounts,
+		Features:      features,
 		Location:      loc,
 		Version:       version,
 		Warn:          time.Duration(cfg.WarnDays) * 24 * time.Hour,
