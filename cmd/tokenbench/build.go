@@ -133,8 +133,15 @@ func build(ctx context.Context, nc *nats.Conn, cfg events.Config, signer *events
 		HeapPerToken: float64(int64(with.HeapAlloc)-int64(without.HeapAlloc)) / float64(perAccount*sz.Accounts)}, nil
 }
 
-// accountEvents makes n tokens of account, three events each, and sends the
-// first keep of them to samples.
+// benchFeatures are the features of every token the benchmark writes, and
+// benchFeature the one its validations ask for: the validate ratio measures
+// the feature check, which a service that validates over NATS makes.
+var benchFeatures = []string{"apitokens", benchFeature, "ftpaccts"} // sorted, as events carry them
+
+const benchFeature = "email"
+
+// accountEvents makes n limited tokens of account (benchFeatures), three
+// events each, and sends the first keep of them to samples.
 func accountEvents(cfg events.Config, signer *events.Signer, account string, n, keep int, samples chan<- sample) ([]item, error) {
 	actor := events.Actor{Kind: events.ActorOperator, Name: "tokenbench"}
 	far := time.Now().Add(365 * 24 * time.Hour).Unix()
@@ -142,7 +149,7 @@ func accountEvents(cfg events.Config, signer *events.Signer, account string, n, 
 	out := make([]item, 0, 3*n)
 	for i := range n {
 		secret, tokenID := events.NewSecret(), events.NewID()
-		created := events.TokenCreated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(secret).String(), FullAccess: true}
+		created := events.TokenCreated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(secret).String(), Features: benchFeatures}
 		if i%4 == 0 {
 			created.ExpiresAt = &far
 		}

@@ -349,7 +349,8 @@ func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int
 
 // compareValidate serves n1's table on tokens.validate and a bare echo on the
 // same connection, and loads both alike from client: the same request bodies,
-// and the echo answers with a reply of the validation's size.
+// each asking for a feature the token has, and the echo answers with a reply
+// of the validation's size.
 func compareValidate(ctx context.Context, n1 *ledgerNode, client *nats.Conn, samples []sample, n int) (echo, validate reqbench.Result, ratios []float64, err error) {
 	svc, err := natsapi.Start(n1.conn, natsapi.Config{Prefix: "tokens", Ledger: n1.ledger, Table: n1.table, Now: time.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "0.0.0-bench"})
@@ -359,7 +360,7 @@ func compareValidate(ctx context.Context, n1 *ledgerNode, client *nats.Conn, sam
 	defer svc.Stop()
 	bodies := make([][]byte, len(samples))
 	for i, s := range samples {
-		bodies[i], _ = json.Marshal(natsapi.ValidateRequest{Token: s.Secret, Account: s.Account})
+		bodies[i], _ = json.Marshal(natsapi.ValidateRequest{Token: s.Secret, Account: s.Account, Feature: benchFeature})
 	}
 	first, err := client.Request("tokens.validate", bodies[0], 5*time.Second)
 	if err != nil {
@@ -372,7 +373,7 @@ func compareValidate(ctx context.Context, n1 *ledgerNode, client *nats.Conn, sam
 	defer sub.Unsubscribe()
 	valid := func(data []byte) error {
 		var rep natsapi.ValidateReply
-		if err := json.Unmarshal(data, &rep); err != nil || !rep.Valid {
+		if err := json.Unmarshal(data, &rep); err != nil || !rep.Valid || !slices.Contains(rep.Features, benchFeature) {
 			return fmt.Errorf("not valid: %q", data)
 		}
 		return nil
