@@ -217,9 +217,16 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	table := mustCLI(t, url, "list", "--account", "bob")
 	lines := strings.Split(strings.TrimSpace(table), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[0], "CREATED") ||
-		!strings.HasPrefix(lines[1], "deploy ") || !strings.Contains(lines[1], "never") || !strings.HasSuffix(lines[1], "active") ||
-		!strings.HasPrefix(lines[2], "ci ") || !strings.HasSuffix(lines[2], "expiring") {
+	// The contract's four columns first: NAME CREATED EXPIRES STATUS.
+	status := func(line string) string {
+		if f := strings.Fields(line); len(f) >= 4 {
+			return f[3]
+		}
+		return ""
+	}
+	if len(lines) != 3 || status(lines[0]) != "STATUS" || !strings.Contains(lines[0], "CREATED") ||
+		!strings.HasPrefix(lines[1], "deploy ") || !strings.Contains(lines[1], "never") || status(lines[1]) != "active" ||
+		!strings.HasPrefix(lines[2], "ci ") || status(lines[2]) != "expiring" {
 		t.Fatalf("list:\n%s", table)
 	}
 	if strings.Contains(table, secret) || strings.Contains(table, made.Token) {
