@@ -10,10 +10,11 @@
 // runs each actor as one block added to a group: when the first ends (the
 // caller's context, most often), the others stop in the reverse order they
 // started, and Run returns once every goroutine it started has ended and the
-// connection and the embedded server are released. Nothing here reads a flag,
-// a file or the environment: package main turns those into a Config, and
-// keeps what belongs to one process (the data directory's lock, signals, the
-// line that says the node is serving).
+// connection and the embedded server are released. Nothing here reads a flag
+// or the environment: package main turns those into a Config, loading the
+// files it names (keys, passwords, the record of the stream seen), and keeps
+// what belongs to one process (the data directory's lock, signals, the line
+// that says the node is serving).
 //
 // The policy that decides when a node answers lives beside it, small enough
 // to test without a node: a joined node's connection reconnects forever and
