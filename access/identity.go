@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"tokenledger/events"
+	"tokenledger/internal/atomicfile"
 )
 
 // The roles. A node makes one identity for each in its data directory on
@@ -159,7 +160,7 @@ func ensure(dataDir string, roles []string) (map[string]Identity, error) {
 		id, err := ReadIdentity(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			if id, err = newIdentity(role); err == nil {
-				err = writePrivate(path, id.File())
+				err = atomicfile.Create(path, id.File(), 0o600)
 			}
 		}
 		if err != nil {
@@ -205,31 +206,6 @@ func Private(dir string) error {
 		return os.Chmod(dir, 0o700)
 	}
 	return nil
-}
-
-// writePrivate writes a new file of mode 0600 whole, or not at all.
-func writePrivate(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp.Name(), path) // fails if another process made it first
 }
 
 // checkPrivate refuses a credentials file that others could read or that

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nkeys"
@@ -165,31 +164,6 @@ func FormatTrustedKeys(comment string, keys ...string) []byte {
 		b.WriteString(k + "\n")
 	}
 	return b.Bytes()
-}
-
-// WriteTrustedKeys replaces path with a trusted-keys file of keys (mode
-// 0644: public keys), atomically, so that a reader sees the old file or the
-// new one, never a part.
-func WriteTrustedKeys(path, comment string, keys ...string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename, there is nothing there
-	_, err = f.Write(FormatTrustedKeys(comment, keys...))
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // Keys lists the trusted public keys.

@@ -9,13 +9,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"tokenledger/events"
+	"tokenledger/internal/atomicfile"
 )
 
 // maxAccountsFile bounds what is read of an accounts file.
@@ -254,29 +254,5 @@ func SetPassword(path, account, password string) error {
 	if !replaced {
 		out = append(out, entry)
 	}
-	return writeFileAtomic(path, []byte(strings.Join(out, "\n")+"\n"), mode)
-}
-
-func writeFileAtomic(path string, b []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, []byte(strings.Join(out, "\n")+"\n"), mode)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tokenledger/internal/atomicfile"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -88,7 +89,7 @@ func TestDummyCost(t *testing.T) {
 		h, _ := bcrypt.GenerateFromPassword([]byte(a), bcrypt.MinCost)
 		lines = append(lines, a+":"+string(h))
 	}
-	writeFileAtomic(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	atomicfile.Write(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 	a, err := OpenAccounts(path)
 	if err != nil {
 		t.Fatal(err)

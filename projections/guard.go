@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"tokenledger/events"
+	"tokenledger/internal/atomicfile"
 )
 
 // StreamCheck is what the guard needs of the stream (*events.Stream).
@@ -223,28 +223,8 @@ func (s *SeenFile) Store(seq uint64) error {
 	if seq <= s.seq {
 		return nil
 	}
-	tmp := s.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := atomicfile.Write(s.path, fmt.Appendf(nil, "%s %d\n", s.stream, seq), 0o600); err != nil {
 		return err
-	}
-	_, err = fmt.Fprintf(f, "%s %d\n", s.stream, seq)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if dir, err := os.Open(filepath.Dir(s.path)); err == nil {
-		dir.Sync() // the rename itself, on file systems that need it
-		dir.Close()
 	}
 	s.seq = seq
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"tokenledger/events"
+	"tokenledger/internal/atomicfile"
 	"tokenledger/projections"
 )
 
@@ -290,7 +291,7 @@ func (c *serveConfig) keys() (*events.Signer, *events.Trust, error) {
 		return nil, nil, usageErrorf("--signing-key %s: %v", path, events.ErrorMessage(err))
 	}
 	pub := filepath.Join(c.DataDir, publicKeyFile)
-	if err := events.WriteTrustedKeys(pub, "public key of the tokenledger node whose data directory holds this file: a --trusted-keys file for history, replay and verify", signer.PublicKey()); err != nil {
+	if err := atomicfile.Write(pub, events.FormatTrustedKeys("public key of the tokenledger node whose data directory holds this file: a --trusted-keys file for history, replay and verify", signer.PublicKey()), 0o644); err != nil {
 		return nil, nil, fmt.Errorf("writing the node's public key: %w", err)
 	}
 	keys := []string{signer.PublicKey()}
