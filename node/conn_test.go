@@ -39,7 +39,8 @@ func TestJoinedNodeCatchesUpAfterAReconnect(t *testing.T) {
 	f := &follower{caughtUp: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- catchUp(ctx, watchConnection(nc, f, quiet), f) }()
+	reconnected := watchConnection(nc, f, quiet)
+	go func() { done <- catchUp(ctx, reconnected, f) }()
 
 	id, err := nc.GetClientID()
 	if err != nil {
@@ -71,6 +72,13 @@ func TestJoinedNodeCatchesUpAfterAReconnect(t *testing.T) {
 // server is gone the next one goes where the node's connection moved.
 func TestServiceConnFollowsTheNode(t *testing.T) {
 	c := natstest.MustCluster(t)
+	// Stopped before the test's directories are removed, which the cluster's
+	// own cleanup comes after: a server still running writes into its store.
+	t.Cleanup(func() {
+		for i := range natstest.ClusterSize {
+			c.Stop(i)
+		}
+	})
 	nc, err := dial(c.URL(1), nil, joinOptions()...)
 	if err != nil {
 		t.Fatal(err)
