@@ -14,7 +14,7 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// The domain rules of shared/CONTRACT.md section 1, checked the same way by the
+// The domain rules (docs/cli.md and docs/events.md), checked the same way by the
 // CLI, every transport and the command layer, so bad input never reaches NATS.
 
 const (

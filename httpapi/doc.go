@@ -1,5 +1,5 @@
-// Package httpapi is tokenledger's HTTP transport (shared/CONTRACT.md
-// section 5): the health and metrics endpoints that orchestrators probe, the
+// Package httpapi is tokenledger's HTTP transport (docs/http.md
+// describes it): the health and metrics endpoints that orchestrators probe, the
 // cPanel-compatible UAPI that scripts call, and the "Manage API Tokens" panel
 // that people use.
 //
