@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ type Cluster struct {
 	tb      testing.TB
 	name    string
 	base    func() (*server.Options, error) // each server's options before the cluster's own; nil: none
+	stores  string                          // the servers' stores live below it
 	mu      sync.Mutex
 	opts    []*server.Options
 	servers []*server.Server // nil while stopped
@@ -42,7 +44,10 @@ func MustCluster(tb testing.TB) *Cluster {
 // credentials) and stores of its own.
 func MustClusterFrom(tb testing.TB, base func() (*server.Options, error)) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb, name: "tokenledger-test", base: base}
+	// The stores' directory is made before the shutdown is registered, so
+	// that it is removed after the servers stop (cleanups run last first):
+	// a running server may still write into its store.
+	c := &Cluster{tb: tb, name: "tokenledger-test", base: base, stores: tb.TempDir()}
 	tb.Cleanup(c.shutdown)
 	// Routes need each server's cluster port before any server starts, so the
 	// ports are picked up front. Another process may take a picked port in
@@ -94,7 +99,11 @@ func (c *Cluster) start() error {
 		o.ServerName = fmt.Sprintf("n%d", i+1)
 		o.Host, o.Port = "127.0.0.1", server.RANDOM_PORT
 		o.HTTPPort = 0
-		o.JetStream, o.StoreDir = true, c.tb.TempDir()
+		store, err := os.MkdirTemp(c.stores, o.ServerName+"-")
+		if err != nil {
+			return err
+		}
+		o.JetStream, o.StoreDir = true, store
 		o.NoSigs, o.NoLog = true, true
 		o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = c.name, "127.0.0.1", ports[i]
 		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
