@@ -21,7 +21,7 @@ func TestClusterServerLoss(t *testing.T) {
 	b := startNode(t, "b", c.URLs(), key, t.TempDir())
 	b.serving(t)
 	nc := mustConnect(t, c.URLs())
-	info := streamInfo(t, nc)
+	info := natstest.MustStreamInfo(t, nc, "TOKENS")
 	lost := c.Index(info.Cluster.Leader)
 	if lost < 0 {
 		t.Fatalf("stream leader %q is not a server of the cluster", info.Cluster.Leader)

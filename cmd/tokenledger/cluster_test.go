@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"tokenledger/events"
@@ -238,25 +237,6 @@ func endpointRequests(t *testing.T, nc *nats.Conn, endpoint string, instances in
 	return counts
 }
 
-func streamInfo(t *testing.T, nc *nats.Conn) *jetstream.StreamInfo {
-	t.Helper()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, "TOKENS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info
-}
-
 // Two nodes on three servers: the stream gets three copies by itself, any node
 // takes commands, a race for one name has one winner, and a revoke made on one
 // node is refused by every node.
@@ -269,7 +249,7 @@ func TestClusterTwoNodes(t *testing.T) {
 	b.serving(t)
 	waitService(t, c, 2)
 	nc := mustConnect(t, c.URLs())
-	if have := streamInfo(t, nc).Config.Replicas; have != 3 {
+	if have := natstest.MustStreamInfo(t, nc, "TOKENS").Config.Replicas; have != 3 {
 		t.Fatalf("stream replicas on a three-server cluster: have %d, want 3", have)
 	}
 

@@ -180,7 +180,7 @@ func TestStalledServerNodeStopsSayingValid(t *testing.T) {
 		nodes[i].serving(t) // the first makes the stream; the others wait for it
 	}
 	nc := mustConnect(t, c.URLs())
-	paused := c.Index(streamInfo(t, nc).Cluster.Leader)
+	paused := c.Index(natstest.MustStreamInfo(t, nc, "TOKENS").Cluster.Leader)
 	nc.Close() // it may be on the server about to pause
 	if paused < 0 {
 		t.Fatal("the stream's leader is not a server of the cluster")
@@ -339,7 +339,7 @@ func TestKilledServerUnavailability(t *testing.T) {
 		nodes[i].serving(t)
 	}
 	nc := mustConnect(t, c.URLs())
-	lost := c.Index(streamInfo(t, nc).Cluster.Leader)
+	lost := c.Index(natstest.MustStreamInfo(t, nc, "TOKENS").Cluster.Leader)
 	nc.Close()
 	node := nodes[lost]
 	var others []string

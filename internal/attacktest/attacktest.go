@@ -54,7 +54,7 @@ func Run(t *testing.T, tg Target) {
 	if _, err := api.Create(ctx, natsapi.CreateRequest{Account: "victim", Name: "before"}); err != nil {
 		t.Fatalf("the operator's create: %v", err)
 	}
-	before := streamState(t, operator.nc)
+	before := natstest.MustStreamInfo(t, operator.nc, stream)
 
 	for _, role := range tg.Roles {
 		t.Run(role, func(t *testing.T) {
@@ -88,7 +88,7 @@ func Run(t *testing.T, tg Target) {
 		})
 	}
 
-	after := streamState(t, operator.nc)
+	after := natstest.MustStreamInfo(t, operator.nc, stream)
 	if after.Config.MaxAge != before.Config.MaxAge || !after.Config.DenyDelete || !after.Config.DenyPurge ||
 		after.State.FirstSeq != before.State.FirstSeq || after.State.Msgs < before.State.Msgs {
 		t.Fatalf("the stream changed under the attacks: before %+v %+v, after %+v %+v", before.Config, before.State, after.Config, after.State)
@@ -240,21 +240,6 @@ func (c *conn) refused(t *testing.T, what, subject string) {
 		}
 		return false
 	})
-}
-
-func streamState(t *testing.T, nc *nats.Conn) *jetstream.StreamInfo {
-	t.Helper()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatalf("stream info: %v", err)
-	}
-	return s.CachedInfo()
 }
 
 func contains(xs []string, x string) bool {

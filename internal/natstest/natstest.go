@@ -4,6 +4,8 @@
 package natstest
 
 import (
+	"context"
+	"github.com/nats-io/nats.go/jetstream"
 	"testing"
 	"time"
 
@@ -57,4 +59,25 @@ func EventuallyWithin(tb testing.TB, d time.Duration, what string, cond func() b
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// MustStreamInfo is the stream's configuration and state as its server
+// holds them now, asked over nc.
+func MustStreamInfo(tb testing.TB, nc *nats.Conn, stream string) *jetstream.StreamInfo {
+	tb.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		tb.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		tb.Fatalf("stream %s: %v", stream, err)
+	}
+	return info
 }
