@@ -10,7 +10,6 @@ import (
 
 	"tokenledger/events"
 	"tokenledger/internal/atomicfile"
-	"tokenledger/projections"
 )
 
 // keygen prints a new signing seed for nodes on stdout, so that the seed alone
@@ -150,123 +149,6 @@ func (u *untrusted) String() string {
 		parts = append(parts, fmt.Sprintf("%d %s", u.reasons[r], printable(r)))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// verify checks every event as a node would: by default against the keys an
-// auditor trusts. With no trusted keys it still checks each signature against
-// the key its event names, but that proves only that the event is intact, so
-// it fails unless the auditor asked for just that (--signatures-only).
-func (e *cli) verify(ctx context.Context, args []string) error {
-	var cfg clientConfig
-	var account, trusted string
-	var sigsOnly bool
-	fs := e.flags("verify")
-	cfg.register(fs)
-	fs.StringVar(&account, "account", "", "only this account's chain")
-	fs.StringVar(&trusted, "trusted-keys", "", "file of node public keys to trust, one a line (default <data-dir>/signing.pub, the node's own)")
-	fs.BoolVar(&sigsOnly, "signatures-only", false, "check each signature against the key its event names, trusting no key: shows that events are intact, not who wrote them")
-	if err := e.parse(fs, args, 0); err != nil {
-		return err
-	}
-	if account != "" {
-		if err := checkInput(events.CheckAccount(account)); err != nil {
-			return err
-		}
-	}
-	var trust auditTrust
-	if sigsOnly {
-		if flagGiven(fs, "trusted-keys") {
-			return usageErrorf("verify: give --trusted-keys or --signatures-only, not both")
-		}
-	} else {
-		var err error
-		if trust, err = loadAuditTrust(trusted, cfg.DataDir); err != nil {
-			return err
-		}
-	}
-	verify := trust.verify
-	if trust.keys == nil {
-		verify = events.VerifySelfSigned
-	}
-	bar := newProgress(e.stderr)
-	return cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
-		c, err := projections.Verify(ctx, s, account, verify, bar.update)
-		bar.done()
-		if err != nil {
-			return err
-		}
-		for _, p := range c.Problems {
-			fmt.Fprintf(e.stdout, "BAD seq %d account %s: %s\n", p.Seq, orDash(p.Account), printable(p.Reason))
-		}
-		fmt.Fprintf(e.stdout, "checked %d events in %d accounts: %d bad\n", c.Events, c.Accounts, len(c.Problems))
-		const unchecked = "each signature was checked against the key its event names, which shows that the event is intact, not that a node you trust wrote it"
-		switch {
-		case trust.keys != nil:
-			fmt.Fprintf(e.stdout, "signers checked against %s\n", trust.describe(cfg.DataDir))
-		case sigsOnly:
-			fmt.Fprintf(e.stdout, "note: signers were not checked (--signatures-only): %s\n", unchecked)
-		default:
-			fmt.Fprintf(e.stdout, "note: signers were not checked: %s; %s\n", trust.describe(cfg.DataDir), unchecked)
-			fmt.Fprintf(e.stderr, "tokenledger: verify: signers were not checked: %s; or --signatures-only to check signatures alone\n", howToTrust)
-			return errSilent
-		}
-		if len(c.Problems) > 0 {
-			return errSilent
-		}
-		return nil
-	})
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// progress draws a bar on stderr when it is a terminal and the read is long.
-type progress struct {
-	out  *os.File
-	last int
-}
-
-func newProgress(w any) *progress {
-	f, ok := w.(*os.File)
-	if !ok {
-		return &progress{}
-	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return &progress{}
-	}
-	return &progress{out: f}
-}
-
-func (p *progress) update(read int, pending uint64) {
-	total := uint64(read) + pending
-	if p.out == nil || total < 10000 {
-		return
-	}
-	pct := int(uint64(read) * 100 / total)
-	if pct == p.last && pending > 0 {
-		return
-	}
-	p.last = pct
-	const width = 40
-	fill := pct * width / 100
-	bar := make([]byte, width)
-	for i := range bar {
-		bar[i] = '.'
-		if i < fill {
-			bar[i] = '#'
-		}
-	}
-	fmt.Fprintf(p.out, "\r[%s] %3d%% %d/%d events", bar, pct, read, total)
-}
-
-func (p *progress) done() {
-	if p.out != nil && p.last > 0 {
-		fmt.Fprintln(p.out)
-	}
 }
 
 // keys loads the node's signing key, making one in the data directory on
