@@ -22,6 +22,13 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Account and Names say what the error is about, when it is about
+	// tokens (a not_found or a duplicate): the account, and the token names
+	// it did not find or found taken, in the order the command gave them.
+	// A transport words its reply from them, never from Message, and
+	// without a second look at its table.
+	Account string
+	Names   []string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -29,6 +36,23 @@ func (e *Error) Error() string { return e.Message }
 // Errorf makes an *Error with the given code.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// About sets what e is about, the account and token names, and returns e:
+// events.Errorf(events.NotFound, "no token named %q", n).About(account, n).
+func (e *Error) About(account string, names ...string) *Error {
+	e.Account, e.Names = account, names
+	return e
+}
+
+// ErrorNames returns the token names that the first *Error in err's chain
+// is about (see Error.Names), nil when it names none.
+func ErrorNames(err error) []string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Names
+	}
+	return nil
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, Internal for
