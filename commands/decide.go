@@ -195,7 +195,8 @@ type State struct {
 
 type liveToken struct {
 	id        string
-	hash      string // of its current secret
+	created   time.Time // when it was created: rotate's reply shows it
+	hash      string    // of its current secret
 	expiresAt *int64
 	features  []string // sorted; none: full access
 	readOnly  bool
@@ -210,7 +211,7 @@ func (s *State) Evolve(e events.Event) {
 	switch d := e.Data.(type) {
 	case events.TokenCreated:
 		features, _ := events.ParseFeatures(d.Features) // Decode has checked them
-		s.live[d.Name] = liveToken{id: e.TokenID, hash: d.TokenHash, expiresAt: d.ExpiresAt, features: features, readOnly: d.ReadOnly}
+		s.live[d.Name] = liveToken{id: e.TokenID, created: e.At, hash: d.TokenHash, expiresAt: d.ExpiresAt, features: features, readOnly: d.ReadOnly}
 		s.ids[e.TokenID] = d.Name
 	case events.FeaturesSet:
 		if t, ok := s.live[d.Name]; ok && t.id == e.TokenID {
@@ -288,7 +289,7 @@ func decideCreate(s *State, c Create, hash events.Hash, tokenID string, now time
 		return nil, err
 	}
 	if _, taken := s.live[c.Name]; taken {
-		return nil, events.Errorf(events.Duplicate, "a token named %q already exists", c.Name)
+		return nil, events.Errorf(events.Duplicate, "a token named %q already exists", c.Name).About(c.Account, c.Name)
 	}
 	return []events.Event{{
 		ID: newID(), At: now, Account: c.Account, TokenID: tokenID, Actor: c.Actor,
@@ -308,7 +309,7 @@ func decideSetFeatures(s *State, c SetFeatures, now time.Time, newID func() stri
 	}
 	t, ok := s.live[c.Name]
 	if !ok {
-		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
+		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name).About(c.Account, c.Name)
 	}
 	if features == nil {
 		features = []string{}
@@ -333,7 +334,7 @@ func decideRotate(s *State, c Rotate, hash events.Hash, now time.Time, newID fun
 		if _, _, err := s.actingToken(c.Actor); err != nil {
 			return nil, err
 		}
-		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
+		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name).About(c.Account, c.Name)
 	}
 	// Whoever rotates a token holds its new secret.
 	if err := s.mayGrant(c.Actor, t.features); err != nil {
@@ -354,7 +355,7 @@ func decideSetAllowedIPs(s *State, c SetAllowedIPs, now time.Time, newID func() 
 	}
 	t, ok := s.live[c.Name]
 	if !ok {
-		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
+		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name).About(c.Account, c.Name)
 	}
 	list := allowed(c.AllowedIPs)
 	if list == nil {
@@ -382,10 +383,10 @@ func decideRename(s *State, c Rename, now time.Time, newID func() string) ([]eve
 	}
 	t, ok := s.live[c.Name]
 	if !ok {
-		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name)
+		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name).About(c.Account, c.Name)
 	}
 	if _, taken := s.live[c.NewName]; taken {
-		return nil, events.Errorf(events.Duplicate, "a token named %q already exists", c.NewName)
+		return nil, events.Errorf(events.Duplicate, "a token named %q already exists", c.NewName).About(c.Account, c.NewName)
 	}
 	return []events.Event{{
 		ID: newID(), At: now, Account: c.Account, TokenID: t.id, Actor: c.Actor,
@@ -394,12 +395,14 @@ func decideRename(s *State, c Rename, now time.Time, newID func() string) ([]eve
 }
 
 // decideRevoke removes every named live token, or refuses them all when one
-// is unknown. A name given twice is revoked once.
+// is unknown; the refusal names every unknown one. A name given twice is
+// revoked once.
 func decideRevoke(s *State, c Revoke, now time.Time, newID func() string) ([]events.Event, error) {
 	if _, _, err := s.actingToken(c.Actor); err != nil {
 		return nil, err
 	}
 	var evs []events.Event
+	var unknown []string
 	seen := make(map[string]bool, len(c.Names))
 	for _, name := range c.Names {
 		if seen[name] {
@@ -408,12 +411,16 @@ func decideRevoke(s *State, c Revoke, now time.Time, newID func() string) ([]eve
 		seen[name] = true
 		t, ok := s.live[name]
 		if !ok {
-			return nil, events.Errorf(events.NotFound, "no token named %q", name)
+			unknown = append(unknown, name)
+			continue
 		}
 		evs = append(evs, events.Event{
 			ID: newID(), At: now, Account: c.Account, TokenID: t.id, Actor: c.Actor,
 			Data: events.TokenRevoked{Name: name},
 		})
+	}
+	if unknown != nil {
+		return nil, events.Errorf(events.NotFound, "no token named %q", unknown[0]).About(c.Account, unknown...)
 	}
 	return slices.Clip(evs), nil
 }
