@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"tokenledger/accounts"
 	"tokenledger/events"
 	"tokenledger/projections"
 )
@@ -29,12 +30,12 @@ func (h *handler) authenticate(r *http.Request) (who principal, wait time.Durati
 		ip := clientAddr(r)
 		account, secret, ok := tokenCredential(cred)
 		if !ok {
-			h.guard.failed(failToken, ip)
+			h.guard.Failed(accounts.Token, ip)
 			return principal{}, 0, false
 		}
 		res := h.cfg.Table.ValidateFor(secret, account, ip, projections.Need{}, h.cfg.Now())
 		if !res.Valid {
-			h.guard.failed(failToken, ip)
+			h.guard.Failed(accounts.Token, ip)
 			return principal{}, 0, false
 		}
 		if h.cfg.Uses != nil {
@@ -45,7 +46,7 @@ func (h *handler) authenticate(r *http.Request) (who principal, wait time.Durati
 	case strings.EqualFold(scheme, "basic"):
 		account, password, ok := r.BasicAuth()
 		if !ok {
-			h.guard.failed(failPassword, clientAddr(r))
+			h.guard.Failed(accounts.Password, clientAddr(r))
 			return principal{}, 0, false
 		}
 		if _, ok, wait := h.passwordLogin(r, account, password); !ok {
@@ -90,29 +91,29 @@ func (h *handler) authorize(r *http.Request, who principal, fn string) (int, str
 // passwordLogin checks account's password, and returns the stamp of the
 // password that matched, unless the account is locked after repeated
 // failures: then it says how long to wait, and checks nothing.
-func (h *handler) passwordLogin(r *http.Request, account, password string) (stamp passwordStamp, ok bool, wait time.Duration) {
+func (h *handler) passwordLogin(r *http.Request, account, password string) (stamp accounts.Stamp, ok bool, wait time.Duration) {
 	now := h.cfg.Now()
-	if wait := h.guard.locked(account, now); wait > 0 {
-		return passwordStamp{}, false, wait
+	if wait := h.guard.Locked(account, now); wait > 0 {
+		return accounts.Stamp{}, false, wait
 	}
 	if stamp, ok := h.checkPassword(account, password); ok {
-		h.guard.loginSucceeded(account)
+		h.guard.LoginSucceeded(account)
 		return stamp, true, 0
 	}
-	h.guard.failed(failPassword, clientAddr(r))
+	h.guard.Failed(accounts.Password, clientAddr(r))
 	if events.CheckAccount(account) == nil {
-		h.guard.loginFailed(account, now)
+		h.guard.LoginFailed(account, now)
 	}
-	return passwordStamp{}, false, 0
+	return accounts.Stamp{}, false, 0
 }
 
 // checkPassword runs bcrypt whatever the account, so that the time taken
 // does not tell which accounts exist.
-func (h *handler) checkPassword(account, password string) (passwordStamp, bool) {
+func (h *handler) checkPassword(account, password string) (accounts.Stamp, bool) {
 	if h.cfg.Accounts == nil {
-		return passwordStamp{}, false
+		return accounts.Stamp{}, false
 	}
-	stamp, ok := h.cfg.Accounts.check(account, password)
+	stamp, ok := h.cfg.Accounts.Check(account, password)
 	return stamp, ok && events.CheckAccount(account) == nil
 }
 

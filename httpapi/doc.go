@@ -15,11 +15,11 @@
 // openapi_test.go). It authenticates with "Authorization: cpanel ACCOUNT:TOKEN"
 // (validated from the node's in-memory table, against the token's address
 // allow-list, and noted to the use recorder) or HTTP Basic with a password
-// from the accounts file, an htpasswd file of bcrypt hashes (Accounts). An
+// from the accounts file, an htpasswd file of bcrypt hashes (accounts.Passwords). An
 // account only ever sees and changes its own tokens, and every change records
 // who made it and from what address. Failed credentials are counted by source
 // for /metrics, and an account whose password keeps failing is locked for a
-// while (guard.go).
+// while (accounts.Guard, which the NATS service reports to as well).
 //
 // A token may be limited to features (issue 18) and may be read-only. The
 // UAPI honours both: every Tokens function needs the feature "apitokens"
@@ -35,7 +35,7 @@
 //
 // The panel is server-rendered HTML with a stylesheet and a little
 // JavaScript, all embedded, behind a login with the account's password (of
-// at least MinPassword characters when set): sessions in an HttpOnly,
+// at least accounts.MinPassword characters when set): sessions in an HttpOnly,
 // SameSite=Strict cookie (Secure under TLS) that end when the account's
 // password changes in the accounts file, a CSRF token on the login form
 // (bound to a pre-session cookie) and on every change, no secret ever in a

@@ -12,6 +12,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tokenledger/accounts"
 	"tokenledger/commands"
 	"tokenledger/projections"
 )
@@ -84,7 +87,7 @@ type Config struct {
 	Table  Table
 	// Accounts holds the account passwords for HTTP Basic and the panel's
 	// login; nil means no password logins at all (tokens still work).
-	Accounts *Accounts
+	Accounts *accounts.Passwords
 	// Uses records successful token authentications; nil records nothing.
 	Uses UseRecorder
 	// Now is the clock that statuses and expiries are judged by, and that
@@ -104,7 +107,11 @@ type Config struct {
 	Log *slog.Logger
 	// Guard counts failed credentials and locks accounts; nil: a guard of
 	// this handler's own.
-	Guard *Guard
+	Guard *accounts.Guard
+	// Metrics is the registry that /metrics serves: the node's, which holds
+	// the Go runtime's and the process's series; New adds the handler's own
+	// (metrics.go). nil: a registry of this handler's own.
+	Metrics *prometheus.Registry
 }
 
 // handler is the node's HTTP side: health, the UAPI and the panel.
@@ -112,7 +119,7 @@ type handler struct {
 	cfg      Config
 	sessions *sessions
 	metrics  *metrics
-	guard    *Guard
+	guard    *accounts.Guard
 	loginKey []byte // signs the login form's CSRF tokens (loginToken)
 }
 
@@ -128,12 +135,12 @@ func New(cfg Config) http.Handler {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if cfg.Guard == nil {
-		cfg.Guard = NewGuard()
+		cfg.Guard = accounts.NewGuard()
 	}
 	if cfg.Features == nil {
 		cfg.Features = DefaultFeatures()
 	}
-	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics(), guard: cfg.Guard, loginKey: make([]byte, 32)}
+	h := &handler{cfg: cfg, sessions: newSessions(), metrics: newMetrics(cfg), guard: cfg.Guard, loginKey: make([]byte, 32)}
 	rand.Read(h.loginKey)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)

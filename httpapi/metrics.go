@@ -3,30 +3,76 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tokenledger/accounts"
 	"tokenledger/projections"
 )
 
-// metrics counts what the HTTP side did, for /metrics in Prometheus' text
-// format: few series, written by hand rather than pull in a client library.
+// metrics are the node's own series on /metrics (docs/http.md lists them),
+// in the registry the node passes in beside the Go runtime's and the
+// process's. What the HTTP side counts is counted as it happens; what the
+// node knows (readiness, staleness, tokens, failed credentials) is read at
+// the scrape.
 type metrics struct {
-	mu     sync.Mutex
-	calls  map[[2]string]uint64 // UAPI calls by function and HTTP status
-	logins map[string]uint64    // panel logins by result
+	calls  *prometheus.CounterVec // UAPI calls by function and HTTP status
+	logins *prometheus.CounterVec // panel logins by result
+	page   http.Handler           // /metrics
 }
 
-func newMetrics() *metrics {
-	return &metrics{calls: make(map[[2]string]uint64), logins: make(map[string]uint64)}
+// newMetrics registers the handler's series in cfg.Metrics, or in a registry
+// of its own when there is none. cfg has its defaults already.
+func newMetrics(cfg Config) *metrics {
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenledger_uapi_calls_total",
+			Help: "UAPI calls by function and HTTP status.",
+		}, []string{"function", "code"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenledger_panel_logins_total",
+			Help: "Panel logins by result.",
+		}, []string{"result"}),
+		page: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	}
+	// Both results are shown from the start, at 0.
+	m.logins.WithLabelValues("failed")
+	m.logins.WithLabelValues("ok")
+	reg.MustRegister(m.calls, m.logins,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tokenledger_ready",
+			Help: "Whether the projections have caught up with the stream.",
+		}, func() float64 {
+			if cfg.Ready == nil || cfg.Ready() {
+				return 1
+			}
+			return 0
+		}),
+		tokensCollector{cfg.Table, cfg.Now},
+		guardCollector{cfg.Guard})
+	if cfg.Staleness != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "tokenledger_staleness_seconds",
+				Help: "Age of the node's newest proof that its table holds everything stored.",
+			}, func() float64 { return cfg.Staleness().Seconds() }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "tokenledger_max_staleness_seconds",
+				Help: "The bound past which the node stops answering (--max-staleness).",
+			}, func() float64 { return cfg.MaxStaleness.Seconds() }))
+	}
+	return m
 }
 
 func (m *metrics) call(fn string, status int) {
-	m.mu.Lock()
-	m.calls[[2]string{fn, strconv.Itoa(status)}]++
-	m.mu.Unlock()
+	m.calls.WithLabelValues(fn, strconv.Itoa(status)).Inc()
 }
 
 func (m *metrics) login(ok bool) {
@@ -34,57 +80,61 @@ func (m *metrics) login(ok bool) {
 	if ok {
 		result = "ok"
 	}
-	m.mu.Lock()
-	m.logins[result]++
-	m.mu.Unlock()
+	m.logins.WithLabelValues(result).Inc()
 }
 
+// metricsPage serves the registry in Prometheus' text format, to anyone who
+// can reach --http, like /healthz.
 func (h *handler) metricsPage(w http.ResponseWriter, r *http.Request) {
-	var b strings.Builder
-	ready := 0
-	if h.ready() {
-		ready = 1
-	}
-	fmt.Fprintf(&b, "# HELP tokenledger_ready Whether the projections have caught up with the stream.\n# TYPE tokenledger_ready gauge\ntokenledger_ready %d\n", ready)
-	if h.cfg.Staleness != nil {
-		fmt.Fprintf(&b, "# HELP tokenledger_staleness_seconds Age of the node's newest proof that its table holds everything stored.\n# TYPE tokenledger_staleness_seconds gauge\ntokenledger_staleness_seconds %.3f\n", h.cfg.Staleness().Seconds())
-		fmt.Fprintf(&b, "# HELP tokenledger_max_staleness_seconds The bound past which the node stops answering (--max-staleness).\n# TYPE tokenledger_max_staleness_seconds gauge\ntokenledger_max_staleness_seconds %g\n", h.cfg.MaxStaleness.Seconds())
-	}
-	m := h.metrics
-	m.mu.Lock()
-	keys := make([][2]string, 0, len(m.calls))
-	for k := range m.calls {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b [2]string) int { return strings.Compare(a[0]+" "+a[1], b[0]+" "+b[1]) })
-	b.WriteString("# HELP tokenledger_uapi_calls_total UAPI calls by function and HTTP status.\n# TYPE tokenledger_uapi_calls_total counter\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "tokenledger_uapi_calls_total{function=%q,code=%q} %d\n", k[0], k[1], m.calls[k])
-	}
-	b.WriteString("# HELP tokenledger_panel_logins_total Panel logins by result.\n# TYPE tokenledger_panel_logins_total counter\n")
-	for _, result := range []string{"failed", "ok"} {
-		fmt.Fprintf(&b, "tokenledger_panel_logins_total{result=%q} %d\n", result, m.logins[result])
-	}
-	m.mu.Unlock()
-
-	b.WriteString("# HELP tokenledger_tokens Live tokens by status, as of the scrape.\n# TYPE tokenledger_tokens gauge\n")
-	counts := h.cfg.Table.CountByStatus(h.cfg.Now())
-	for _, status := range []string{projections.Active, projections.Expiring, projections.Expired} {
-		fmt.Fprintf(&b, "tokenledger_tokens{status=%q} %d\n", status, counts[status])
-	}
-
-	total, top, refused := h.guard.snapshot()
-	b.WriteString("# HELP tokenledger_auth_failures_total Failed credentials on the HTTP API and panel: passwords (panel logins and HTTP Basic) and API tokens.\n# TYPE tokenledger_auth_failures_total counter\n")
-	for _, kind := range []string{failPassword, failToken, failValidation} {
-		fmt.Fprintf(&b, "tokenledger_auth_failures_total{kind=%q} %d\n", kind, total[kind])
-	}
-	fmt.Fprintf(&b, "# HELP tokenledger_auth_failures_by_source_total Failed credentials by source address (an IPv6 source is its /64): the %d busiest of at most %d sources tracked.\n# TYPE tokenledger_auth_failures_by_source_total counter\n", topSources, maxSources)
-	for _, s := range top {
-		fmt.Fprintf(&b, "tokenledger_auth_failures_by_source_total{source=%q} %d\n", s.source, s.n)
-	}
-	fmt.Fprintf(&b, "# HELP tokenledger_login_refusals_total Password logins refused unchecked because the account is locked after repeated failures.\n# TYPE tokenledger_login_refusals_total counter\ntokenledger_login_refusals_total %d\n", refused)
-
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write([]byte(b.String()))
+	h.metrics.page.ServeHTTP(w, r)
+}
+
+// tokensCollector counts the live tokens by status at each scrape, in one
+// pass over the table for all three.
+type tokensCollector struct {
+	table Table
+	now   func() time.Time
+}
+
+var tokensDesc = prometheus.NewDesc("tokenledger_tokens", "Live tokens by status, as of the scrape.", []string{"status"}, nil)
+
+func (c tokensCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tokensDesc }
+
+func (c tokensCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := c.table.CountByStatus(c.now())
+	for _, status := range []string{projections.Active, projections.Expiring, projections.Expired} {
+		ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.GaugeValue, float64(counts[status]), status)
+	}
+}
+
+// guardCollector shows what the guard counted, which the NATS service
+// reports to as well as the HTTP side.
+type guardCollector struct{ guard *accounts.Guard }
+
+var (
+	authFailuresDesc = prometheus.NewDesc("tokenledger_auth_failures_total",
+		"Failed credentials on the HTTP API and panel: passwords (panel logins and HTTP Basic) and API tokens.", []string{"kind"}, nil)
+	authFailuresBySourceDesc = prometheus.NewDesc("tokenledger_auth_failures_by_source_total",
+		fmt.Sprintf("Failed credentials by source address (an IPv6 source is its /64): the %d busiest of at most %d sources tracked.", accounts.TopSources, accounts.MaxSources),
+		[]string{"source"}, nil)
+	loginRefusalsDesc = prometheus.NewDesc("tokenledger_login_refusals_total",
+		"Password logins refused unchecked because the account is locked after repeated failures.", nil, nil)
+)
+
+func (c guardCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- authFailuresDesc
+	ch <- authFailuresBySourceDesc
+	ch <- loginRefusalsDesc
+}
+
+func (c guardCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.guard.Failures()
+	for kind, n := range f.ByKind {
+		ch <- prometheus.MustNewConstMetric(authFailuresDesc, prometheus.CounterValue, float64(n), string(kind))
+	}
+	for _, s := range f.Sources {
+		ch <- prometheus.MustNewConstMetric(authFailuresBySourceDesc, prometheus.CounterValue, float64(s.N), s.Source)
+	}
+	ch <- prometheus.MustNewConstMetric(loginRefusalsDesc, prometheus.CounterValue, float64(f.Refused))
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"tokenledger/accounts"
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/httpapi"
@@ -90,13 +91,13 @@ func mustNode(tb testing.TB, opts ...nodeOption) *node {
 	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	accounts, err := httpapi.OpenAccounts(path)
+	passwords, err := accounts.OpenPasswords(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	loc := time.FixedZone("Test", 2*3600)
 	cfg := httpapi.Config{
-		Ready: nd.Follower.Ready, Ledger: nd.Ledger, Table: nd.Table, Accounts: accounts,
+		Ready: nd.Follower.Ready, Ledger: nd.Ledger, Table: nd.Table, Accounts: passwords,
 		Now: clk.Now, Location: loc, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, o := range opts {

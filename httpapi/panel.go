@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"tokenledger/accounts"
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/projections"
@@ -237,11 +238,11 @@ func cookie(r *http.Request, name string) (string, bool) {
 	return c.Value, true
 }
 
-func (h *handler) passwordStamp(account string) (passwordStamp, bool) {
+func (h *handler) passwordStamp(account string) (accounts.Stamp, bool) {
 	if h.cfg.Accounts == nil {
-		return passwordStamp{}, false
+		return accounts.Stamp{}, false
 	}
-	return h.cfg.Accounts.stamp(account)
+	return h.cfg.Accounts.Stamp(account)
 }
 
 func (h *handler) render(w http.ResponseWriter, status int, v *view) {

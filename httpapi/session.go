@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"tokenledger/accounts"
 )
 
 // Panel sessions live in this node's memory: a restart logs everyone out,
@@ -25,11 +27,11 @@ const (
 
 type session struct {
 	account string
-	stamp   passwordStamp // of the password it logged in with
-	csrf    string        // sent back with every change the panel makes
-	flash   flash         // one message for the next page, then dropped
-	secret  *newSecret    // a new secret for the next GET of /secret, then dropped
-	size    int           // rows a page in the token table, once chosen
+	stamp   accounts.Stamp // of the password it logged in with
+	csrf    string         // sent back with every change the panel makes
+	flash   flash          // one message for the next page, then dropped
+	secret  *newSecret     // a new secret for the next GET of /secret, then dropped
+	size    int            // rows a page in the token table, once chosen
 	created time.Time
 	seen    time.Time
 }
@@ -51,7 +53,7 @@ func randomToken() string {
 
 // start makes a session for account, logged in with the password of stamp,
 // and returns its cookie value.
-func (s *sessions) start(account string, stamp passwordStamp) string {
+func (s *sessions) start(account string, stamp accounts.Stamp) string {
 	id, now := randomToken(), time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

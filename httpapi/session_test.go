@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"tokenledger/httpapi"
+	"tokenledger/accounts"
 )
 
 // TestPasswordChangeEndsSessions: once an account's password changes in the
@@ -28,7 +28,7 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 	}
 	bobCSRF := bob.csrf()
 
-	if err := httpapi.SetPassword(n.Accounts, "bob", "bob-new-password"); err != nil {
+	if err := accounts.SetPassword(n.Accounts, "bob", "bob-new-password"); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range []*browser{bob, bobElsewhere} {

@@ -545,8 +545,8 @@ func TestMetrics(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
 		"tokenledger_ready 1\n",
-		`tokenledger_uapi_calls_total{function="list",code="200"} 1` + "\n",
-		`tokenledger_uapi_calls_total{function="rename",code="200"} 1` + "\n",
+		`tokenledger_uapi_calls_total{code="200",function="list"} 1` + "\n",
+		`tokenledger_uapi_calls_total{code="200",function="rename"} 1` + "\n",
 		`tokenledger_panel_logins_total{result="ok"} 0` + "\n",
 	} {
 		if !strings.Contains(string(b), want) {

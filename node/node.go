@@ -13,8 +13,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"tokenledger/access"
+	"tokenledger/accounts"
 	"tokenledger/commands"
 	"tokenledger/embedded"
 	"tokenledger/events"
@@ -59,13 +62,13 @@ type Config struct {
 	// commands; see Part.
 	Parts Part
 
-	HTTP          string            // HTTP: the address, host:port, of the API, panel and health checks
-	TLSCert       string            // HTTP: serve HTTPS with this certificate chain (PEM), and TLSKey
-	TLSKey        string            // HTTP: the private key (PEM) of TLSCert
-	SecureCookies bool              // HTTP: the panel's cookie is Secure on plain HTTP (TLS ends at a proxy)
-	Accounts      *httpapi.Accounts // HTTP: account passwords; nil: no password logins
-	Location      *time.Location    // HTTP: the time zone of dates in the panel; nil: the machine's
-	Features      []string          // HTTP: the features the panel offers; nil: httpapi.DefaultFeatures
+	HTTP          string              // HTTP: the address, host:port, of the API, panel and health checks
+	TLSCert       string              // HTTP: serve HTTPS with this certificate chain (PEM), and TLSKey
+	TLSKey        string              // HTTP: the private key (PEM) of TLSCert
+	SecureCookies bool                // HTTP: the panel's cookie is Secure on plain HTTP (TLS ends at a proxy)
+	Accounts      *accounts.Passwords // HTTP: account passwords; nil: no password logins
+	Location      *time.Location      // HTTP: the time zone of dates in the panel; nil: the machine's
+	Features      []string            // HTTP: the features the panel offers; nil: httpapi.DefaultFeatures
 
 	Version string // Service: what `nats micro info` shows
 	// Serving is called once, when the service first answers: serve says
@@ -137,7 +140,7 @@ type Node struct {
 	used      *events.Used
 	uses      *commands.UseRecorder
 	claims    *events.Claims
-	guard     *httpapi.Guard
+	guard     *accounts.Guard
 	ln        net.Listener
 	http      *httpapi.BoundedServer
 
@@ -336,7 +339,7 @@ func (n *Node) buildLedger(ctx context.Context) {
 		n.uses = commands.NewUses(commands.UseConfig{Store: n.used, Node: cfg.Signer.PublicKey(), Now: cfg.Now,
 			LastUsed: n.table.LastUsed, Every: cfg.UsedEvery, Log: n.log})
 	}
-	n.guard = httpapi.NewGuard() // failed credentials on both transports
+	n.guard = accounts.NewGuard() // failed credentials on both transports
 }
 
 // listen takes the HTTP address and builds the HTTP server on it.
@@ -352,8 +355,13 @@ func (n *Node) listen() error {
 	if n.uses != nil {
 		uses = n.uses
 	}
+	// The node's registry, served on /metrics: the Go runtime's and the
+	// process's series (heap, GC, goroutines, memory, open files), to which
+	// the handler adds its own. One per node, none global.
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.http = httpapi.Server(httpapi.New(httpapi.Config{
-		Guard: n.guard,
+		Guard: n.guard, Metrics: metrics,
 		Ready: n.follower.Ready, Halted: n.follower.Halted, Staleness: n.follower.Staleness, MaxStaleness: cfg.MaxStaleness,
 		Ledger: n.ledger, Table: n.table, Accounts: cfg.Accounts, Uses: uses,
 		Now: cfg.Now, Location: cfg.Location, SecureCookies: cfg.SecureCookies, Features: cfg.Features, Log: n.log,

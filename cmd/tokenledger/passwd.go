@@ -6,15 +6,15 @@ import (
 	"io"
 	"strings"
 
+	"tokenledger/accounts"
 	"tokenledger/events"
-	"tokenledger/httpapi"
 )
 
 // maxPasswordLine bounds what passwd reads from stdin.
 const maxPasswordLine = 4 << 10
 
 // passwd adds an account to the accounts file of `serve --accounts`, or
-// changes its password, which must have at least httpapi.MinPassword
+// changes its password, which must have at least accounts.MinPassword
 // characters. The password comes from stdin, never from an argument, so it
 // shows in no process list or shell history. A running node ends the
 // account's panel sessions when it sees the new password.
@@ -44,7 +44,7 @@ func (e *cli) passwd(args []string) error {
 	}
 	// SetPassword refuses a short password before it writes anything; a
 	// shorter one already in the file keeps working, so nobody is locked out.
-	if err := httpapi.SetPassword(*path, account, password); err != nil {
+	if err := accounts.SetPassword(*path, account, password); err != nil {
 		if events.ErrorCode(err) == events.Invalid {
 			return usageErrorf("passwd: %s", events.ErrorMessage(err))
 		}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"tokenledger/accounts"
 	"tokenledger/events"
 	"tokenledger/httpapi"
 	"tokenledger/node"
@@ -163,9 +164,9 @@ func (e *cli) nodeConfig(cfg serveConfig) (node.Config, error) {
 	if err != nil {
 		return node.Config{}, err
 	}
-	var accounts *httpapi.Accounts
+	var passwords *accounts.Passwords
 	if cfg.Accounts != "" {
-		if accounts, err = httpapi.OpenAccounts(cfg.Accounts); err != nil {
+		if passwords, err = accounts.OpenPasswords(cfg.Accounts); err != nil {
 			return node.Config{}, usageErrorf("--accounts: %v", err)
 		}
 	}
@@ -192,7 +193,7 @@ func (e *cli) nodeConfig(cfg serveConfig) (node.Config, error) {
 		TLSCert:       cfg.TLSCert,
 		TLSKey:        cfg.TLSKey,
 		SecureCookies: cfg.SecureHTTP,
-		Accounts:      accounts,
+		Accounts:      passwords,
 		Features:      features,
 		Location:      loc,
 		Version:       version,

@@ -1,4 +1,4 @@
-package httpapi
+package accounts
 
 import (
 	"bufio"
@@ -29,11 +29,11 @@ const maxPassword = 72
 // with it: the rule applies when a password is set, not when it is used.
 const MinPassword = 12
 
-// Accounts is an htpasswd file of account passwords, bcrypt only, as
+// Passwords is an htpasswd file of account passwords, bcrypt only, as
 // `htpasswd -B` and `tokenledger passwd` write it. It is read again when it
 // changes on disk, so a new or changed password takes effect without a
 // restart, and ends the account's panel sessions.
-type Accounts struct {
+type Passwords struct {
 	path string
 
 	mu     sync.Mutex
@@ -42,48 +42,43 @@ type Accounts struct {
 	cost   int // the file's most common bcrypt cost, for unknown accounts
 }
 
-// OpenAccounts reads the accounts file at path.
-func OpenAccounts(path string) (*Accounts, error) {
-	a := &Accounts{path: path}
+// OpenPasswords reads the accounts file at path.
+func OpenPasswords(path string) (*Passwords, error) {
+	a := &Passwords{path: path}
 	if err := a.reload(); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// Check says whether password is account's. An unknown account costs as much
-// time as a wrong password: it is compared with a dummy hash of the cost most
-// of the file's hashes have, so a caller cannot tell the two apart.
-func (a *Accounts) Check(account, password string) bool {
-	_, ok := a.check(account, password)
-	return ok
-}
-
-// check is Check that also returns the stamp of the password it matched.
-func (a *Accounts) check(account, password string) (passwordStamp, bool) {
+// Check says whether password is account's, and returns the stamp of the
+// password it matched. An unknown account costs as much time as a wrong
+// password: it is compared with a dummy hash of the cost most of the file's
+// hashes have, so a caller cannot tell the two apart.
+func (a *Passwords) Check(account, password string) (Stamp, bool) {
 	hash, cost := a.lookup(account)
 	if hash == nil || len(password) > maxPassword {
 		bcrypt.CompareHashAndPassword(dummyHash(cost), []byte(password))
-		return passwordStamp{}, false
+		return Stamp{}, false
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
-		return passwordStamp{}, false
+		return Stamp{}, false
 	}
 	return sha256.Sum256(hash), true
 }
 
-// passwordStamp tells one password of an account from any other: the
-// SHA-256 of its bcrypt hash, whose salt differs each time a password is
-// set, even to the same password again. A panel session keeps the stamp of
-// the password it logged in with, and ends when the file's differs.
-type passwordStamp [sha256.Size]byte
+// Stamp tells one password of an account from any other: the SHA-256 of its
+// bcrypt hash, whose salt differs each time a password is set, even to the
+// same password again. A panel session keeps the stamp of the password it
+// logged in with, and ends when the file's differs.
+type Stamp [sha256.Size]byte
 
-// stamp is the stamp of account's password as the file holds it now (read
+// Stamp is the stamp of account's password as the file holds it now (read
 // again if it changed on disk); false when the account has no password.
-func (a *Accounts) stamp(account string) (passwordStamp, bool) {
+func (a *Passwords) Stamp(account string) (Stamp, bool) {
 	hash, _ := a.lookup(account)
 	if hash == nil {
-		return passwordStamp{}, false
+		return Stamp{}, false
 	}
 	return sha256.Sum256(hash), true
 }
@@ -119,7 +114,7 @@ func commonCost(hashes map[string][]byte) int {
 	return best
 }
 
-func (a *Accounts) lookup(account string) ([]byte, int) {
+func (a *Passwords) lookup(account string) ([]byte, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// A file that cannot be read now keeps the passwords last read, except
@@ -132,13 +127,13 @@ func (a *Accounts) lookup(account string) ([]byte, int) {
 	return a.hashes[account], a.cost
 }
 
-func (a *Accounts) reload() error {
+func (a *Passwords) reload() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.reloadLocked()
 }
 
-func (a *Accounts) reloadLocked() error {
+func (a *Passwords) reloadLocked() error {
 	f, err := os.Open(a.path)
 	if err != nil {
 		return fmt.Errorf("accounts file: %w", err)

@@ -1,4 +1,4 @@
-package httpapi
+package accounts
 
 import (
 	"cmp"
@@ -24,19 +24,22 @@ const (
 
 	// maxLocked bounds the accounts whose failures are remembered.
 	maxLocked = 10000
-	// maxSources bounds the sources whose failures are counted; when full,
+	// MaxSources bounds the sources whose failures are counted; when full,
 	// the source with the fewest failures (the oldest among equals) makes
 	// room, so persistent guessers stay counted.
-	maxSources = 1000
-	// topSources is how many sources /metrics shows, the busiest first.
-	topSources = 20
+	MaxSources = 1000
+	// TopSources is how many sources Failures gives, the busiest first.
+	TopSources = 20
 )
 
-// Kinds of failed credentials, as /metrics labels them.
+// Kind is a kind of failed credential, as /metrics labels it.
+type Kind string
+
+// The kinds of failed credentials.
 const (
-	failPassword   = "password"   // a panel login or HTTP Basic
-	failToken      = "token"      // "Authorization: cpanel ACCOUNT:TOKEN"
-	failValidation = "validation" // a refused tokens.validate over NATS
+	Password   Kind = "password"   // a panel login or HTTP Basic
+	Token      Kind = "token"      // "Authorization: cpanel ACCOUNT:TOKEN"
+	Validation Kind = "validation" // a refused tokens.validate over NATS
 )
 
 // Guard counts failed credentials by source and locks the password logins of
@@ -46,9 +49,9 @@ type Guard struct {
 	mu       sync.Mutex
 	accounts map[string]*failures
 	sources  map[string]*sourceCount
-	seq      uint64            // orders sources by their last failure
-	total    map[string]uint64 // failures by kind
-	refused  uint64            // login attempts refused while locked
+	seq      uint64          // orders sources by their last failure
+	total    map[Kind]uint64 // failures by kind
+	refused  uint64          // login attempts refused while locked
 }
 
 type failures struct {
@@ -64,13 +67,13 @@ type sourceCount struct {
 
 // NewGuard returns an empty guard.
 func NewGuard() *Guard {
-	return &Guard{accounts: make(map[string]*failures), sources: make(map[string]*sourceCount), total: make(map[string]uint64)}
+	return &Guard{accounts: make(map[string]*failures), sources: make(map[string]*sourceCount), total: make(map[Kind]uint64)}
 }
 
-// locked says how long account must wait before its password is checked
+// Locked says how long account must wait before its password is checked
 // again; zero when it need not. A refusal counts as nothing else: it neither
 // checks the password nor lengthens the lock.
-func (g *Guard) locked(account string, now time.Time) time.Duration {
+func (g *Guard) Locked(account string, now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.accounts[account]
@@ -81,8 +84,8 @@ func (g *Guard) locked(account string, now time.Time) time.Duration {
 	return f.until.Sub(now)
 }
 
-// loginFailed notes a wrong password for account at now.
-func (g *Guard) loginFailed(account string, now time.Time) {
+// LoginFailed notes a wrong password for account at now.
+func (g *Guard) LoginFailed(account string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.accounts[account]
@@ -112,8 +115,8 @@ func lockFor(n int) time.Duration {
 	return min(d, lockMax)
 }
 
-// loginSucceeded forgets account's failures.
-func (g *Guard) loginSucceeded(account string) {
+// LoginSucceeded forgets account's failures.
+func (g *Guard) LoginSucceeded(account string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.accounts, account)
@@ -143,10 +146,11 @@ func (g *Guard) forgetAccounts(now time.Time) {
 // ValidationFailed counts a validation over NATS that was refused for a
 // reason a guesser meets (unknown, revoked, wrong account, expired,
 // ip_denied), from ip when the request named one.
-func (g *Guard) ValidationFailed(ip netip.Addr) { g.failed(failValidation, ip) }
+func (g *Guard) ValidationFailed(ip netip.Addr) { g.Failed(Validation, ip) }
 
-// failed counts a failed credential of kind from the source ip.
-func (g *Guard) failed(kind string, ip netip.Addr) {
+// Failed counts a failed credential of kind from the source ip (the zero
+// Addr when it is not known).
+func (g *Guard) Failed(kind Kind, ip netip.Addr) {
 	src := source(ip)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -157,7 +161,7 @@ func (g *Guard) failed(kind string, ip netip.Addr) {
 		s.last = g.seq
 		return
 	}
-	if len(g.sources) >= maxSources {
+	if len(g.sources) >= MaxSources {
 		var least string
 		var ls *sourceCount
 		for k, s := range g.sources {
@@ -183,25 +187,35 @@ func source(ip netip.Addr) string {
 	return p.String()
 }
 
-// sourceFailures is one line of /metrics.
-type sourceFailures struct {
-	source string
-	n      uint64
+// Failures is what a guard has counted, for /metrics.
+type Failures struct {
+	ByKind  map[Kind]uint64  // every kind, those with none included
+	Sources []SourceFailures // the TopSources busiest, the busiest first
+	Refused uint64           // password logins refused unchecked while locked
 }
 
-// snapshot returns the failure totals by kind, the busiest sources, and the
+// SourceFailures are the failures counted from one source.
+type SourceFailures struct {
+	Source string // an IPv4 address, an IPv6 /64, or "unknown"
+	N      uint64
+}
+
+// Failures returns the failure totals by kind, the busiest sources, and the
 // count of refused logins.
-func (g *Guard) snapshot() (map[string]uint64, []sourceFailures, uint64) {
+func (g *Guard) Failures() Failures {
 	g.mu.Lock()
-	total := map[string]uint64{failPassword: g.total[failPassword], failToken: g.total[failToken], failValidation: g.total[failValidation]}
-	top := make([]sourceFailures, 0, len(g.sources))
-	for k, s := range g.sources {
-		top = append(top, sourceFailures{k, s.n})
+	f := Failures{
+		ByKind:  map[Kind]uint64{Password: g.total[Password], Token: g.total[Token], Validation: g.total[Validation]},
+		Sources: make([]SourceFailures, 0, len(g.sources)),
+		Refused: g.refused,
 	}
-	refused := g.refused
+	for k, s := range g.sources {
+		f.Sources = append(f.Sources, SourceFailures{k, s.n})
+	}
 	g.mu.Unlock()
-	slices.SortFunc(top, func(a, b sourceFailures) int {
-		return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.source, b.source))
+	slices.SortFunc(f.Sources, func(a, b SourceFailures) int {
+		return cmp.Or(cmp.Compare(b.N, a.N), cmp.Compare(a.Source, b.Source))
 	})
-	return total, top[:min(len(top), topSources)], refused
+	f.Sources = f.Sources[:min(len(f.Sources), TopSources)]
+	return f
 }
