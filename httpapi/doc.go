@@ -15,11 +15,12 @@
 // openapi_test.go). It authenticates with "Authorization: cpanel ACCOUNT:TOKEN"
 // (validated from the node's in-memory table, against the token's address
 // allow-list, and noted to the use recorder) or HTTP Basic with a password
-// from the accounts file, an htpasswd file of bcrypt hashes (accounts.Passwords). An
-// account only ever sees and changes its own tokens, and every change records
-// who made it and from what address. Failed credentials are counted by source
-// for /metrics, and an account whose password keeps failing is locked for a
-// while (accounts.Guard, which the NATS service reports to as well).
+// from the accounts file, an htpasswd file of bcrypt hashes
+// (accounts.Passwords). An account only ever sees and changes its own tokens,
+// and every change records who made it and from what address. Failed
+// credentials are counted by source for /metrics, and an account whose
+// password keeps failing is locked for a while (accounts.Guard, which the NATS
+// service reports to as well).
 //
 // A token may be limited to features (issue 18) and may be read-only. The
 // UAPI honours both: every Tokens function needs the feature "apitokens"
