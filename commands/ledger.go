@@ -9,7 +9,7 @@ import (
 	"tokenledger/events"
 )
 
-// Log is what the write side needs of the event stream (*events.Stream).
+// Log is what the write side needs of the event stream (*jetstream.Stream).
 type Log interface {
 	Append(ctx context.Context, account string, expect uint64, evs []events.Event) (uint64, error)
 	Read(ctx context.Context, opts events.ReadOptions, fn func(events.Msg) error) error

@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -360,15 +361,15 @@ func gone(n *node, name string) bool {
 
 // mustReplicatedStream creates the ledger's stream with three copies before
 // any node does, as `serve` would on a three-server cluster.
-func mustReplicatedStream(t *testing.T, c *natstest.Cluster) jetstream.JetStream {
+func mustReplicatedStream(t *testing.T, c *natstest.Cluster) natsjs.JetStream {
 	t.Helper()
-	js, err := jetstream.New(natstest.MustConnect(t, c.Servers()[0]))
+	js, err := natsjs.New(natstest.MustConnect(t, c.Servers()[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := events.DefaultConfig()
 	cfg.Replicas = 3
-	if _, err := events.Ensure(context.Background(), js, cfg, events.Seen{}); err != nil {
+	if _, err := jetstream.Ensure(context.Background(), js, cfg, jetstream.Seen{}); err != nil {
 		t.Fatal(err)
 	}
 	return js
@@ -376,7 +377,7 @@ func mustReplicatedStream(t *testing.T, c *natstest.Cluster) jetstream.JetStream
 
 // mustFill stores n unsigned events of other accounts, as fast as the
 // stream takes them; nodes skip them.
-func mustFill(t *testing.T, js jetstream.JetStream, n int) {
+func mustFill(t *testing.T, js natsjs.JetStream, n int) {
 	t.Helper()
 	cfg := events.DefaultConfig()
 	for i := range n {

@@ -9,7 +9,7 @@ import (
 )
 
 // UseStore keeps each token's last use outside the event stream
-// (*events.Used): a use is no command, and must not take the account's
+// (*jetstream.Used): a use is no command, and must not take the account's
 // concurrency sequence from one.
 type UseStore interface {
 	// Record stores u unless a use less than every before it is stored,

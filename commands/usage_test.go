@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -44,18 +45,18 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 type usesNode struct {
 	*nodetest.Node
 	Uses *commands.UseRecorder
-	Used *events.Used
-	JS   jetstream.JetStream
+	Used *jetstream.Used
+	JS   natsjs.JetStream
 }
 
 func mustUses(t *testing.T, n *nodetest.Node, name string, clk *testClock, every time.Duration) *usesNode {
 	t.Helper()
-	js, err := jetstream.New(n.Conn)
+	js, err := natsjs.New(n.Conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	used, err := events.OpenUsed(ctx, js, events.DefaultConfig())
+	used, err := jetstream.OpenUsed(ctx, js, events.DefaultConfig())
 	if err != nil {
 		cancel()
 		t.Fatal(err)

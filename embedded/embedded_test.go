@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/events"
+
+	"tokenledger/jetstream"
 )
 
 // A NATS account layout with least privilege: nodes append and read events,
@@ -50,9 +52,9 @@ func TestValidationClientCannotAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer node.Close()
-	js, _ := jetstream.New(node)
+	js, _ := natsjs.New(node)
 	ctx := context.Background()
-	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TOKENS", Subjects: []string{"tokens.events.>"}})
+	st, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "TOKENS", Subjects: []string{"tokens.events.>"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func TestValidationClientCannotAppend(t *testing.T) {
 	if reply, err := validator.Request("tokens.validate", []byte("X"), 10*time.Second); err != nil || !strings.Contains(string(reply.Data), "unknown") {
 		t.Fatalf("the validator cannot validate: %v", err)
 	}
-	vjs, _ := jetstream.New(validator)
+	vjs, _ := natsjs.New(validator)
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if _, err := vjs.Publish(pctx, "tokens.events.bob.01JD0000000000000000000000", []byte(`{"forged":true}`)); err == nil {
@@ -97,8 +99,8 @@ func TestValidationClientCannotAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer auditor.Close()
-	ajs, _ := jetstream.New(auditor)
-	stream, err := events.Open(ctx, ajs, events.DefaultConfig())
+	ajs, _ := natsjs.New(auditor)
+	stream, err := jetstream.Open(ctx, ajs, events.DefaultConfig())
 	if err != nil {
 		t.Fatalf("the auditor cannot open the stream: %v", err)
 	}

@@ -9,8 +9,8 @@ import (
 )
 
 // JetStreamTrouble says what keeps s's JetStream from storing, or nil, as
-// errors the stream's edge translates (events.Stream.AskServer): the API's
-// own where it has one. Its clients cannot tell (nats-server v2.15.2):
+// errors the stream's edge translates (the adapter's Stream.AskServer, in
+// tokenledger/jetstream): the API's own where it has one. Its clients cannot tell (nats-server v2.15.2):
 // once a write finds the disk full, the stream's store fails for good
 // (until the server restarts) and takes every later write without an
 // answer, while reads and the stream's info go on as usual; a store at its

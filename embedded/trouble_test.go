@@ -9,9 +9,11 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/events"
+
+	"tokenledger/jetstream"
 )
 
 // TestJetStreamTrouble: what the embedded server knows keeps JetStream from
@@ -33,12 +35,12 @@ func TestJetStreamTrouble(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := natsjs.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	stream, err := events.Ensure(ctx, js, events.DefaultConfig(), events.Seen{})
+	stream, err := jetstream.Ensure(ctx, js, events.DefaultConfig(), jetstream.Seen{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func TestJetStreamTrouble(t *testing.T) {
 		}
 		_, refused = js.Publish(ctx, "tokens.events.bob.x", make([]byte, 1024))
 	}
-	var apiErr *jetstream.APIError
+	var apiErr *natsjs.APIError
 	if !errors.As(refused, &apiErr) || apiErr.ErrorCode != 10023 {
 		t.Fatalf("a write over the limit: %v, want err_code=10023", refused)
 	}

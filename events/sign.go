@@ -5,10 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
-	"os"
-	"strings"
-
-	"github.com/nats-io/nkeys"
+	"maps"
 )
 
 // Anyone with publish rights on NATS can put a message on the stream, so the
@@ -22,67 +19,20 @@ import (
 // "sig" member removed; Encode always writes sig last. prev is the SHA-256 of
 // the previous event's stored bytes, signature included.
 
-// Signer signs events with a node's key (an nkeys server seed). It keeps
-// the Ed25519 private key itself: the standard library caches the key's
-// expansion by its storage, and deriving it anew for each signature (as
-// nkeys' KeyPair.Sign does) costs about as much as the signature.
+// Signer signs events with a node's key. It keeps the Ed25519 private key
+// itself: the standard library caches the key's expansion by its storage,
+// and deriving it anew for each signature (as nkeys' KeyPair.Sign does)
+// costs about as much as the signature. Package access reads a node's
+// signing seed, an nkey, into one (access.NewSigner).
 type Signer struct {
 	key ed25519.PrivateKey
 	pub string
 }
 
-// NewSigner reads a seed as `tokenledger keygen` prints it.
-func NewSigner(seed []byte) (*Signer, error) {
-	kp, err := nkeys.FromSeed(bytes.TrimSpace(seed))
-	if err != nil {
-		return nil, Errorf(Invalid, "not a signing seed: %v", err)
-	}
-	pub, err := kp.PublicKey()
-	if err != nil {
-		return nil, err
-	}
-	if !nkeys.IsValidPublicServerKey(pub) {
-		return nil, Errorf(Invalid, "the signing seed is not a node (server) key: make one with `tokenledger keygen`")
-	}
-	encoded, err := kp.Seed()
-	if err != nil {
-		return nil, err
-	}
-	_, raw, err := nkeys.DecodeSeed(encoded)
-	if err != nil || len(raw) != ed25519.SeedSize {
-		return nil, Errorf(Invalid, "not a signing seed")
-	}
-	return &Signer{key: ed25519.NewKeyFromSeed(raw), pub: pub}, nil
-}
-
-// NewSeed makes a fresh node signing seed.
-func NewSeed() ([]byte, error) {
-	kp, err := nkeys.CreateServer()
-	if err != nil {
-		return nil, err
-	}
-	return kp.Seed()
-}
-
-// LoadOrCreateSeed reads the seed in path, or makes one there (mode 0600)
-// when the file does not exist yet.
-func LoadOrCreateSeed(path string) ([]byte, error) {
-	seed, err := os.ReadFile(path)
-	if err == nil || !os.IsNotExist(err) {
-		return seed, err
-	}
-	if seed, err = NewSeed(); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Write(append(seed, '\n')); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return seed, f.Close()
+// NewSigner signs with key, and names pub, the text form of key's public
+// half that Trust knows it by, in every event it signs.
+func NewSigner(key ed25519.PrivateKey, pub string) *Signer {
+	return &Signer{key: key, pub: pub}
 }
 
 // PublicKey is the key that verifies this signer's events.
@@ -103,67 +53,35 @@ func (s *Signer) Sign(e *Event, prev Hash) (Hash, error) {
 	// The sealed event is the unsigned one with sig as its last member, just
 	// as Encode writes it (base64url needs no escaping): what verifyWith undoes.
 	sealed := append(append(append(unsigned[:len(unsigned)-1:len(unsigned)-1], sigMember...), e.Sig...), '"', '}')
+	e.sealed = sealed
 	return Digest(sealed), nil
+}
+
+// Sealed is e as Sign sealed it: the bytes to store, so that an event is
+// encoded once on its way to the stream. It is nil for an event that Sign
+// did not seal, or whose signature changed since; an event changed in any
+// other way after Sign must be signed again.
+func (e Event) Sealed() []byte {
+	n := len(e.sealed) - len(`"}`)
+	if e.Sig == "" || n < len(e.Sig) || string(e.sealed[n-len(e.Sig):n]) != e.Sig {
+		return nil
+	}
+	return e.sealed
 }
 
 // Digest is the hash of an event's stored bytes: what the next event's prev holds.
 func Digest(raw []byte) Hash { return sha256.Sum256(raw) }
 
-// Trust holds the public keys whose events the ledger accepts.
+// Trust holds the public keys whose events the ledger accepts, each by the
+// text form events name it by (Event.Signer). Package access makes one from
+// node public keys as nkeys print them (access.NewTrust).
 type Trust struct {
-	keys map[string]nkeys.KeyPair
+	keys map[string]ed25519.PublicKey
 }
 
-// NewTrust trusts the given node public keys.
-func NewTrust(pubs ...string) (*Trust, error) {
-	t := &Trust{keys: make(map[string]nkeys.KeyPair)}
-	for _, p := range pubs {
-		kp, err := nkeys.FromPublicKey(p)
-		if err != nil || !nkeys.IsValidPublicServerKey(p) {
-			return nil, Errorf(Invalid, "%q is not a node public key", clip(p))
-		}
-		t.keys[p] = kp
-	}
-	return t, nil
-}
-
-// A trusted-keys file lists node public keys, one a line; blank lines and
-// lines starting with # are comments. `tokenledger keygen` prints one on
-// stderr, and a node writes its own as signing.pub in its data directory, so
-// that an auditor can hand either to --trusted-keys as it is.
-
-// ReadTrustedKeys reads a trusted-keys file. It refuses a private seed, which
-// is easily saved in the public key's place, without repeating it.
-func ReadTrustedKeys(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var keys []string
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if strings.HasPrefix(line, "S") {
-			return nil, Errorf(Invalid, "%s line %d is a private seed, not a public key: give the node's public key "+
-				"(`tokenledger keygen` prints it on stderr; a node writes its own to signing.pub in its data directory), "+
-				"and keep the seed secret", path, i+1)
-		}
-		keys = append(keys, line)
-	}
-	return keys, nil
-}
-
-// FormatTrustedKeys is a trusted-keys file of keys, headed by the one-line
-// comment.
-func FormatTrustedKeys(comment string, keys ...string) []byte {
-	var b bytes.Buffer
-	b.WriteString("# " + strings.Join(strings.Fields(comment), " ") + "\n")
-	for _, k := range keys {
-		b.WriteString(k + "\n")
-	}
-	return b.Bytes()
+// NewTrust trusts keys, by the names events give them.
+func NewTrust(keys map[string]ed25519.PublicKey) *Trust {
+	return &Trust{keys: maps.Clone(keys)}
 }
 
 // Keys lists the trusted public keys.
@@ -184,28 +102,24 @@ func (t *Trust) Verify(raw []byte, e Event) error {
 	if e.Sig == "" || e.Signer == "" {
 		return Errorf(Invalid, "unsigned event")
 	}
-	kp, ok := t.keys[e.Signer]
+	key, ok := t.keys[e.Signer]
 	if !ok {
 		return Errorf(Invalid, "signed by an untrusted key %s", clip(e.Signer))
 	}
-	return verifyWith(kp, raw, e)
+	return verifyWith(key, raw, e)
 }
 
-// VerifySelfSigned checks the signature against the key the event names,
-// without asking whether that key is trusted: what an auditor can check with
-// no list of keys.
-func VerifySelfSigned(raw []byte, e Event) error {
+// VerifyWith checks that raw, decoded as e, is signed by key, without
+// asking whether key is trusted: access.VerifySelfSigned's check, with the
+// key the event names.
+func VerifyWith(key ed25519.PublicKey, raw []byte, e Event) error {
 	if e.Sig == "" || e.Signer == "" {
 		return Errorf(Invalid, "unsigned event")
 	}
-	kp, err := nkeys.FromPublicKey(e.Signer)
-	if err != nil {
-		return Errorf(Invalid, "signer %q is not a public key", clip(e.Signer))
-	}
-	return verifyWith(kp, raw, e)
+	return verifyWith(key, raw, e)
 }
 
-func verifyWith(kp nkeys.KeyPair, raw []byte, e Event) error {
+func verifyWith(key ed25519.PublicKey, raw []byte, e Event) error {
 	i := bytes.LastIndex(raw, sigMember)
 	if i < 0 || !bytes.Equal(raw[i+len(sigMember):], []byte(e.Sig+`"}`)) {
 		return Errorf(Invalid, "the signature is not the event's last member")
@@ -215,7 +129,7 @@ func verifyWith(kp nkeys.KeyPair, raw []byte, e Event) error {
 		return Errorf(Invalid, "the signature is not base64url")
 	}
 	unsigned := append(raw[:i:i], '}')
-	if err := kp.Verify(unsigned, sig); err != nil {
+	if len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, unsigned, sig) {
 		return Errorf(Invalid, "bad signature")
 	}
 	return nil
@@ -251,7 +165,7 @@ func (s *Signer) SignDigest(h Hash) (string, error) {
 
 // VerifyDigest checks a snapshot's signature by a trusted key.
 func (t *Trust) VerifyDigest(signer string, h Hash, sig string) error {
-	kp, ok := t.keys[signer]
+	key, ok := t.keys[signer]
 	if !ok {
 		return Errorf(Invalid, "snapshot signed by an untrusted key %s", clip(signer))
 	}
@@ -259,7 +173,7 @@ func (t *Trust) VerifyDigest(signer string, h Hash, sig string) error {
 	if err != nil {
 		return Errorf(Invalid, "snapshot signature is not base64url")
 	}
-	if kp.Verify([]byte(snapshotContext+h.String()), raw) != nil {
+	if !ed25519.Verify(key, []byte(snapshotContext+h.String()), raw) {
 		return Errorf(Invalid, "bad snapshot signature")
 	}
 	return nil

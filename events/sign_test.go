@@ -2,41 +2,39 @@ package events
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nkeys"
 )
 
-func mustSigner(t *testing.T) *Signer {
-	t.Helper()
-	s, _ := mustSignerAndSeed(t)
-	return s
+// mustSigner is a signer of a fresh key, named by its public key in
+// base64url: events takes any name a Trust knows the key by (a node's is
+// its nkey, see access.NewSigner).
+func mustSigner(tb testing.TB) *Signer {
+	tb.Helper()
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return NewSigner(key, base64.RawURLEncoding.EncodeToString(pub))
 }
 
-func mustSignerAndSeed(t *testing.T) (*Signer, []byte) {
-	t.Helper()
-	seed, err := NewSeed()
-	if err != nil {
-		t.Fatal(err)
+// mustTrust trusts the signers' keys.
+func mustTrust(tb testing.TB, signers ...*Signer) *Trust {
+	tb.Helper()
+	keys := make(map[string]ed25519.PublicKey)
+	for _, s := range signers {
+		keys[s.PublicKey()] = s.key.Public().(ed25519.PublicKey)
 	}
-	s, err := NewSigner(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, seed
+	return NewTrust(keys)
 }
 
 func TestSignAndVerify(t *testing.T) {
 	node, other := mustSigner(t), mustSigner(t)
-	trust, err := NewTrust(node.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := Event{ID: NewID(), At: time.Now(), Account: "bob", TokenID: NewID(), Actor: Actor{Kind: ActorOperator, Name: "x"},
+	trust := mustTrust(t, node)
+	e := Event{ID: NewID(), At: time.Now(), Account: "bob", TokenID: NewTokenID(), Actor: Actor{Kind: ActorOperator, Name: "x"},
 		Data: TokenRevoked{Name: "a"}}
 	prev := HashSecret("the previous event")
 	digest, err := node.Sign(&e, prev)
@@ -84,7 +82,7 @@ func TestSignAndVerify(t *testing.T) {
 	if err := trust.Verify(raw2, e2); err == nil || !strings.Contains(err.Error(), "untrusted") {
 		t.Fatalf("event of an untrusted key: %v", err)
 	}
-	if err := VerifySelfSigned(raw2, e2); err != nil {
+	if err := VerifyWith(other.key.Public().(ed25519.PublicKey), raw2, e2); err != nil {
 		t.Fatalf("self-signed check of a well signed event: %v", err)
 	}
 	unsigned := e
@@ -93,92 +91,57 @@ func TestSignAndVerify(t *testing.T) {
 	if err := trust.Verify(rawU, unsigned); err == nil {
 		t.Fatal("an unsigned event verified")
 	}
-}
-
-func TestKeyFiles(t *testing.T) {
-	path := t.TempDir() + "/signing.nk"
-	seed, err := LoadOrCreateSeed(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := LoadOrCreateSeed(path)
-	if err != nil || !bytes.Equal(bytes.TrimSpace(again), seed) {
-		t.Fatalf("second load: %q, %v; want the same seed", again, err)
-	}
-	if _, err := NewSigner([]byte("SUAFAKE")); err == nil {
-		t.Fatal("a bad seed made a signer")
-	}
-	if _, err := NewTrust("not a key"); err == nil {
-		t.Fatal("a bad public key was trusted")
+	if err := VerifyWith(node.key.Public().(ed25519.PublicKey), rawU, unsigned); err == nil {
+		t.Fatal("an unsigned event verified by its key")
 	}
 }
 
-// TestSignerSignsAsNkeys: the signer keeps its own Ed25519 key, and signs
-// exactly as the nkeys key pair of its seed would.
-func TestSignerSignsAsNkeys(t *testing.T) {
-	s, seed := mustSignerAndSeed(t)
-	kp, err := nkeys.FromSeed(seed)
+func mustPrefixes(t *testing.T, list ...string) []Prefix {
+	t.Helper()
+	ps, err := ParsePrefixes(list)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := HashSecret("anything")
-	want, err := kp.Sign([]byte(snapshotContext + h.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	have, err := s.SignDigest(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if have != base64.RawURLEncoding.EncodeToString(want) {
-		t.Fatalf("signature %s, nkeys gives %s", have, base64.RawURLEncoding.EncodeToString(want))
-	}
+	return ps
 }
 
-// TestTrustedKeysFiles: a trusted-keys file as keygen prints it and a node
-// writes it reads back as its keys; a seed in it is refused, not repeated.
-func TestTrustedKeysFiles(t *testing.T) {
-	a, b := mustSigner(t), mustSigner(t)
-	_, seed := mustSignerAndSeed(t)
-	dir := t.TempDir()
+// TestSealedIsWhatEncodeGives: Sign leaves on the event the very bytes that
+// Encode gives for it, so that the adapter stores them without encoding
+// the event again; an event not sealed, or signed again by other means, has
+// none.
+func TestSealedIsWhatEncodeGives(t *testing.T) {
+	signer := mustSigner(t)
 	for _, tt := range []struct {
-		name    string
-		content string
-		want    []string
-		err     string
+		name string
+		have Data
 	}{
-		{"as written", string(FormatTrustedKeys("two nodes\nof one deployment", a.PublicKey(), b.PublicKey())), []string{a.PublicKey(), b.PublicKey()}, ""},
-		{"comments, blank lines, spaces and CRLF", "# nodes\r\n\r\n  " + a.PublicKey() + "  \r\n\n# old: " + b.PublicKey() + "\n", []string{a.PublicKey()}, ""},
-		{"only comments", "# nothing yet\n", nil, ""},
-		{"a seed", "# oops\n" + a.PublicKey() + "\n" + string(seed) + "\n", nil, "line 3 is a private seed, not a public key"},
+		{"created", TokenCreated{Name: "deploy", TokenHash: HashSecret("s"), FullAccess: true, AllowedIPs: mustPrefixes(t, "10.0.0.0/8")}},
+		{"renamed", TokenRenamed{OldName: "a", NewName: "b"}},
+		{"revoked", TokenRevoked{Name: "a<&>\u2028"}},
+		{"features", FeaturesSet{Name: "a", Features: []string{"read"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path := dir + "/" + strings.ReplaceAll(tt.name, " ", "_")
-			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+			e := Event{ID: NewID(), At: time.Now(), Account: "bob", TokenID: NewTokenID(),
+				Actor: Actor{Kind: ActorOperator, Name: "alice"}, Data: tt.have}
+			if e.Sealed() != nil {
+				t.Fatal("an event not signed has sealed bytes")
+			}
+			digest, err := signer.Sign(&e, HashSecret("prev"))
+			if err != nil {
 				t.Fatal(err)
 			}
-			have, err := ReadTrustedKeys(path)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), string(seed[:8])) {
-					t.Fatalf("error %v, want one that says %q and holds no part of the seed", err, tt.err)
-				}
-				return
+			want, err := Encode(e)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err != nil || strings.Join(have, " ") != strings.Join(tt.want, " ") {
-				t.Fatalf("keys %v, %v; want %v", have, err, tt.want)
+			if have := e.Sealed(); !bytes.Equal(have, want) || Digest(have) != digest {
+				t.Fatalf("sealed\n%s\nEncode gives\n%s", have, want)
+			}
+			forged := e
+			forged.Sig = "c2ln"
+			if forged.Sealed() != nil {
+				t.Fatal("an event whose signature changed kept its sealed bytes")
 			}
 		})
-	}
-	if got := FormatTrustedKeys("two nodes\nof one deployment", a.PublicKey()); !bytes.HasPrefix(got, []byte("# two nodes of one deployment\n")) {
-		t.Fatalf("the comment is not one line:\n%s", got)
-	}
-
-	// What FormatTrustedKeys writes, ReadTrustedKeys reads back.
-	path := dir + "/signing.pub"
-	if err := os.WriteFile(path, FormatTrustedKeys("this node", a.PublicKey()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if have, err := ReadTrustedKeys(path); err != nil || len(have) != 1 || have[0] != a.PublicKey() {
-		t.Fatalf("written %s, read %v, %v", a.PublicKey(), have, err)
 	}
 }

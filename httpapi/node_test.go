@@ -22,6 +22,7 @@ import (
 	"tokenledger/httpapi"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -49,7 +50,7 @@ func (c *clock) Advance(d time.Duration) {
 type node struct {
 	URL      string
 	Handler  http.Handler
-	Stream   *events.Stream
+	Stream   *jetstream.Stream
 	Ledger   *commands.Ledger
 	Table    *projections.Table
 	Clock    *clock

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -22,6 +22,7 @@ import (
 	"tokenledger/embedded"
 	"tokenledger/events"
 	"tokenledger/httpapi"
+	"tokenledger/jetstream"
 	"tokenledger/natsapi"
 	"tokenledger/projections"
 )
@@ -132,14 +133,14 @@ type Node struct {
 	// storing; nil when joined.
 	trouble func() error
 
-	stream    *events.Stream
-	snapshots *events.Snapshots
+	stream    *jetstream.Stream
+	snapshots *jetstream.Snapshots
 	table     *projections.Table
 	follower  *projections.Follower
 	ledger    *commands.Ledger
-	used      *events.Used
+	used      *jetstream.Used
 	uses      *commands.UseRecorder
-	claims    *events.Claims
+	claims    *jetstream.Claims
 	guard     *accounts.Guard
 	ln        net.Listener
 	http      *httpapi.BoundedServer
@@ -249,7 +250,7 @@ func (n *Node) startNATS() error {
 
 // build makes sure of the stream and builds the node's parts on it.
 func (n *Node) build(ctx context.Context) error {
-	js, err := jetstream.New(n.nc)
+	js, err := natsjs.New(n.nc)
 	if err != nil {
 		return err
 	}
@@ -269,17 +270,17 @@ func (n *Node) build(ctx context.Context) error {
 
 // ensureStream opens the stream, creating it if need be and no history of it
 // was seen, and returns the configuration of the buckets beside it.
-func (n *Node) ensureStream(ctx context.Context, js jetstream.JetStream) (events.Config, error) {
+func (n *Node) ensureStream(ctx context.Context, js natsjs.JetStream) (events.Config, error) {
 	cfg := n.cfg.Stream
 	if !n.join && cfg.Replicas == events.AutoReplicas {
 		cfg.Replicas = 1 // the embedded server is a single server
 	}
-	var seen events.Seen
+	var seen jetstream.Seen
 	if n.cfg.Seen != nil {
-		seen = events.Seen{Seq: n.cfg.Seen.Seq(), File: n.cfg.Seen.Path()}
+		seen = jetstream.Seen{Seq: n.cfg.Seen.Seq(), File: n.cfg.Seen.Path()}
 	}
 	var err error
-	if n.stream, err = events.Ensure(ctx, js, cfg, seen); err != nil {
+	if n.stream, err = jetstream.Ensure(ctx, js, cfg, seen); err != nil {
 		return cfg, err
 	}
 	n.stream.AskServer(n.trouble)
@@ -293,21 +294,21 @@ func (n *Node) ensureStream(ctx context.Context, js jetstream.JetStream) (events
 // openBuckets opens the buckets beside the stream that the node's parts
 // keep: snapshots, last uses (out of the accounts' sequences), and the
 // claims that send each expiry notice once.
-func (n *Node) openBuckets(ctx context.Context, js jetstream.JetStream, cfg events.Config) error {
+func (n *Node) openBuckets(ctx context.Context, js natsjs.JetStream, cfg events.Config) error {
 	for _, b := range []struct {
 		part Part
 		open func(context.Context) error
 	}{
 		{Snapshots, func(ctx context.Context) (err error) {
-			n.snapshots, err = events.OpenSnapshots(ctx, js, cfg)
+			n.snapshots, err = jetstream.OpenSnapshots(ctx, js, cfg)
 			return err
 		}},
 		{LastUses, func(ctx context.Context) (err error) {
-			n.used, err = events.OpenUsed(ctx, js, cfg)
+			n.used, err = jetstream.OpenUsed(ctx, js, cfg)
 			return err
 		}},
 		{Notices, func(ctx context.Context) (err error) {
-			n.claims, err = events.OpenClaims(ctx, js, cfg)
+			n.claims, err = jetstream.OpenClaims(ctx, js, cfg)
 			return err
 		}},
 	} {
@@ -500,7 +501,7 @@ func (n *Node) retryUnanswered(ctx context.Context, open func(context.Context) e
 // checkReplicas says when the stream keeps fewer copies than it should, or
 // other than asked (--replicas): tokenledger never changes an existing
 // stream.
-func checkReplicas(log *slog.Logger, asked int, stream *events.Stream) {
+func checkReplicas(log *slog.Logger, asked int, stream *jetstream.Stream) {
 	have := stream.Replicas()
 	switch {
 	case asked != events.AutoReplicas && have != asked:
@@ -544,7 +545,7 @@ func (n *Node) httpAddr() string {
 }
 
 // Stream is the stream of the events.
-func (n *Node) Stream() *events.Stream { return n.stream }
+func (n *Node) Stream() *jetstream.Stream { return n.stream }
 
 // Table is the node's projection of the stream, which answers queries and
 // validations.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"tokenledger/access"
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
@@ -20,15 +21,15 @@ import (
 
 func mustKeys(t *testing.T) (*events.Signer, *events.Trust) {
 	t.Helper()
-	seed, err := events.NewSeed()
+	seed, err := access.NewSeed()
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := events.NewSigner(seed)
+	signer, err := access.NewSigner(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	trust, err := events.NewTrust(signer.PublicKey())
+	trust, err := access.NewTrust(signer.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"tokenledger/access"
+
 	"tokenledger/events"
 )
 
@@ -22,11 +24,11 @@ import (
 //	go test -run '^$' -bench CatchUp -benchmem ./projections
 func BenchmarkCatchUp(b *testing.B) {
 	const accounts, perAccount = 1_000, 100
-	seed, err := events.NewSeed()
+	seed, err := access.NewSeed()
 	if err != nil {
 		b.Fatal(err)
 	}
-	signer, err := events.NewSigner(seed)
+	signer, err := access.NewSigner(seed)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -94,8 +95,8 @@ func TestRestoreRefusesAnOldSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustBeLevel(t, n)
-	js, _ := jetstream.New(n.Conn)
-	store, err := events.OpenSnapshots(ctx, js, events.DefaultConfig())
+	js, _ := natsjs.New(n.Conn)
+	store, err := jetstream.OpenSnapshots(ctx, js, events.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"tokenledger/events"
 )
 
-// Source is what the read side needs of the event stream (*events.Stream).
+// Source is what the read side needs of the event stream (*jetstream.Stream).
 type Source interface {
 	Follow(ctx context.Context, after uint64, fn func(events.Msg)) error
 	LastSeq(ctx context.Context, account string) (uint64, error)
@@ -101,7 +101,7 @@ const followWait = 5 * time.Second
 
 // Run applies every event after the table's last sequence, then each new one,
 // until ctx ends. Should following fail (the connection lost, the consumer's
-// server gone: see events.Stream.Follow), the table falls Behind, Failed says
+// server gone: see jetstream.Stream.Follow), the table falls Behind, Failed says
 // so, and Run follows again from where the table is, soon. While halted it does
 // not follow at all, and once resumed it catches up before it is ready.
 func (f *Follower) Run(ctx context.Context) error {

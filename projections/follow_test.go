@@ -10,12 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"tokenledger/access"
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -27,8 +29,8 @@ func TestStartingNodeChecksWhatItTookOnTrust(t *testing.T) {
 	n := nodetest.MustNode(t, srv, nodetest.Options{})
 	ctx := context.Background()
 	op := events.Actor{Kind: events.ActorOperator, Name: "t"}
-	seed, _ := events.NewSeed()
-	mallory, _ := events.NewSigner(seed)
+	seed, _ := access.NewSeed()
+	mallory, _ := access.NewSigner(seed)
 
 	create := func(account, name string) string {
 		t.Helper()
@@ -112,11 +114,11 @@ func TestStartingNodeOverManyBatches(t *testing.T) {
 	ctx := context.Background()
 	// Written straight to the stream: a node following it live would verify
 	// every signature, slow under the race detector.
-	js, err := jetstream.New(natstest.MustConnect(t, srv))
+	js, err := natsjs.New(natstest.MustConnect(t, srv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := events.Ensure(ctx, js, events.DefaultConfig(), events.Seen{})
+	stream, err := jetstream.Ensure(ctx, js, events.DefaultConfig(), jetstream.Seen{})
 	if err != nil {
 		t.Fatal(err)
 	}

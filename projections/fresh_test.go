@@ -11,6 +11,7 @@ import (
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -18,7 +19,7 @@ import (
 // server that stalls shows: questions go unanswered (LastSeq waits until
 // its deadline), and events stop arriving (Follow holds them back).
 type stallable struct {
-	*events.Stream
+	*jetstream.Stream
 	mute atomic.Bool // LastSeq goes unanswered
 
 	mu   sync.Mutex

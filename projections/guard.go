@@ -12,16 +12,15 @@ import (
 	"time"
 
 	"tokenledger/events"
+
 	"tokenledger/internal/atomicfile"
 )
 
-// StreamCheck is what the guard needs of the stream (*events.Stream).
+// StreamCheck is what the guard needs of the stream (*jetstream.Stream).
 type StreamCheck interface {
 	Check(ctx context.Context, seen uint64) (uint64, error)
 	DigestAt(ctx context.Context, seq uint64) (events.Hash, error)
 }
-
-var _ StreamCheck = (*events.Stream)(nil)
 
 // DefaultGuardInterval is how often a Guard looks at the stream.
 const DefaultGuardInterval = 5 * time.Second
@@ -40,7 +39,7 @@ const guardWait = 10 * time.Second
 // follower too, with an ERROR that says what to do, until a look finds
 // JetStream storing again. It never creates or changes the stream. It also
 // records the last sequence the node has seen in Seen, so that the next
-// start can refuse a stream that lost it (see events.Ensure).
+// start can refuse a stream that lost it (see jetstream.Ensure).
 type Guard struct {
 	Stream   StreamCheck
 	Follower *Follower

@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -51,27 +52,27 @@ func mustCreate(t *testing.T, n *nodetest.Node, account, name string) string {
 // was.
 func TestGuardHaltsTheNodeWhenTheStreamChanges(t *testing.T) {
 	ctx := context.Background()
-	limited := events.DefaultConfig().StreamConfig()
+	limited := jetstream.StreamConfig(events.DefaultConfig())
 	limited.MaxAge = time.Hour
 	for _, tt := range []struct {
 		name   string
-		change func(jetstream.JetStream) error
+		change func(natsjs.JetStream) error
 		alert  string // in the ALERT
 		// then, what an operator does and whether the node answers again
-		then     func(jetstream.JetStream) error
+		then     func(natsjs.JetStream) error
 		thenSays string // the follower's reason while still halted; "" when it resumes
 	}{
-		{"deleted", func(js jetstream.JetStream) error { return js.DeleteStream(ctx, "TOKENS") },
+		{"deleted", func(js natsjs.JetStream) error { return js.DeleteStream(ctx, "TOKENS") },
 			"stream TOKENS is missing, but this node has seen its history up to sequence 2: someone deleted it; restore the stream from a backup",
-			func(js jetstream.JetStream) error { // as a node that has seen nothing would
-				_, err := js.CreateStream(ctx, events.DefaultConfig().StreamConfig())
+			func(js natsjs.JetStream) error { // as a node that has seen nothing would
+				_, err := js.CreateStream(ctx, jetstream.StreamConfig(events.DefaultConfig()))
 				return err
 			},
 			"stream TOKENS ends at sequence 0, but this node has seen its history up to sequence 2"},
-		{"given a MaxAge", func(js jetstream.JetStream) error { _, err := js.UpdateStream(ctx, limited); return err },
+		{"given a MaxAge", func(js natsjs.JetStream) error { _, err := js.UpdateStream(ctx, limited); return err },
 			"it has limits that discard events",
-			func(js jetstream.JetStream) error {
-				_, err := js.UpdateStream(ctx, events.DefaultConfig().StreamConfig())
+			func(js natsjs.JetStream) error {
+				_, err := js.UpdateStream(ctx, jetstream.StreamConfig(events.DefaultConfig()))
 				return err
 			},
 			""},
@@ -83,7 +84,7 @@ func TestGuardHaltsTheNodeWhenTheStreamChanges(t *testing.T) {
 			mustCreate(t, n, "bob", "b")
 			natstest.Eventually(t, "the node to apply both events", func() bool { return n.Table.Applied() == 2 })
 			logged := mustGuard(t, n, nil)
-			js, err := jetstream.New(natstest.MustConnect(t, srv))
+			js, err := natsjs.New(natstest.MustConnect(t, srv))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +101,7 @@ func TestGuardHaltsTheNodeWhenTheStreamChanges(t *testing.T) {
 				t.Fatalf("halted for %q, want %q", reason, tt.alert)
 			}
 			if tt.name == "deleted" {
-				if _, err := js.Stream(ctx, "TOKENS"); err != jetstream.ErrStreamNotFound {
+				if _, err := js.Stream(ctx, "TOKENS"); err != natsjs.ErrStreamNotFound {
 					t.Fatalf("the stream after the guard saw it missing: %v, want still missing", err)
 				}
 			}
@@ -206,7 +207,7 @@ func TestHaltOverridesCatchingUp(t *testing.T) {
 // nothing until an operator acts (its disk full, JetStream switched off) makes
 // the node not ready, with the reason and an ERROR that says what to do; the
 // node answers again at the guard's first look that finds JetStream storing.
-// The server's view is what an embedded server says (events.Stream.AskServer);
+// The server's view is what an embedded server says (jetstream.Stream.AskServer);
 // cmd/tokenledger's TestDiskFull fills a real disk.
 func TestGuardHaltsTheNodeWhileJetStreamCannotStore(t *testing.T) {
 	for _, tt := range []struct {
@@ -217,7 +218,7 @@ func TestGuardHaltsTheNodeWhileJetStreamCannotStore(t *testing.T) {
 	}{
 		{"disk full", errors.New("a write to stream TOKENS found the disk full: no space left on device"),
 			"the NATS server has no space left for JetStream (a write to stream TOKENS found the disk full", "with the embedded server, restart this node"},
-		{"JetStream off", jetstream.ErrJetStreamNotEnabled,
+		{"JetStream off", natsjs.ErrJetStreamNotEnabled,
 			"JetStream is disabled on the NATS server (", "reload (nats-server --signal reload) or restart it"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"tokenledger/events"
 )
 
-// Reader is what an audit needs of the stream (*events.Stream): a bounded read.
+// Reader is what an audit needs of the stream (*jetstream.Stream): a bounded read.
 type Reader interface {
 	Read(ctx context.Context, opts events.ReadOptions, fn func(events.Msg) error) error
 }

@@ -7,34 +7,38 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/access"
 
 	"tokenledger/events"
+
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
 type ledger struct {
 	t      *testing.T
-	js     jetstream.JetStream
-	stream *events.Stream
+	js     natsjs.JetStream
+	stream *jetstream.Stream
 	signer *events.Signer
 	trust  *events.Trust
 	heads  map[string]events.Hash
 }
 
 func mustLedger(t *testing.T) *ledger {
-	js, err := jetstream.New(natstest.MustConnect(t, natstest.MustServer(t)))
+	js, err := natsjs.New(natstest.MustConnect(t, natstest.MustServer(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := events.Ensure(context.Background(), js, events.DefaultConfig(), events.Seen{})
+	s, err := jetstream.Ensure(context.Background(), js, events.DefaultConfig(), jetstream.Seen{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	signer := nodetest.SharedSigner(t)
-	trust, _ := events.NewTrust(signer.PublicKey())
+	trust, _ := access.NewTrust(signer.PublicKey())
 	return &ledger{t: t, js: js, stream: s, signer: signer, trust: trust, heads: make(map[string]events.Hash)}
 }
 

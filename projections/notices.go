@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Claimer lets one node of many send a notice once (*events.Claims).
+// Claimer lets one node of many send a notice once (*jetstream.Claims).
 type Claimer interface {
 	Claim(ctx context.Context, key, by string) (bool, error)
 }

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -56,8 +57,8 @@ func TestExpiryNoticesGoOutOnceAcrossNodes(t *testing.T) {
 	defer sub.Unsubscribe()
 	a.Conn.Flush()
 
-	js, _ := jetstream.New(a.Conn)
-	claims, err := events.OpenClaims(ctx, js, events.DefaultConfig())
+	js, _ := natsjs.New(a.Conn)
+	claims, err := jetstream.OpenClaims(ctx, js, events.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,13 +27,13 @@ import (
 // sequence it covers is the one it names; the events after it must then
 // continue the chains whose heads it holds, or they are not applied.
 
-// SnapshotStore is what snapshots need of storage (*events.Snapshots).
+// SnapshotStore is what snapshots need of storage (*jetstream.Snapshots).
 type SnapshotStore interface {
 	Put(ctx context.Context, snap events.Snapshot, body io.Reader) error
 	Latest(ctx context.Context) (events.Snapshot, io.ReadCloser, error)
 }
 
-// DigestSource tells the digest of the message at a sequence (*events.Stream).
+// DigestSource tells the digest of the message at a sequence (*jetstream.Stream).
 type DigestSource interface {
 	DigestAt(ctx context.Context, seq uint64) (events.Hash, error)
 }

@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"tokenledger/access"
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -43,8 +45,8 @@ func TestSnapshotRestoresTheSameTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustBeLevel(t, n)
-	js, _ := jetstream.New(n.Conn)
-	store, err := events.OpenSnapshots(ctx, js, events.DefaultConfig())
+	js, _ := natsjs.New(n.Conn)
+	store, err := jetstream.OpenSnapshots(ctx, js, events.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +117,12 @@ func TestSnapshotIsTrustedOnlyWhenSigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustBeLevel(t, n)
-	js, _ := jetstream.New(n.Conn)
-	store, _ := events.OpenSnapshots(ctx, js, events.DefaultConfig())
+	js, _ := natsjs.New(n.Conn)
+	store, _ := jetstream.OpenSnapshots(ctx, js, events.DefaultConfig())
 
 	// A snapshot signed by a key the node does not trust.
-	seed, _ := events.NewSeed()
-	stranger, _ := events.NewSigner(seed)
+	seed, _ := access.NewSeed()
+	stranger, _ := access.NewSigner(seed)
 	s := &projections.Snapshotter{Table: n.Table, Store: store, Stream: n.Stream, Signer: stranger, Log: quiet}
 	if err := s.Save(ctx); err != nil {
 		t.Fatal(err)

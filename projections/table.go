@@ -359,7 +359,7 @@ type earlyUse struct {
 	ip      string
 }
 
-// NoteUse applies a last use kept outside the stream (events.Used) to its
+// NoteUse applies a last use kept outside the stream (jetstream.Used) to its
 // live token. The table keeps the latest use of each token, whichever way it
 // came: an old token.used event, a snapshot, or the bucket.
 //

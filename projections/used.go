@@ -8,7 +8,7 @@ import (
 	"tokenledger/events"
 )
 
-// UseSource is where last uses are kept outside the stream (*events.Used).
+// UseSource is where last uses are kept outside the stream (*jetstream.Used).
 type UseSource interface {
 	Watch(ctx context.Context, fn func(u events.LastUse, stored bool)) error
 }

@@ -1,17 +1,10 @@
 package projections
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/ulid/v2"
-
 	"tokenledger/events"
-	"tokenledger/internal/natstest"
 )
 
 // lastUse is the listed last use of the account's only token.
@@ -88,48 +81,5 @@ func TestEarlyUse(t *testing.T) {
 	}
 	if len(tab.early) != 0 {
 		t.Fatalf("%d early uses left", len(tab.early))
-	}
-}
-
-// TestUseWatcher: on a real NATS, the watcher brings the bucket's uses into
-// the table, those stored before it began and those recorded after, even
-// before the token's creation reaches the table.
-func TestUseWatcher(t *testing.T) {
-	js, err := jetstream.New(natstest.MustConnect(t, natstest.MustServer(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	used, err := events.OpenUsed(ctx, js, events.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tab := NewTable(DefaultWarn)
-	var f fixture
-	before := f.create("bob", "a", secret('A'), nil)
-	f.apply(t, tab, 1, before)
-	if _, err := used.Record(ctx, events.LastUse{Account: "bob", TokenID: before.TokenID, At: t0, IP: "192.0.2.1"}, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	w := &UseWatcher{Table: tab, Source: used, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	done := make(chan error)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	natstest.Eventually(t, "the stored use in the table", func() bool { at, _ := lastUse(t, tab, "bob"); return at == t0.Unix() })
-
-	after := f.create("carol", "b", secret('B'), nil)
-	if _, err := used.Record(ctx, events.LastUse{Account: "carol", TokenID: after.TokenID, At: t0, IP: "192.0.2.2"}, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	id := ulid.MustParseStrict(after.TokenID)
-	natstest.Eventually(t, "the new use held for its token", func() bool {
-		tab.mu.RLock()
-		defer tab.mu.RUnlock()
-		_, ok := tab.early[id]
-		return ok
-	})
-	f.apply(t, tab, 2, after)
-	if at, ip := lastUse(t, tab, "carol"); at != t0.Unix() || ip != "192.0.2.2" {
-		t.Fatalf("carol's use: %d from %q", at, ip)
 	}
 }

@@ -18,12 +18,14 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"tokenledger/access"
 	"tokenledger/commands"
 	"tokenledger/embedded"
 	"tokenledger/events"
 	"tokenledger/internal/reqbench"
+	"tokenledger/jetstream"
 	"tokenledger/natsapi"
 	"tokenledger/node"
 	"tokenledger/projections"
@@ -51,15 +53,15 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	seed, err := events.NewSeed()
+	seed, err := access.NewSeed()
 	if err != nil {
 		return nil, err
 	}
-	signer, err := events.NewSigner(seed)
+	signer, err := access.NewSigner(seed)
 	if err != nil {
 		return nil, err
 	}
-	trust, err := events.NewTrust(signer.PublicKey())
+	trust, err := access.NewTrust(signer.PublicKey())
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +77,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := events.Ensure(ctx, js, cfg, events.Seen{}); err != nil {
+	if _, err := jetstream.Ensure(ctx, js, cfg, jetstream.Seen{}); err != nil {
 		return nil, err
 	}
 	b, err := build(ctx, nc, cfg, signer, sz)
@@ -109,11 +111,11 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	// 2b. The start that serve makes once a snapshot is stored: the newest
 	// trusted snapshot, then the events after it.
 	say("snapshot, and a start from it")
-	js1, err := jetstream.New(n1.conn)
+	js1, err := natsjs.New(n1.conn)
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := events.OpenSnapshots(ctx, js1, cfg)
+	snaps, err := jetstream.OpenSnapshots(ctx, js1, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +254,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 // builds its own, with none of the parts the benchmark starts itself.
 type ledgerNode struct {
 	conn   *nats.Conn
-	stream *events.Stream
+	stream *jetstream.Stream
 	table  *projections.Table
 	ledger *commands.Ledger
 	stop   func()
@@ -292,12 +294,12 @@ func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer 
 
 // connect opens a connection to s and its JetStream context; whoever has it
 // closes the connection.
-func connect(s *server.Server) (*nats.Conn, jetstream.JetStream, error) {
+func connect(s *server.Server) (*nats.Conn, natsjs.JetStream, error) {
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
+	js, err := natsjs.New(nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -309,7 +311,7 @@ func connect(s *server.Server) (*nats.Conn, jetstream.JetStream, error) {
 // JetStream allows (the consumer's callback, which is cheaper than its
 // iterator, as a node's follower uses it).
 func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int) error {
-	js, err := jetstream.New(nc)
+	js, err := natsjs.New(nc)
 	if err != nil {
 		return err
 	}
@@ -317,13 +319,13 @@ func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int
 	if err != nil {
 		return err
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.AllFilter()}})
+	cons, err := st.OrderedConsumer(ctx, natsjs.OrderedConsumerConfig{FilterSubjects: []string{cfg.AllFilter()}})
 	if err != nil {
 		return err
 	}
 	done := make(chan error, 1)
 	n := 0
-	sub, err := cons.Consume(func(m jetstream.Msg) {
+	sub, err := cons.Consume(func(m natsjs.Msg) {
 		if n++; n > want {
 			return
 		}
@@ -334,7 +336,7 @@ func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int
 		case n == want:
 			done <- nil
 		}
-	}, jetstream.PullMaxMessages(1024))
+	}, natsjs.PullMaxMessages(1024))
 	if err != nil {
 		return err
 	}
@@ -459,7 +461,7 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 	}
 	defer nc.Close()
 	for _, cfg := range []events.Config{cmdCfg, followedCfg, unreadCfg} {
-		if _, err := events.Ensure(ctx, js, cfg, events.Seen{}); err != nil {
+		if _, err := jetstream.Ensure(ctx, js, cfg, jetstream.Seen{}); err != nil {
 			return out, err
 		}
 	}
@@ -491,9 +493,9 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 			account := fmt.Sprintf("c%02d", w)
 			m := nats.NewMsg(cfg.Subject(account, events.NewID()))
 			m.Data = payload[w]
-			m.Header.Set(jetstream.MsgIDHeader, events.NewID())
-			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last[w], 10))
-			m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, cfg.AccountFilter(account))
+			m.Header.Set(natsjs.MsgIDHeader, events.NewID())
+			m.Header.Set(natsjs.ExpectedLastSubjSeqHeader, strconv.FormatUint(last[w], 10))
+			m.Header.Set(natsjs.ExpectedLastSubjSeqSubjHeader, cfg.AccountFilter(account))
 			ack, err := js.PublishMsg(ctx, m)
 			if err != nil {
 				return err
@@ -535,12 +537,12 @@ func drain(ctx context.Context, s *server.Server, cfg events.Config) (stop func(
 	if err != nil {
 		return nil, err
 	}
-	cons, err := js.OrderedConsumer(ctx, cfg.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.AllFilter()}})
+	cons, err := js.OrderedConsumer(ctx, cfg.Stream, natsjs.OrderedConsumerConfig{FilterSubjects: []string{cfg.AllFilter()}})
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	sub, err := cons.Consume(func(jetstream.Msg) {}, jetstream.PullMaxMessages(1024))
+	sub, err := cons.Consume(func(natsjs.Msg) {}, natsjs.PullMaxMessages(1024))
 	if err != nil {
 		nc.Close()
 		return nil, err

@@ -11,9 +11,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/events"
+
+	"tokenledger/jetstream"
 	"tokenledger/natsapi"
 	"tokenledger/projections"
 )
@@ -23,19 +25,19 @@ const auditTimeout = 10 * time.Minute
 
 // withStream connects and opens the stream for reading only: an auditor needs
 // no node and no write permission.
-func (c *clientConfig) withStream(ctx context.Context, fn func(context.Context, *events.Stream) error) error {
+func (c *clientConfig) withStream(ctx context.Context, fn func(context.Context, *jetstream.Stream) error) error {
 	nc, err := c.connect()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := natsjs.New(nc)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, auditTimeout)
 	defer cancel()
-	stream, err := events.Open(ctx, js, c.streamConfig())
+	stream, err := jetstream.Open(ctx, js, c.streamConfig())
 	if err != nil {
 		return err
 	}
@@ -89,7 +91,7 @@ func (e *cli) history(ctx context.Context, args []string) error {
 		return err
 	}
 	if cfg.JSON {
-		return cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
+		return cfg.withStream(ctx, func(ctx context.Context, s *jetstream.Stream) error {
 			return projections.History(ctx, s, f, func(m events.Msg) error {
 				_, err := fmt.Fprintf(e.stdout, "%s\n", m.Raw)
 				return err
@@ -101,7 +103,7 @@ func (e *cli) history(ctx context.Context, args []string) error {
 		return err
 	}
 	var bad untrusted
-	err = cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
+	err = cfg.withStream(ctx, func(ctx context.Context, s *jetstream.Stream) error {
 		if asCSV {
 			return historyCSV(ctx, s, f, e.stdout, loc, func(m events.Msg) error { return bad.check(trust, m.Raw, m.Event) })
 		}
@@ -118,7 +120,7 @@ func (e *cli) history(ctx context.Context, args []string) error {
 
 // historyTable writes the history as a table; check says why an event is not
 // to be trusted, and such an event's TYPE starts with UNTRUSTED.
-func historyTable(ctx context.Context, s *events.Stream, f projections.HistoryFilter, w io.Writer, loc *time.Location, check func(events.Msg) error) error {
+func historyTable(ctx context.Context, s *jetstream.Stream, f projections.HistoryFilter, w io.Writer, loc *time.Location, check func(events.Msg) error) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "AT\tTYPE\tACCOUNT\tNAME\tACTOR")
 	err := projections.History(ctx, s, f, func(m events.Msg) error {
@@ -142,7 +144,7 @@ func historyTable(ctx context.Context, s *events.Stream, f projections.HistoryFi
 
 // historyCSV writes the history as CSV, with whether each event is trusted
 // and, when it is not, why.
-func historyCSV(ctx context.Context, s *events.Stream, f projections.HistoryFilter, out io.Writer, loc *time.Location, check func(events.Msg) error) error {
+func historyCSV(ctx context.Context, s *jetstream.Stream, f projections.HistoryFilter, out io.Writer, loc *time.Location, check func(events.Msg) error) error {
 	w := csv.NewWriter(out)
 	w.Write([]string{"seq", "at", "type", "account", "token_id", "name", "actor_kind", "actor_name", "actor_token_id", "actor_remote", "actor_via", "trusted", "problem"})
 	err := projections.History(ctx, s, f, func(m events.Msg) error {
@@ -240,7 +242,7 @@ func (e *cli) replay(ctx context.Context, args []string) error {
 	}
 	var bad untrusted
 	verify := func(raw []byte, ev events.Event) error { return bad.check(trust, raw, ev) }
-	return cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
+	return cfg.withStream(ctx, func(ctx context.Context, s *jetstream.Stream) error {
 		table, err := projections.AsOf(ctx, s, account, t, projections.DefaultWarn, verify)
 		if err != nil {
 			return err

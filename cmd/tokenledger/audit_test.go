@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
 	"tokenledger/events"
+	"tokenledger/jetstream"
 )
 
 // mustCLIErr is mustCLI that also returns stderr.
@@ -47,7 +48,7 @@ func TestForgeriesAreIgnoredAndReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodeKey, err := events.NewSigner(seed)
+	nodeKey, err := access.NewSigner(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +56,9 @@ func TestForgeriesAreIgnoredAndReported(t *testing.T) {
 	os.WriteFile(trusted, []byte("# the node\n"+nodeKey.PublicKey()+"\n"), 0o600)
 
 	// Anyone with publish rights on the events: here the node's own NATS user.
-	js, _ := jetstream.New(node.connect(t, access.Node))
+	js, _ := natsjs.New(node.connect(t, access.Node))
 	ctx := context.Background()
-	stream, err := events.Open(ctx, js, events.DefaultConfig())
+	stream, err := jetstream.Open(ctx, js, events.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +93,8 @@ func TestForgeriesAreIgnoredAndReported(t *testing.T) {
 		raw, _ = events.Encode(e)
 		return publish("tokens.events.bob."+e.TokenID, raw), secret
 	}
-	otherSeed, _ := events.NewSeed()
-	otherKey, _ := events.NewSigner(otherSeed)
+	otherSeed, _ := access.NewSeed()
+	otherKey, _ := access.NewSigner(otherSeed)
 
 	unsignedSeq, unsignedSecret := forge(nil, head, "forged1", events.NewSecret())
 	untrustedSeq, untrustedSecret := forge(otherKey, head, "forged2", events.NewSecret())

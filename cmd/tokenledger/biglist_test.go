@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
+	"tokenledger/jetstream"
 	"tokenledger/natsapi"
 )
 
@@ -65,16 +66,16 @@ func storeCreates(t *testing.T, node *cliNode, account string, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := events.NewSigner(seed)
+	signer, err := access.NewSigner(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := jetstream.New(node.connect(t, access.Node))
+	js, err := natsjs.New(node.connect(t, access.Node))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	stream, err := events.Open(ctx, js, events.DefaultConfig())
+	stream, err := jetstream.Open(ctx, js, events.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

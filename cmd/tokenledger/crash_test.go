@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
 	"tokenledger/events"
+	"tokenledger/jetstream"
 	"tokenledger/natsapi"
 	"tokenledger/projections"
 )
@@ -92,12 +93,12 @@ func TestKillDuringWritesLosesNothingAcknowledged(t *testing.T) {
 	}
 
 	// The restarted node's table equals a rebuild straight from the stream.
-	js, _ := jetstream.New(nc)
-	stream, err := events.Open(ctx, js, events.DefaultConfig())
+	js, _ := natsjs.New(nc)
+	stream, err := jetstream.Open(ctx, js, events.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rebuilt, err := projections.AsOf(ctx, stream, "", time.Now().Add(time.Hour), projections.DefaultWarn, events.VerifySelfSigned)
+	rebuilt, err := projections.AsOf(ctx, stream, "", time.Now().Add(time.Hour), projections.DefaultWarn, access.VerifySelfSigned)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"tokenledger/access"
+
 	"tokenledger/events"
 	"tokenledger/internal/atomicfile"
 )
@@ -20,15 +22,15 @@ func (e *cli) keygen(_ context.Context, args []string) error {
 	if err := e.parse(fs, args, 0); err != nil {
 		return err
 	}
-	seed, err := events.NewSeed()
+	seed, err := access.NewSeed()
 	if err != nil {
 		return err
 	}
-	signer, err := events.NewSigner(seed)
+	signer, err := access.NewSigner(seed)
 	if err != nil {
 		return err
 	}
-	e.stderr.Write(events.FormatTrustedKeys("public key of the signing seed on stdout: save these lines as a --trusted-keys file", signer.PublicKey()))
+	e.stderr.Write(access.FormatTrustedKeys("public key of the signing seed on stdout: save these lines as a --trusted-keys file", signer.PublicKey()))
 	_, err = fmt.Fprintf(e.stdout, "%s\n", seed)
 	return err
 }
@@ -57,14 +59,14 @@ func loadAuditTrust(file, dataDir string) (auditTrust, error) {
 		}
 		file = def
 	}
-	keys, err := events.ReadTrustedKeys(file)
+	keys, err := access.ReadTrustedKeys(file)
 	if err != nil {
 		return auditTrust{}, usageErrorf("--trusted-keys: %s", trustedKeysError(err))
 	}
 	if len(keys) == 0 {
 		return auditTrust{}, usageErrorf("--trusted-keys %s: no key in the file", file)
 	}
-	trust, err := events.NewTrust(keys...)
+	trust, err := access.NewTrust(keys...)
 	if err != nil {
 		return auditTrust{}, usageErrorf("--trusted-keys %s: %v", file, events.ErrorMessage(err))
 	}
@@ -88,7 +90,7 @@ func (a auditTrust) verify(raw []byte, e events.Event) error {
 	if a.keys != nil {
 		return a.keys.Verify(raw, e)
 	}
-	if err := events.VerifySelfSigned(raw, e); err != nil {
+	if err := access.VerifySelfSigned(raw, e); err != nil {
 		return err
 	}
 	return errNoTrust
@@ -164,27 +166,27 @@ func (c *serveConfig) keys() (*events.Signer, *events.Trust, error) {
 	if path == "" {
 		path = filepath.Join(c.DataDir, "signing.nk")
 	}
-	seed, err := events.LoadOrCreateSeed(path)
+	seed, err := access.LoadOrCreateSeed(path)
 	if err != nil {
 		return nil, nil, usageErrorf("--signing-key %s: %v", path, err)
 	}
-	signer, err := events.NewSigner(seed)
+	signer, err := access.NewSigner(seed)
 	if err != nil {
 		return nil, nil, usageErrorf("--signing-key %s: %v", path, events.ErrorMessage(err))
 	}
 	pub := filepath.Join(c.DataDir, publicKeyFile)
-	if err := atomicfile.Write(pub, events.FormatTrustedKeys("public key of the tokenledger node whose data directory holds this file: a --trusted-keys file for history, replay and verify", signer.PublicKey()), 0o644); err != nil {
+	if err := atomicfile.Write(pub, access.FormatTrustedKeys("public key of the tokenledger node whose data directory holds this file: a --trusted-keys file for history, replay and verify", signer.PublicKey()), 0o644); err != nil {
 		return nil, nil, fmt.Errorf("writing the node's public key: %w", err)
 	}
 	keys := []string{signer.PublicKey()}
 	if c.TrustedKeys != "" {
-		more, err := events.ReadTrustedKeys(c.TrustedKeys)
+		more, err := access.ReadTrustedKeys(c.TrustedKeys)
 		if err != nil {
 			return nil, nil, usageErrorf("--trusted-keys: %s", trustedKeysError(err))
 		}
 		keys = append(keys, more...)
 	}
-	trust, err := events.NewTrust(keys...)
+	trust, err := access.NewTrust(keys...)
 	if err != nil {
 		return nil, nil, usageErrorf("--trusted-keys %s: %v", c.TrustedKeys, events.ErrorMessage(err))
 	}

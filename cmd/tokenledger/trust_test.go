@@ -12,10 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/access"
 
 	"tokenledger/events"
+
 	"tokenledger/internal/natstest"
+	"tokenledger/jetstream"
 )
 
 // The audit commands run in this process against an embedded NATS, with
@@ -24,7 +28,7 @@ import (
 type auditFixture struct {
 	t       *testing.T
 	url     string
-	js      jetstream.JetStream
+	js      natsjs.JetStream
 	dataDir string // the node's: signing.nk and signing.pub
 	node    *events.Signer
 	heads   map[string]events.Hash
@@ -33,7 +37,7 @@ type auditFixture struct {
 func mustAuditFixture(t *testing.T) *auditFixture {
 	t.Helper()
 	srv := natstest.MustServer(t)
-	js, err := jetstream.New(natstest.MustConnect(t, srv))
+	js, err := natsjs.New(natstest.MustConnect(t, srv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,20 +124,20 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("the reader went away") }
 
 // mustCreateStream makes the stream as a node would.
-func mustCreateStream(t *testing.T, js jetstream.JetStream) {
+func mustCreateStream(t *testing.T, js natsjs.JetStream) {
 	t.Helper()
-	if _, err := js.CreateStream(context.Background(), events.DefaultConfig().StreamConfig()); err != nil {
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig(events.DefaultConfig())); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func mustOtherSigner(t *testing.T) *events.Signer {
 	t.Helper()
-	seed, err := events.NewSeed()
+	seed, err := access.NewSeed()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := events.NewSigner(seed)
+	s, err := access.NewSigner(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +172,7 @@ func TestNodeWritesItsPublicKey(t *testing.T) {
 		if !strings.HasPrefix(string(b), "# ") || strings.Count(string(b), "\n") != 2 {
 			t.Fatalf("signing.pub is not a comment line and a key:\n%s", b)
 		}
-		keys, err := events.ReadTrustedKeys(pub)
+		keys, err := access.ReadTrustedKeys(pub)
 		if err != nil || len(keys) != 1 || keys[0] != want {
 			t.Fatalf("signing.pub reads as %v, %v; want [%s]", keys, err, want)
 		}
@@ -212,11 +216,11 @@ func TestKeygenPrintsATrustedKeysFile(t *testing.T) {
 	if err := run(context.Background(), []string{"keygen"}, noEnv, strings.NewReader(""), &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := events.NewSigner(stdout.Bytes())
+	signer, err := access.NewSigner(stdout.Bytes())
 	if err != nil {
 		t.Fatalf("keygen's stdout is not a seed: %v", err)
 	}
-	keys, err := events.ReadTrustedKeys(mustWrite(t, "trusted", stderr.String()))
+	keys, err := access.ReadTrustedKeys(mustWrite(t, "trusted", stderr.String()))
 	if err != nil || len(keys) != 1 || keys[0] != signer.PublicKey() {
 		t.Fatalf("keygen's stderr %q reads as %v, %v; want its public key", stderr.String(), keys, err)
 	}
@@ -237,7 +241,7 @@ func TestVerifyChecksSignersByDefault(t *testing.T) {
 	f.signed(bobCreated("deploy", alice))
 	f.signed(bobCreated("ci", alice))
 	empty := t.TempDir()
-	otherKeys := mustWrite(t, "other", string(events.FormatTrustedKeys("another node", mustOtherSigner(t).PublicKey())))
+	otherKeys := mustWrite(t, "other", string(access.FormatTrustedKeys("another node", mustOtherSigner(t).PublicKey())))
 	for _, tt := range []struct {
 		name    string
 		dataDir string

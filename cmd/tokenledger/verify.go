@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	"tokenledger/access"
+
 	"tokenledger/events"
+
+	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
 
@@ -42,10 +46,10 @@ func (e *cli) verify(ctx context.Context, args []string) error {
 	}
 	verify := trust.verify
 	if trust.keys == nil {
-		verify = events.VerifySelfSigned
+		verify = access.VerifySelfSigned
 	}
 	bar := newProgress(e.stderr)
-	return cfg.withStream(ctx, func(ctx context.Context, s *events.Stream) error {
+	return cfg.withStream(ctx, func(ctx context.Context, s *jetstream.Stream) error {
 		c, err := projections.Verify(ctx, s, account, verify, bar.update)
 		bar.done()
 		if err != nil {

@@ -15,8 +15,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"tokenledger/access"
 	"tokenledger/commands"
 	"tokenledger/events"
+	"tokenledger/jetstream"
 	"tokenledger/node"
 	"tokenledger/projections"
 )
@@ -24,7 +26,7 @@ import (
 // Node is one ledger node's parts.
 type Node struct {
 	Conn     *nats.Conn
-	Stream   *events.Stream
+	Stream   *jetstream.Stream
 	Table    *projections.Table
 	Follower *projections.Follower
 	Ledger   *commands.Ledger
@@ -50,11 +52,11 @@ var (
 // nodes of one deployment may share one.
 func SharedSigner(tb testing.TB) *events.Signer {
 	sharedOnce.Do(func() {
-		seed, err := events.NewSeed()
+		seed, err := access.NewSeed()
 		if err != nil {
 			panic(err)
 		}
-		if sharedSigner, err = events.NewSigner(seed); err != nil {
+		if sharedSigner, err = access.NewSigner(seed); err != nil {
 			panic(err)
 		}
 	})
@@ -74,7 +76,7 @@ func MustNode(tb testing.TB, s *server.Server, o Options) *Node {
 	if o.Warn == 0 {
 		o.Warn = projections.DefaultWarn
 	}
-	trust, err := events.NewTrust(append(o.Trust, o.Signer.PublicKey())...)
+	trust, err := access.NewTrust(append(o.Trust, o.Signer.PublicKey())...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package events
+package jetstream
 
 import (
 	"context"
@@ -9,22 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
-)
 
-// LastUse is when and from where a token was last seen to validate. It lives
-// outside the stream, in the bucket <stream>_USED, keyed <account>.<token_id>:
-// a use is not a change of the table that an auditor replays, and written as
-// an event it took the account's optimistic-concurrency sequence from real
-// commands (a revoke lost five races in a row to use records).
-type LastUse struct {
-	Account string
-	TokenID string
-	At      time.Time
-	IP      string // "" when not known
-	Node    string // the public key of the node that recorded it
-}
+	"tokenledger/events"
+)
 
 // lastUseValue is a LastUse as the bucket holds it: at in Unix milliseconds.
 type lastUseValue struct {
@@ -37,17 +26,17 @@ type lastUseValue struct {
 // written at most once per token per period by all nodes together, and
 // watched by every node.
 type Used struct {
-	kv jetstream.KeyValue
+	kv natsjs.KeyValue
 }
 
 // OpenUsed opens (creating if needed) the key-value bucket <stream>_USED. It
 // keeps one value a key and no history: only the last use matters.
-func OpenUsed(ctx context.Context, js jetstream.JetStream, cfg Config) (*Used, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+func OpenUsed(ctx context.Context, js natsjs.JetStream, cfg events.Config) (*Used, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{
 		Bucket:      cfg.Stream + "_USED",
 		Description: "tokenledger: each token's last use",
 		History:     1,
-		Storage:     jetstream.FileStorage,
+		Storage:     natsjs.FileStorage,
 		Replicas:    max(cfg.Replicas, 1),
 	})
 	if err != nil {
@@ -60,7 +49,7 @@ func OpenUsed(ctx context.Context, js jetstream.JetStream, cfg Config) (*Used, e
 // less than every before it, and says whether it did. Of nodes racing for the
 // same token in the same period one wins (the write is conditional on the
 // revision read); the others lose silently.
-func (s *Used) Record(ctx context.Context, u LastUse, every time.Duration) (bool, error) {
+func (s *Used) Record(ctx context.Context, u events.LastUse, every time.Duration) (bool, error) {
 	key, err := useKey(u.Account, u.TokenID)
 	if err != nil {
 		return false, err
@@ -75,7 +64,7 @@ func (s *Used) Record(ctx context.Context, u LastUse, every time.Duration) (bool
 	}
 	e, err := s.kv.Get(ctx, key)
 	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case errors.Is(err, natsjs.ErrKeyNotFound):
 		_, err = s.kv.Create(ctx, key, value)
 	case err != nil:
 		return false, natsError(err)
@@ -88,7 +77,7 @@ func (s *Used) Record(ctx context.Context, u LastUse, every time.Duration) (bool
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+	case errors.Is(err, natsjs.ErrKeyExists), errors.Is(err, natsjs.ErrKeyRevisionMismatch):
 		return false, nil // another node recorded it first
 	}
 	return false, natsError(err)
@@ -96,17 +85,17 @@ func (s *Used) Record(ctx context.Context, u LastUse, every time.Duration) (bool
 
 // Last is the token's last use as the bucket holds it now, and the entry's
 // revision; ok is false when there is none.
-func (s *Used) Last(ctx context.Context, account, tokenID string) (u LastUse, revision uint64, ok bool, err error) {
+func (s *Used) Last(ctx context.Context, account, tokenID string) (u events.LastUse, revision uint64, ok bool, err error) {
 	key, err := useKey(account, tokenID)
 	if err != nil {
-		return LastUse{}, 0, false, err
+		return events.LastUse{}, 0, false, err
 	}
 	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return LastUse{}, 0, false, nil
+	if errors.Is(err, natsjs.ErrKeyNotFound) {
+		return events.LastUse{}, 0, false, nil
 	}
 	if err != nil {
-		return LastUse{}, 0, false, natsError(err)
+		return events.LastUse{}, 0, false, natsError(err)
 	}
 	u, ok = decodeEntry(e)
 	return u, e.Revision(), ok, nil
@@ -115,7 +104,7 @@ func (s *Used) Last(ctx context.Context, account, tokenID string) (u LastUse, re
 // Watch calls fn with every last use in the bucket, with stored true, then
 // with each one recorded after, with stored false, until ctx ends. Entries
 // that do not decode are passed over: only nodes may write the bucket.
-func (s *Used) Watch(ctx context.Context, fn func(u LastUse, stored bool)) error {
+func (s *Used) Watch(ctx context.Context, fn func(u events.LastUse, stored bool)) error {
 	w, err := s.kv.WatchAll(ctx)
 	if err != nil {
 		return natsError(err)
@@ -132,10 +121,10 @@ func (s *Used) Watch(ctx context.Context, fn func(u LastUse, stored bool)) error
 				if ctx.Err() != nil {
 					return nil
 				}
-				return Errorf(Unavailable, "the last-use watch ended")
+				return events.Errorf(events.Unavailable, "the last-use watch ended")
 			case e == nil:
 				stored = false // the values stored before the watch began are in
-			case e.Operation() == jetstream.KeyValuePut:
+			case e.Operation() == natsjs.KeyValuePut:
 				if u, ok := decodeEntry(e); ok {
 					fn(u, stored)
 				}
@@ -147,22 +136,22 @@ func (s *Used) Watch(ctx context.Context, fn func(u LastUse, stored bool)) error
 // useKey is the bucket's key for a token: <account>.<token_id>, both checked,
 // since they become part of a subject.
 func useKey(account, tokenID string) (string, error) {
-	if err := CheckAccount(account); err != nil {
+	if err := events.CheckAccount(account); err != nil {
 		return "", err
 	}
 	if _, err := ulid.ParseStrict(tokenID); err != nil {
-		return "", Errorf(Invalid, "the token id %q is not valid", clip(tokenID))
+		return "", events.Errorf(events.Invalid, "the token id %q is not valid", clip(tokenID))
 	}
 	return account + "." + tokenID, nil
 }
 
-func decodeEntry(e jetstream.KeyValueEntry) (LastUse, bool) {
+func decodeEntry(e natsjs.KeyValueEntry) (events.LastUse, bool) {
 	account, tokenID, found := strings.Cut(e.Key(), ".")
 	if !found {
-		return LastUse{}, false
+		return events.LastUse{}, false
 	}
 	if key, err := useKey(account, tokenID); err != nil || key != e.Key() {
-		return LastUse{}, false
+		return events.LastUse{}, false
 	}
 	u, ok := decodeLastUse(e.Value())
 	u.Account, u.TokenID = account, tokenID
@@ -171,14 +160,22 @@ func decodeEntry(e jetstream.KeyValueEntry) (LastUse, bool) {
 
 // decodeLastUse reads a value; an address that does not parse is dropped, as
 // it may reach a terminal or a page.
-func decodeLastUse(b []byte) (LastUse, bool) {
+func decodeLastUse(b []byte) (events.LastUse, bool) {
 	var v lastUseValue
 	if len(b) > 1024 || json.Unmarshal(b, &v) != nil || v.At <= 0 {
-		return LastUse{}, false
+		return events.LastUse{}, false
 	}
-	u := LastUse{At: time.UnixMilli(v.At), Node: v.Node}
+	u := events.LastUse{At: time.UnixMilli(v.At), Node: v.Node}
 	if ip, err := netip.ParseAddr(v.IP); err == nil {
 		u.IP = ip.String()
 	}
 	return u, true
+}
+
+// clip shortens what an error repeats of an outside input.
+func clip(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
 }

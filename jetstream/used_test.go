@@ -1,4 +1,4 @@
-package events_test
+package jetstream_test
 
 import (
 	"context"
@@ -7,19 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
+	"tokenledger/jetstream"
 )
 
-func mustUsed(t *testing.T) (*events.Used, jetstream.JetStream) {
+func mustUsed(t *testing.T) (*jetstream.Used, natsjs.JetStream) {
 	t.Helper()
-	js, err := jetstream.New(natstest.MustConnect(t, natstest.MustServer(t)))
+	js, err := natsjs.New(natstest.MustConnect(t, natstest.MustServer(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	used, err := events.OpenUsed(context.Background(), js, events.DefaultConfig())
+	used, err := jetstream.OpenUsed(context.Background(), js, events.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +28,7 @@ func mustUsed(t *testing.T) (*events.Used, jetstream.JetStream) {
 }
 
 // bucketWrites is how many values were ever written to the last-use bucket.
-func bucketWrites(t *testing.T, js jetstream.JetStream) uint64 {
+func bucketWrites(t *testing.T, js natsjs.JetStream) uint64 {
 	t.Helper()
 	s, err := js.Stream(context.Background(), "KV_TOKENS_USED")
 	if err != nil {

@@ -1,4 +1,4 @@
-package events
+package jetstream
 
 import (
 	"context"
@@ -10,50 +10,26 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"tokenledger/events"
 )
-
-// Config names the stream and its subjects. The zero value is not usable;
-// start from DefaultConfig.
-type Config struct {
-	Stream   string // TOKENS
-	Prefix   string // tokens: events go on <Prefix>.events.<account>.<token_id>
-	Replicas int    // copies kept by a JetStream cluster; 1 on a single server; AutoReplicas: let Ensure choose
-}
-
-// AutoReplicas asks Ensure to choose the copies of a stream it creates: three
-// where the JetStream cluster can place three, else one.
-const AutoReplicas = 0
-
-// DefaultConfig is the contract's stream and subject prefix.
-func DefaultConfig() Config { return Config{Stream: "TOKENS", Prefix: "tokens", Replicas: 1} }
-
-// Subject is where an event about token tokenID of account goes.
-func (c Config) Subject(account, tokenID string) string {
-	return c.Prefix + ".events." + account + "." + tokenID
-}
-
-// AccountFilter matches every event of one account: the scope of optimistic
-// concurrency, so that two nodes racing on one account cannot both win.
-func (c Config) AccountFilter(account string) string { return c.Prefix + ".events." + account + ".*" }
-
-// AllFilter matches every event.
-func (c Config) AllFilter() string { return c.Prefix + ".events.>" }
 
 // StreamConfig is the append-only stream: no delete, no purge, no limit that
 // discards events. Atomic batches make a revoke of several names all or nothing.
-func (c Config) StreamConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
+func StreamConfig(c events.Config) natsjs.StreamConfig {
+	return natsjs.StreamConfig{
 		Name:               c.Stream,
 		Description:        "tokenledger events: append-only",
 		Subjects:           []string{c.AllFilter()},
-		Storage:            jetstream.FileStorage,
-		Retention:          jetstream.LimitsPolicy,
-		Discard:            jetstream.DiscardNew,
+		Storage:            natsjs.FileStorage,
+		Retention:          natsjs.LimitsPolicy,
+		Discard:            natsjs.DiscardNew,
 		MaxMsgs:            -1,
 		MaxBytes:           -1,
 		MaxMsgsPerSubject:  -1,
-		MaxMsgSize:         MaxEventSize,
+		MaxMsgSize:         events.MaxEventSize,
 		Duplicates:         2 * time.Minute,
 		Replicas:           max(c.Replicas, 1),
 		DenyDelete:         true,
@@ -65,9 +41,9 @@ func (c Config) StreamConfig() jetstream.StreamConfig {
 // Stream is the ledger's event log on JetStream: the one place that appends
 // and reads events.
 type Stream struct {
-	js      jetstream.JetStream
-	stream  jetstream.Stream
-	cfg     Config
+	js      natsjs.JetStream
+	stream  natsjs.Stream
+	cfg     events.Config
 	trouble func() error // see AskServer; nil: none
 }
 
@@ -92,8 +68,8 @@ func (s *Stream) serverTrouble() error {
 // is one, says why.
 func (s *Stream) failed(err error) error {
 	err = natsError(err)
-	said := errors.Is(err, ErrNoSpace) || errors.Is(err, ErrJetStreamDisabled)
-	if code := ErrorCode(err); !said && (code == Unavailable || code == Internal) {
+	said := errors.Is(err, events.ErrNoSpace) || errors.Is(err, events.ErrJetStreamDisabled)
+	if code := events.ErrorCode(err); !said && (code == events.Unavailable || code == events.Internal) {
 		if trouble := s.serverTrouble(); trouble != nil {
 			return trouble
 		}
@@ -113,18 +89,18 @@ type Seen struct {
 // An existing stream whose configuration could lose or reject events is
 // refused, never changed, and so is one that lost events: that ends before
 // the seen sequence, or no longer starts at 1.
-func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config, seen Seen) (*Stream, error) {
+func Ensure(ctx context.Context, js natsjs.JetStream, cfg events.Config, seen Seen) (*Stream, error) {
 	seen, snapshot := withSnapshot(ctx, js, cfg, seen)
-	var s jetstream.Stream
+	var s natsjs.Stream
 	var err error
 	if seen.Seq > 0 {
 		// A node that has seen the stream never makes a new empty one in
 		// its place: the lost history would look like a ledger without
 		// tokens, and every revoke in it undone.
-		if s, err = js.Stream(ctx, cfg.Stream); errors.Is(err, jetstream.ErrStreamNotFound) {
+		if s, err = js.Stream(ctx, cfg.Stream); errors.Is(err, natsjs.ErrStreamNotFound) {
 			return nil, lost(cfg, seen, snapshot, "is missing", "someone deleted it")
 		}
-	} else if s, err = create(ctx, js, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+	} else if s, err = create(ctx, js, cfg); errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
 		s, err = js.Stream(ctx, cfg.Stream)
 	}
 	if err == nil {
@@ -133,11 +109,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config, seen Seen) 
 	if err == nil {
 		err = history(s.CachedInfo().State, cfg, seen, snapshot)
 	}
-	var apiErr *jetstream.APIError
+	var apiErr *natsjs.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeSubjectOverlap {
-		return nil, Errorf(Invalid, "stream %s cannot be created: another stream already takes subjects %s; tokenledger will not change it, remove that stream or its subjects by hand", cfg.Stream, cfg.AllFilter())
+		return nil, events.Errorf(events.Invalid, "stream %s cannot be created: another stream already takes subjects %s; tokenledger will not change it, remove that stream or its subjects by hand", cfg.Stream, cfg.AllFilter())
 	}
-	var coded *Error
+	var coded *events.Error
 	if errors.As(err, &coded) {
 		return nil, err
 	}
@@ -159,8 +135,8 @@ func (s *Stream) Check(ctx context.Context, seen uint64) (uint64, error) {
 	if err := s.serverTrouble(); err != nil {
 		return 0, err
 	}
-	info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return s.stream.Info(ctx) })
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
+	info, err := askAgain(ctx, func(ctx context.Context) (*natsjs.StreamInfo, error) { return s.stream.Info(ctx) })
+	if errors.Is(err, natsjs.ErrStreamNotFound) {
 		return 0, lost(s.cfg, Seen{Seq: seen}, false, "is missing", "someone deleted it")
 	}
 	if err != nil {
@@ -178,21 +154,21 @@ func (s *Stream) Check(ctx context.Context, seen uint64) (uint64, error) {
 // history refuses a stream that lost events: one that ends before the
 // sequence seen, or no longer starts at 1 (purged, or its first events
 // deleted).
-func history(state jetstream.StreamState, cfg Config, seen Seen, snapshot bool) error {
+func history(state natsjs.StreamState, cfg events.Config, seen Seen, snapshot bool) error {
 	if state.LastSeq < seen.Seq {
 		return lost(cfg, seen, snapshot, fmt.Sprintf("ends at sequence %d", state.LastSeq),
 			"it was replaced, or restored from an older backup")
 	}
 	if state.FirstSeq > 1 {
-		return Errorf(Conflict, "stream %s starts at sequence %d, not 1: its first events were purged or deleted; restore the stream from a backup (see deploy/README.md)", cfg.Stream, state.FirstSeq)
+		return events.Errorf(events.Conflict, "stream %s starts at sequence %d, not 1: its first events were purged or deleted; restore the stream from a backup (see deploy/README.md)", cfg.Stream, state.FirstSeq)
 	}
 	return nil
 }
 
 // lost says that the stream does not hold the history seen, and what to do.
-func lost(cfg Config, seen Seen, snapshot bool, what, why string) error {
+func lost(cfg events.Config, seen Seen, snapshot bool, what, why string) error {
 	if seen.Seq == 0 {
-		return Errorf(NotFound, "stream %s %s: %s; restore the stream from a backup (see deploy/README.md)", cfg.Stream, what, why)
+		return events.Errorf(events.NotFound, "stream %s %s: %s; restore the stream from a backup (see deploy/README.md)", cfg.Stream, what, why)
 	}
 	witness := "this node has seen its history"
 	if snapshot {
@@ -205,14 +181,14 @@ func lost(cfg Config, seen Seen, snapshot bool, what, why string) error {
 	if snapshot {
 		forget = append(forget, fmt.Sprintf("delete the bucket %s (nats object del %s)", snapshotBucket(cfg), snapshotBucket(cfg)))
 	}
-	code, msg := Conflict, fmt.Sprintf("stream %s %s, but %s up to sequence %d: %s; restore the stream from a backup (see deploy/README.md)", cfg.Stream, what, witness, seen.Seq, why)
+	code, msg := events.Conflict, fmt.Sprintf("stream %s %s, but %s up to sequence %d: %s; restore the stream from a backup (see deploy/README.md)", cfg.Stream, what, witness, seen.Seq, why)
 	if what == "is missing" {
-		code = NotFound
+		code = events.NotFound
 	}
 	if len(forget) > 0 {
 		msg += ", or, to start a new empty ledger on purpose, " + strings.Join(forget, " and ")
 	}
-	return Errorf(code, "%s", msg)
+	return events.Errorf(code, "%s", msg)
 }
 
 // snapshotWait bounds Ensure's look at the newest snapshot: a start-up
@@ -223,7 +199,7 @@ const snapshotWait = 5 * time.Second
 // stream covers, and says whether it did: a memory of the history kept
 // outside the node, for a node whose own record is gone. Any failure to
 // read it counts as no snapshot.
-func withSnapshot(ctx context.Context, js jetstream.JetStream, cfg Config, seen Seen) (Seen, bool) {
+func withSnapshot(ctx context.Context, js natsjs.JetStream, cfg events.Config, seen Seen) (Seen, bool) {
 	ctx, cancel := context.WithTimeout(ctx, snapshotWait)
 	defer cancel()
 	store, err := js.ObjectStore(ctx, snapshotBucket(cfg))
@@ -244,7 +220,7 @@ func withSnapshot(ctx context.Context, js jetstream.JetStream, cfg Config, seen 
 
 // snapshotBucket is the object store beside the stream that OpenSnapshots
 // keeps the newest snapshot in.
-func snapshotBucket(cfg Config) string { return cfg.Stream + "_SNAPSHOTS" }
+func snapshotBucket(cfg events.Config) string { return cfg.Stream + "_SNAPSHOTS" }
 
 // JetStream error codes of stream placement that the nats.go client does not name.
 const (
@@ -261,16 +237,16 @@ const placementWait = 5 * time.Second
 // create makes the stream. With AutoReplicas it asks for three copies and
 // settles for one where the server is not clustered or the cluster cannot
 // place three; asking is the one way that needs no system-account rights.
-func create(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
-	sc := cfg.StreamConfig()
-	if cfg.Replicas != AutoReplicas {
+func create(ctx context.Context, js natsjs.JetStream, cfg events.Config) (natsjs.Stream, error) {
+	sc := StreamConfig(cfg)
+	if cfg.Replicas != events.AutoReplicas {
 		return js.CreateStream(ctx, sc)
 	}
 	sc.Replicas = 3
 	deadline := time.Now().Add(placementWait)
 	for {
 		s, err := js.CreateStream(ctx, sc)
-		var apiErr *jetstream.APIError
+		var apiErr *natsjs.APIError
 		if !errors.As(err, &apiErr) {
 			return s, err
 		}
@@ -297,10 +273,10 @@ func create(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.
 func (s *Stream) Replicas() int { return s.stream.CachedInfo().Config.Replicas }
 
 // Open opens an existing stream for reading: all an auditor needs.
-func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Stream, error) {
+func Open(ctx context.Context, js natsjs.JetStream, cfg events.Config) (*Stream, error) {
 	s, err := js.Stream(ctx, cfg.Stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, Errorf(Unavailable, "stream %s not found: has a node (tokenledger serve) run on this NATS?", cfg.Stream)
+	if errors.Is(err, natsjs.ErrStreamNotFound) {
+		return nil, events.Errorf(events.Unavailable, "stream %s not found: has a node (tokenledger serve) run on this NATS?", cfg.Stream)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, natsError(err))
@@ -310,8 +286,8 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Stream, err
 
 // compatible refuses a stream that would not keep every event, with a message
 // that says which setting is wrong.
-func compatible(have jetstream.StreamConfig, cfg Config) error {
-	want := cfg.StreamConfig()
+func compatible(have natsjs.StreamConfig, cfg events.Config) error {
+	want := StreamConfig(cfg)
 	var problems []string
 	if !slices.Contains(have.Subjects, want.Subjects[0]) {
 		problems = append(problems, fmt.Sprintf("subjects %v do not include %s", have.Subjects, want.Subjects[0]))
@@ -322,50 +298,54 @@ func compatible(have jetstream.StreamConfig, cfg Config) error {
 	if have.MaxMsgs > 0 || have.MaxBytes > 0 || have.MaxAge > 0 || have.MaxMsgsPerSubject > 0 {
 		problems = append(problems, "it has limits that discard events")
 	}
-	if have.Retention != jetstream.LimitsPolicy {
+	if have.Retention != natsjs.LimitsPolicy {
 		problems = append(problems, "its retention is not limits")
 	}
 	if !have.AllowAtomicPublish {
 		problems = append(problems, "it does not allow atomic publish")
 	}
-	if have.Storage != jetstream.FileStorage {
+	if have.Storage != natsjs.FileStorage {
 		problems = append(problems, "it keeps events in memory only")
 	}
 	if have.MaxMsgSize > 0 && have.MaxMsgSize < want.MaxMsgSize {
 		problems = append(problems, fmt.Sprintf("it refuses events over %d bytes (want %d)", have.MaxMsgSize, want.MaxMsgSize))
 	}
 	if len(problems) > 0 {
-		return Errorf(Invalid, "existing stream %s is not compatible (%v); fix or replace it by hand, tokenledger will not change it", cfg.Stream, problems)
+		return events.Errorf(events.Invalid, "existing stream %s is not compatible (%v); fix or replace it by hand, tokenledger will not change it", cfg.Stream, problems)
 	}
 	return nil
 }
 
 // Config returns the stream's names.
-func (s *Stream) Config() Config { return s.cfg }
+func (s *Stream) Config() events.Config { return s.cfg }
 
 // Append stores evs, all about one account, as one atomic unit, on condition
 // that the account's last event is still at sequence expect (0: none yet). It
 // returns the sequence of the last stored event. A lost race is a Conflict.
-func (s *Stream) Append(ctx context.Context, account string, expect uint64, evs []Event) (uint64, error) {
+// A signed event is stored as the bytes Sign sealed (events.Event.Sealed).
+func (s *Stream) Append(ctx context.Context, account string, expect uint64, evs []events.Event) (uint64, error) {
 	if len(evs) == 0 {
-		return 0, Errorf(Invalid, "nothing to append")
+		return 0, events.Errorf(events.Invalid, "nothing to append")
 	}
 	msgs := make([]*nats.Msg, len(evs))
 	for i, e := range evs {
 		if e.Account != account {
-			return 0, Errorf(Internal, "event for account %s appended to %s", e.Account, account)
+			return 0, events.Errorf(events.Internal, "event for account %s appended to %s", e.Account, account)
 		}
-		b, err := Encode(e)
-		if err != nil {
-			return 0, err
+		b := e.Sealed() // as signed: the event is encoded once on its way here
+		if b == nil {
+			var err error
+			if b, err = events.Encode(e); err != nil {
+				return 0, err
+			}
 		}
-		m := nats.NewMsg(s.cfg.Subject(e.Account, e.TokenID))
+		m := nats.NewMsg(s.cfg.Subject(e.Account, e.TokenID.String()))
 		m.Data = b
-		m.Header.Set(jetstream.MsgIDHeader, e.ID)
+		m.Header.Set(natsjs.MsgIDHeader, e.ID)
 		msgs[i] = m
 	}
-	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
-	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, s.cfg.AccountFilter(account))
+	msgs[0].Header.Set(natsjs.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+	msgs[0].Header.Set(natsjs.ExpectedLastSubjSeqSubjHeader, s.cfg.AccountFilter(account))
 	if len(msgs) == 1 {
 		ack, err := s.publish(ctx, msgs[0])
 		if err != nil {
@@ -392,12 +372,12 @@ const errCodeDuplicateInProcess = 10158
 // so the retry can neither store an event twice nor lose a race it won. It
 // stops early when the server says it cannot store (see AskServer): a
 // stream whose disk filled never answers again.
-func (s *Stream) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+func (s *Stream) publish(ctx context.Context, m *nats.Msg) (*natsjs.PubAck, error) {
 	for {
 		actx, cancel := context.WithTimeout(ctx, ackWait)
 		ack, err := s.js.PublishMsg(actx, m)
 		cancel()
-		var apiErr *jetstream.APIError
+		var apiErr *natsjs.APIError
 		retry := errors.Is(err, context.DeadlineExceeded) ||
 			(errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess)
 		if !retry || ctx.Err() != nil {
@@ -410,38 +390,20 @@ func (s *Stream) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, e
 }
 
 // appendBatch publishes msgs as one JetStream atomic batch: the server stores
-// all of them or none. Only the first carries the concurrency check.
+// all of them or none, and says so in one acknowledgement, which jetstreamext
+// checks names the whole batch. Only the first carries the concurrency check,
+// and only it waits for the server's word before the rest follow, so that a
+// lost race stops the batch at once.
 func (s *Stream) appendBatch(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
-	batch := NewID()
-	nc := s.js.Conn()
-	for i, m := range msgs {
-		m.Header.Set("Nats-Batch-Id", batch)
-		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
-		if i == len(msgs)-1 {
-			m.Header.Set("Nats-Batch-Commit", "1")
-			ack, err := s.js.PublishMsg(ctx, m)
-			if err != nil {
-				return 0, natsError(err)
-			}
-			return ack.Sequence, nil
-		}
-		// Before the commit the server answers each message with an empty
-		// acknowledgement once it is staged, or with an error.
-		reply, err := nc.RequestMsgWithContext(ctx, m)
-		if err != nil {
-			return 0, natsError(err)
-		}
-		if len(reply.Data) > 0 {
-			var r struct {
-				Error *jetstream.APIError `json:"error"`
-			}
-			if json := decodeJSON(reply.Data, &r); json != nil || r.Error == nil {
-				return 0, fmt.Errorf("unexpected reply to batch message: %q", reply.Data)
-			}
-			return 0, natsError(r.Error)
-		}
+	flow := jetstreamext.BatchFlowControl{AckFirst: true, AckTimeout: s.js.Options().DefaultTimeout}
+	if deadline, ok := ctx.Deadline(); ok {
+		flow.AckTimeout = time.Until(deadline)
 	}
-	panic("unreachable")
+	ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs, flow)
+	if err != nil {
+		return 0, natsError(err)
+	}
+	return ack.Sequence, nil
 }
 
 // natsError translates NATS failures once, at this edge: a lost race on the
@@ -450,34 +412,34 @@ func (s *Stream) appendBatch(ctx context.Context, msgs []*nats.Msg) (uint64, err
 // no server or no answer is Unavailable. An error that already has a code
 // keeps it.
 func natsError(err error) error {
-	var coded *Error
+	var coded *events.Error
 	if err == nil || errors.As(err, &coded) {
 		return err
 	}
-	var apiErr *jetstream.APIError
+	var apiErr *natsjs.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
-		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
-			return fmt.Errorf("%w: %v", Errorf(Conflict, "another change to this account was stored first"), err)
+		case natsjs.JSErrCodeStreamWrongLastSequence, natsjs.JSErrCodeStreamWrongLastSequenceConstant:
+			return fmt.Errorf("%w: %v", events.Errorf(events.Conflict, "another change to this account was stored first"), err)
 		case errCodeInsufficientResource, errCodeStorageResourcesExceeded:
-			return outage(ErrNoSpace, err)
-		case jetstream.JSErrCodeJetStreamNotEnabled, jetstream.JSErrCodeJetStreamNotEnabledForAccount:
-			return outage(ErrJetStreamDisabled, err)
+			return outage(events.ErrNoSpace, err)
+		case natsjs.JSErrCodeJetStreamNotEnabled, natsjs.JSErrCodeJetStreamNotEnabledForAccount:
+			return outage(events.ErrJetStreamDisabled, err)
 		}
 	}
 	// nats-server's own test for a full disk (isOutOfSpaceErr): the text of
 	// ENOSPC, in a stream's store failure or the server's health.
 	if strings.Contains(err.Error(), "no space left") {
-		return outage(ErrNoSpace, err)
+		return outage(events.ErrNoSpace, err)
 	}
 	if apiErr != nil {
 		return err
 	}
 	switch {
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, natsjs.ErrNoStreamResponse),
 		errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, nats.ErrConnectionClosed):
-		return fmt.Errorf("%w: %v", Errorf(Unavailable, "JetStream did not answer"), err)
+		return fmt.Errorf("%w: %v", events.Errorf(events.Unavailable, "JetStream did not answer"), err)
 	}
 	return err
 }
@@ -489,25 +451,14 @@ func natsError(err error) error {
 // with room for it.
 const errCodeStorageResourcesExceeded = 10047
 
-// ErrNoSpace and ErrJetStreamDisabled are why a NATS server stores nothing
-// until an operator acts: its disk (or its JetStream store limit) is full,
-// or JetStream is switched off, which a clustered nats-server does by itself
-// when a write finds its disk full. natsError wraps them in an Unavailable
-// error that says so; a node is not ready while either holds (see
-// projections.Guard), and the README's known limits say what to do.
-var (
-	ErrNoSpace           = errors.New("the NATS server has no space left for JetStream")
-	ErrJetStreamDisabled = errors.New("JetStream is disabled on the NATS server")
-)
-
 // outage is an Unavailable error that also matches ErrNoSpace or
 // ErrJetStreamDisabled (kind), with NATS' own words in brackets.
 func outage(kind, err error) error {
-	return outageError{Errorf(Unavailable, "%v (%v)", kind, err), kind}
+	return outageError{events.Errorf(events.Unavailable, "%v (%v)", kind, err), kind}
 }
 
 type outageError struct {
-	coded *Error
+	coded *events.Error
 	kind  error
 }
 

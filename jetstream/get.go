@@ -1,11 +1,13 @@
-package events
+package jetstream
 
 import (
 	"context"
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/events"
 )
 
 // get reads r, or its first most events, with one message get per event,
@@ -16,14 +18,14 @@ import (
 // the cluster no consumer to place and delete, which a busy cluster at its
 // default of 1,000 consumers per stream could not keep up with when every
 // command's catch-up made one.
-func (s *Stream) get(ctx context.Context, r span, most int, fn func(Msg) error) (uint64, error) {
+func (s *Stream) get(ctx context.Context, r span, most int, fn func(events.Msg) error) (uint64, error) {
 	done := r.from - 1
 	for n := 0; done < r.last && n < most; n++ {
 		seq := done + 1
-		rm, err := askAgain(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
-			return s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(r.filter))
+		rm, err := askAgain(ctx, func(ctx context.Context) (*natsjs.RawStreamMsg, error) {
+			return s.stream.GetMsg(ctx, seq, natsjs.WithGetMsgSubject(r.filter))
 		})
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+		if errors.Is(err, natsjs.ErrMsgNotFound) {
 			err = fmt.Errorf("the stream's leader has no event on %s at or after sequence %d", r.filter, seq)
 		}
 		if err != nil {
@@ -32,7 +34,7 @@ func (s *Stream) get(ctx context.Context, r span, most int, fn func(Msg) error) 
 		if rm.Sequence > r.last {
 			return r.last, nil // cannot happen on a stream without deletes: r.last is on r.filter
 		}
-		m := Msg{Seq: rm.Sequence, Stored: rm.Time, Raw: rm.Data}
+		m := events.Msg{Seq: rm.Sequence, Stored: rm.Time, Raw: rm.Data}
 		if m.Seq < r.last {
 			m.Pending = 1 // at least; a get does not count them
 		}

@@ -1,49 +1,17 @@
-package events
+package jetstream
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/events"
 )
-
-// Msg is one stored event as read back: its stream sequence and time, the
-// bytes exactly as stored, and the decoded event or why it could not be decoded.
-type Msg struct {
-	Seq     uint64
-	Stored  time.Time
-	Pending uint64 // messages after this one that match the read's filter
-	Raw     []byte
-	Digest  Hash // of Raw: what the account's next event names as prev
-	Event   Event
-	Err     error // set when Raw is not a valid event; Event is then zero
-}
-
-// Decode fills in Event, or Err when Raw is not a valid event, and Digest.
-func (m *Msg) Decode() {
-	m.Event, m.Err = Decode(m.Raw)
-	m.Digest = Digest(m.Raw)
-}
-
-// DecodeForTable is Decode by DecodeForTable: Event has no id and no
-// provenance, and its signature cannot be checked until Decode reads it again.
-func (m *Msg) DecodeForTable() {
-	m.Event, m.Err = DecodeForTable(m.Raw)
-	m.Digest = Digest(m.Raw)
-}
-
-// ReadOptions narrow a read; the zero value reads the whole stream.
-type ReadOptions struct {
-	Account  string    // only this account's events
-	AfterSeq uint64    // only events after this sequence
-	Since    time.Time // only events stored at or after this instant
-}
 
 // Read calls fn for each event that matches opts, oldest first, up to the
 // account's (or the stream's) last event at the moment Read began, as the
@@ -59,7 +27,7 @@ type ReadOptions struct {
 // then not counted, but 1 before the read's last event and 0 on it. A read
 // of the whole stream, and the rest of a long account's, uses an ordered
 // consumer that it deletes when done.
-func (s *Stream) Read(ctx context.Context, opts ReadOptions, fn func(Msg) error) error {
+func (s *Stream) Read(ctx context.Context, opts events.ReadOptions, fn func(events.Msg) error) error {
 	filter := s.cfg.AllFilter()
 	if opts.Account != "" {
 		filter = s.cfg.AccountFilter(opts.Account)
@@ -88,17 +56,17 @@ type span struct {
 }
 
 // skip says whether m is outside the span, being stored before since.
-func (r span) skip(m Msg) bool { return m.Stored.Before(r.since) }
+func (r span) skip(m events.Msg) bool { return m.Stored.Before(r.since) }
 
 // short is the error of a read that has given fn every event up to done
 // but cannot go on to r.last because of err: the caller's own end (a
 // cancelled context) as it is, a coded error as it is, anything else
 // Unavailable.
 func (r span) short(done uint64, err error) error {
-	if errors.Is(err, context.Canceled) || ErrorCode(err) != Internal {
+	if errors.Is(err, context.Canceled) || events.ErrorCode(err) != events.Internal {
 		return err
 	}
-	return fmt.Errorf("%w: %w", Errorf(Unavailable, "JetStream could not be read to the end: read up to sequence %d of %d on %s", done, r.last, r.filter), err)
+	return fmt.Errorf("%w: %w", events.Errorf(events.Unavailable, "JetStream could not be read to the end: read up to sequence %d of %d on %s", done, r.last, r.filter), err)
 }
 
 // Follow calls fn for every event after sequence after, then goes on with each
@@ -127,12 +95,12 @@ func (r span) short(done uint64, err error) error {
 // and hands each over through a channel. A rebuild of 300,000 tokens ran at
 // 0.64 to 0.68 of the rate of a bare read by the iterator when it used the
 // iterator too, and at 0.93 of it with the callback.
-func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
-	cc := jetstream.ConsumerConfig{Name: followNamePrefix + NewID(), FilterSubject: s.cfg.AllFilter(),
-		DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckNonePolicy,
+func (s *Stream) Follow(ctx context.Context, after uint64, fn func(events.Msg)) error {
+	cc := natsjs.ConsumerConfig{Name: followNamePrefix + events.NewID(), FilterSubject: s.cfg.AllFilter(),
+		DeliverPolicy: natsjs.DeliverAllPolicy, AckPolicy: natsjs.AckNonePolicy,
 		InactiveThreshold: followInactive, Replicas: 1, MemoryStorage: true}
 	if after > 0 {
-		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+		cc.DeliverPolicy, cc.OptStartSeq = natsjs.DeliverByStartSequencePolicy, after+1
 	}
 	actx, cancel := context.WithTimeout(ctx, apiWait)
 	cons, err := s.stream.CreateConsumer(actx, cc)
@@ -168,7 +136,7 @@ func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
 		default:
 		}
 	}
-	take := func(jm jetstream.Msg) {
+	take := func(jm natsjs.Msg) {
 		md, err := jm.Metadata()
 		if err != nil {
 			fail(err)
@@ -181,16 +149,16 @@ func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
 		}
 		if md.Sequence.Consumer != delivered+1 {
 			stopped = true // nothing after a gap: the caller follows again from its table
-			fail(Errorf(Unavailable, "the stream's consumer skipped from message %d to %d", delivered, md.Sequence.Consumer))
+			fail(events.Errorf(events.Unavailable, "the stream's consumer skipped from message %d to %d", delivered, md.Sequence.Consumer))
 			return
 		}
 		delivered = md.Sequence.Consumer
-		fn(Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()})
+		fn(events.Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()})
 	}
 	// Heartbeats a second apart: a consumer lost with its server shows as
 	// two missed, within two seconds rather than half a minute.
-	sub, err := cons.Consume(take, jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { fail(err) }))
+	sub, err := cons.Consume(take, natsjs.PullMaxMessages(1024), natsjs.PullExpiry(5*time.Second), natsjs.PullHeartbeat(time.Second),
+		natsjs.ConsumeErrHandler(func(_ natsjs.ConsumeContext, err error) { fail(err) }))
 	if err != nil {
 		return natsError(err)
 	}
@@ -198,7 +166,7 @@ func (s *Stream) Follow(ctx context.Context, after uint64, fn func(Msg)) error {
 	case <-ctx.Done():
 	case err = <-failed:
 	case st := <-status:
-		err = Errorf(Unavailable, "the NATS connection is %v", st)
+		err = events.Errorf(events.Unavailable, "the NATS connection is %v", st)
 	case <-sub.Closed():
 		err = errors.New("the stream's consumer stopped")
 	}
@@ -240,16 +208,16 @@ func (s *Stream) LastSeq(ctx context.Context, account string) (uint64, error) {
 // (the stream does not allow direct gets, which any copy answers).
 func (s *Stream) last(ctx context.Context, filter string) (uint64, time.Time, error) {
 	if filter == s.cfg.AllFilter() {
-		info, err := askAgain(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return s.stream.Info(ctx) })
+		info, err := askAgain(ctx, func(ctx context.Context) (*natsjs.StreamInfo, error) { return s.stream.Info(ctx) })
 		if err != nil {
 			return 0, time.Time{}, lastError(filter, err)
 		}
 		return info.State.LastSeq, info.State.LastTime, nil
 	}
-	m, err := askAgain(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+	m, err := askAgain(ctx, func(ctx context.Context) (*natsjs.RawStreamMsg, error) {
 		return s.stream.GetLastMsgForSubject(ctx, filter)
 	})
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
 		return 0, time.Time{}, nil
 	}
 	if err != nil {
@@ -262,10 +230,10 @@ func (s *Stream) last(ctx context.Context, filter string) (uint64, time.Time, er
 // whatever JetStream answered instead (no leader, a timeout, ...).
 func lastError(filter string, err error) error {
 	err = natsError(err)
-	if errors.Is(err, context.Canceled) || ErrorCode(err) != Internal {
+	if errors.Is(err, context.Canceled) || events.ErrorCode(err) != events.Internal {
 		return err
 	}
-	return fmt.Errorf("%w: %w", Errorf(Unavailable, "JetStream did not say where %s ends", filter), err)
+	return fmt.Errorf("%w: %w", events.Errorf(events.Unavailable, "JetStream did not say where %s ends", filter), err)
 }
 
 // apiWait bounds one JetStream API read. Just after a server is lost a request
@@ -295,18 +263,18 @@ func askAgain[T any](ctx context.Context, req func(context.Context) (T, error)) 
 // nothing pending: a consumer placed on a server that is still catching up
 // says so before it has delivered everything. Should no message come for
 // readStall, the read gives up as Unavailable rather than end short.
-func (s *Stream) consume(ctx context.Context, r span, fn func(Msg) error) error {
-	cc := jetstream.OrderedConsumerConfig{
+func (s *Stream) consume(ctx context.Context, r span, fn func(events.Msg) error) error {
+	cc := natsjs.OrderedConsumerConfig{
 		FilterSubjects:    []string{r.filter},
-		NamePrefix:        readNamePrefix + NewID(),
+		NamePrefix:        readNamePrefix + events.NewID(),
 		InactiveThreshold: readInactive,
 	}
 	switch {
 	case r.from > 1:
-		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.from
+		cc.DeliverPolicy, cc.OptStartSeq = natsjs.DeliverByStartSequencePolicy, r.from
 	case !r.since.IsZero():
 		since := r.since
-		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+		cc.DeliverPolicy, cc.OptStartTime = natsjs.DeliverByStartTimePolicy, &since
 	}
 	done := r.from - 1 // the last sequence handed over, or skipped
 	cons, err := s.stream.OrderedConsumer(ctx, cc)
@@ -319,7 +287,7 @@ func (s *Stream) consume(ctx context.Context, r span, fn func(Msg) error) error 
 	// nats.go then recreates it, each attempt waiting up to 10 s, with a
 	// backoff of 1 s doubling between attempts; while a cluster chooses a
 	// new leader the table can so lag 10 to 20 s (see the README's limits).
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+	it, err := cons.Messages(natsjs.PullMaxMessages(1024), natsjs.PullExpiry(5*time.Second), natsjs.PullHeartbeat(time.Second))
 	if err != nil {
 		return r.short(done, natsError(err))
 	}
@@ -327,7 +295,7 @@ func (s *Stream) consume(ctx context.Context, r span, fn func(Msg) error) error 
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	for {
-		jm, err := it.Next(jetstream.NextMaxWait(readStall))
+		jm, err := it.Next(natsjs.NextMaxWait(readStall))
 		switch {
 		case ctx.Err() != nil:
 			return r.short(done, natsError(ctx.Err()))
@@ -343,7 +311,7 @@ func (s *Stream) consume(ctx context.Context, r span, fn func(Msg) error) error 
 		if md.Sequence.Stream > r.last {
 			return nil // r.last was handed over already; cannot happen on a stream without deletes
 		}
-		m := Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()}
+		m := events.Msg{Seq: md.Sequence.Stream, Stored: md.Timestamp, Pending: md.NumPending, Raw: jm.Data()}
 		if !r.skip(m) {
 			m.Decode()
 			if err := fn(m); err != nil {
@@ -380,7 +348,7 @@ const readInactive = 30 * time.Second
 // deletes the earlier ones when it replaces them). It runs after the read's
 // context may have ended, so it has a short deadline of its own; should it
 // fail, readInactive still removes the consumer.
-func (s *Stream) deleteConsumer(cons jetstream.Consumer) {
+func (s *Stream) deleteConsumer(cons natsjs.Consumer) {
 	info := cons.CachedInfo()
 	if info == nil {
 		return // never created
@@ -389,5 +357,3 @@ func (s *Stream) deleteConsumer(cons jetstream.Consumer) {
 	defer cancel()
 	_ = s.stream.DeleteConsumer(ctx, info.Name)
 }
-
-func decodeJSON(b []byte, v any) error { return json.NewDecoder(bytes.NewReader(b)).Decode(v) }

@@ -1,4 +1,4 @@
-package events
+package jetstream
 
 import (
 	"context"
@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"tokenledger/events"
 	"tokenledger/internal/natstest"
 )
 
@@ -23,11 +24,11 @@ func readStream(tb testing.TB, url string, replicas int) *Stream {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := natsjs.New(nc)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg := DefaultConfig()
+	cfg := events.DefaultConfig()
 	cfg.Replicas = replicas
 	s, err := Ensure(context.Background(), js, cfg, Seen{})
 	if err != nil {
@@ -36,9 +37,9 @@ func readStream(tb testing.TB, url string, replicas int) *Stream {
 	return s
 }
 
-func revokedEvent(account, name string) Event {
-	return Event{ID: NewID(), At: time.Now(), Account: account, TokenID: NewID(),
-		Actor: Actor{Kind: ActorOperator, Name: "test"}, Data: TokenRevoked{Name: name}}
+func revokedEvent(account, name string) events.Event {
+	return events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewTokenID(),
+		Actor: events.Actor{Kind: events.ActorOperator, Name: "test"}, Data: events.TokenRevoked{Name: name}}
 }
 
 // fill stores n events of account interleaved with others events of other
@@ -46,7 +47,7 @@ func revokedEvent(account, name string) Event {
 // account's sequences.
 func fill(tb testing.TB, s *Stream, account string, n, others int) []uint64 {
 	tb.Helper()
-	var acks []jetstream.PubAckFuture
+	var acks []natsjs.PubAckFuture
 	var mine []int
 	for i := range n {
 		for j := range others + 1 {
@@ -57,11 +58,11 @@ func fill(tb testing.TB, s *Stream, account string, n, others int) []uint64 {
 				mine = append(mine, len(acks))
 			}
 			e := revokedEvent(acc, fmt.Sprintf("n%d", i))
-			b, err := Encode(e)
+			b, err := events.Encode(e)
 			if err != nil {
 				tb.Fatal(err)
 			}
-			f, err := s.js.PublishAsync(s.cfg.Subject(acc, e.TokenID), b)
+			f, err := s.js.PublishAsync(s.cfg.Subject(acc, e.TokenID.String()), b)
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -116,13 +117,13 @@ func BenchmarkAccountRead(b *testing.B) {
 				r := span{filter: filter, from: 1, last: seqs[len(seqs)-1]}
 				for _, how := range []struct {
 					name string
-					read func(context.Context, span, func(Msg) error) error
+					read func(context.Context, span, func(events.Msg) error) error
 				}{{"gets", s.getAll}, {"consumer", s.consume}} {
 					b.Run(fmt.Sprintf("%s/n=%d", how.name, n), func(b *testing.B) {
 						ctx := context.Background()
 						for b.Loop() {
 							got := 0
-							if err := how.read(ctx, r, func(Msg) error { got++; return nil }); err != nil {
+							if err := how.read(ctx, r, func(events.Msg) error { got++; return nil }); err != nil {
 								b.Fatal(err)
 							}
 							if got != n {
@@ -137,7 +138,7 @@ func BenchmarkAccountRead(b *testing.B) {
 }
 
 // getAll is get with no limit.
-func (s *Stream) getAll(ctx context.Context, r span, fn func(Msg) error) error {
+func (s *Stream) getAll(ctx context.Context, r span, fn func(events.Msg) error) error {
 	_, err := s.get(ctx, r, math.MaxInt, fn)
 	return err
 }
@@ -148,7 +149,7 @@ func stored(ctx context.Context, s *Stream, account, id string) (uint64, error) 
 	if err != nil {
 		return 0, err
 	}
-	if e, err := Decode(m.Data); err != nil || e.ID != id {
+	if e, err := events.Decode(m.Data); err != nil || e.ID != id {
 		return 0, fmt.Errorf("sequence %d of %s is not the event just appended (%v)", m.Sequence, account, err)
 	}
 	return m.Sequence, nil
@@ -194,11 +195,11 @@ func TestReadReachesTheLastWhileAppending(t *testing.T) {
 			var last uint64
 			for i := 0; i < perWriter && ctx.Err() == nil; i++ {
 				e := revokedEvent(account, fmt.Sprintf("n%d", i))
-				seq, err := s.Append(ctx, account, last, []Event{e})
+				seq, err := s.Append(ctx, account, last, []events.Event{e})
 				if ctx.Err() != nil {
 					return
 				}
-				if ErrorCode(err) == Conflict {
+				if events.ErrorCode(err) == events.Conflict {
 					// On a loaded machine an acknowledgement can come
 					// late, and the retry then meets its own event.
 					seq, err = stored(ctx, s, account, e.ID)
@@ -221,7 +222,7 @@ func TestReadReachesTheLastWhileAppending(t *testing.T) {
 	natstest.Eventually(t, "a few hundred events stored", func() bool { return len(acked("")) >= 300 })
 
 	for round := range 6 {
-		for _, opts := range []ReadOptions{
+		for _, opts := range []events.ReadOptions{
 			{Account: "bob"},
 			{Account: "carol", AfterSeq: uint64(round * 5)},
 			{},
@@ -229,7 +230,7 @@ func TestReadReachesTheLastWhileAppending(t *testing.T) {
 		} {
 			before := acked(opts.Account)
 			var got []uint64
-			err := s.Read(ctx, opts, func(m Msg) error {
+			err := s.Read(ctx, opts, func(m events.Msg) error {
 				if m.Err != nil {
 					return m.Err
 				}
@@ -280,9 +281,9 @@ func TestReadLeavesNoConsumer(t *testing.T) {
 		}
 		return info.State.Consumers
 	}
-	for _, opts := range []ReadOptions{{Account: "bob"}, {}, {Since: time.Now().Add(-time.Hour)}} {
+	for _, opts := range []events.ReadOptions{{Account: "bob"}, {}, {Since: time.Now().Add(-time.Hour)}} {
 		most := 0
-		if err := s.Read(ctx, opts, func(Msg) error { most = max(most, consumers()); return nil }); err != nil {
+		if err := s.Read(ctx, opts, func(events.Msg) error { most = max(most, consumers()); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if want := map[bool]int{true: 0, false: 1}[opts.Account != ""]; most != want {
@@ -302,7 +303,7 @@ func TestReadOfALongAccount(t *testing.T) {
 	want := fill(t, s, "bob", maxGets+50, 1)
 	var got []uint64
 	consumers := 0
-	err := s.Read(ctx, ReadOptions{Account: "bob"}, func(m Msg) error {
+	err := s.Read(ctx, events.ReadOptions{Account: "bob"}, func(m events.Msg) error {
 		got = append(got, m.Seq)
 		if len(got) == maxGets+1 {
 			info, err := s.stream.Info(ctx)
@@ -350,17 +351,17 @@ func TestReadOnAClusterReachesTheLast(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seq, err := s.Append(ctx, "bob", last, []Event{revokedEvent("bob", fmt.Sprintf("n%d", i))})
+		seq, err := s.Append(ctx, "bob", last, []events.Event{revokedEvent("bob", fmt.Sprintf("n%d", i))})
 		if err != nil {
 			t.Fatal(err)
 		}
-		reads := []ReadOptions{{Account: "bob", AfterSeq: last}}
+		reads := []events.ReadOptions{{Account: "bob", AfterSeq: last}}
 		if i%3 == 0 {
-			reads = append(reads, ReadOptions{AfterSeq: seq - 1}) // by a consumer, which costs more
+			reads = append(reads, events.ReadOptions{AfterSeq: seq - 1}) // by a consumer, which costs more
 		}
 		for _, opts := range reads {
 			var got []uint64
-			if err := s.Read(ctx, opts, func(m Msg) error { got = append(got, m.Seq); return nil }); err != nil {
+			if err := s.Read(ctx, opts, func(m events.Msg) error { got = append(got, m.Seq); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(got, []uint64{seq}) {

@@ -1,4 +1,4 @@
-package events_test
+package jetstream_test
 
 import (
 	"context"
@@ -8,19 +8,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
+	"tokenledger/jetstream"
 )
 
-func mustStream(t *testing.T) (*events.Stream, jetstream.JetStream) {
+func mustStream(t *testing.T) (*jetstream.Stream, natsjs.JetStream) {
 	t.Helper()
-	js, err := jetstream.New(natstest.MustConnect(t, natstest.MustServer(t)))
+	js, err := natsjs.New(natstest.MustConnect(t, natstest.MustServer(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := events.Ensure(context.Background(), js, events.DefaultConfig(), events.Seen{})
+	s, err := jetstream.Ensure(context.Background(), js, events.DefaultConfig(), jetstream.Seen{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,11 +29,11 @@ func mustStream(t *testing.T) (*events.Stream, jetstream.JetStream) {
 }
 
 func revoked(account, name string) events.Event {
-	return events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewID(),
+	return events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewTokenID(),
 		Actor: events.Actor{Kind: events.ActorOperator, Name: "test"}, Data: events.TokenRevoked{Name: name}}
 }
 
-func readAll(t *testing.T, s *events.Stream, opts events.ReadOptions) []events.Msg {
+func readAll(t *testing.T, s *jetstream.Stream, opts events.ReadOptions) []events.Msg {
 	t.Helper()
 	var out []events.Msg
 	if err := s.Read(context.Background(), opts, func(m events.Msg) error { out = append(out, m); return nil }); err != nil {
@@ -64,17 +65,17 @@ func TestStreamIsAppendOnly(t *testing.T) {
 }
 
 func TestEnsureRefusesIncompatibleStream(t *testing.T) {
-	js, err := jetstream.New(natstest.MustConnect(t, natstest.MustServer(t)))
+	js, err := natsjs.New(natstest.MustConnect(t, natstest.MustServer(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	bad := events.DefaultConfig().StreamConfig()
+	bad := jetstream.StreamConfig(events.DefaultConfig())
 	bad.MaxAge = time.Hour
 	if _, err := js.CreateStream(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
-	_, err = events.Ensure(ctx, js, events.DefaultConfig(), events.Seen{})
+	_, err = jetstream.Ensure(ctx, js, events.DefaultConfig(), jetstream.Seen{})
 	if err == nil || !strings.Contains(err.Error(), "limits that discard events") {
 		t.Fatalf("Ensure on a stream with MaxAge = %v, want a refusal naming the limits", err)
 	}
@@ -186,28 +187,28 @@ func TestEnsureRefusesALostHistory(t *testing.T) {
 		events   int    // appended to a stream made before Ensure; -1: no stream
 		firstSeq uint64 // of that stream
 		snapshot uint64 // the seq of a snapshot beside the stream; 0: none
-		seen     events.Seen
+		seen     jetstream.Seen
 		code     string
 		want     []string // in the message
 	}{
-		{"missing", -1, 0, 0, events.Seen{Seq: 5, File: "data/stream.seen"}, events.NotFound,
+		{"missing", -1, 0, 0, jetstream.Seen{Seq: 5, File: "data/stream.seen"}, events.NotFound,
 			[]string{"stream TOKENS is missing, but this node has seen its history up to sequence 5: someone deleted it; restore the stream from a backup", "remove data/stream.seen"}},
-		{"missing, a snapshot saw it", -1, 0, 7, events.Seen{}, events.NotFound,
+		{"missing, a snapshot saw it", -1, 0, 7, jetstream.Seen{}, events.NotFound,
 			[]string{"stream TOKENS is missing, but its newest snapshot (bucket TOKENS_SNAPSHOTS) covers its history up to sequence 7", "delete the bucket TOKENS_SNAPSHOTS"}},
-		{"shorter", 2, 0, 0, events.Seen{Seq: 5, File: "data/stream.seen"}, events.Conflict,
+		{"shorter", 2, 0, 0, jetstream.Seen{Seq: 5, File: "data/stream.seen"}, events.Conflict,
 			[]string{"stream TOKENS ends at sequence 2, but this node has seen its history up to sequence 5", "remove data/stream.seen"}},
-		{"not from 1", 0, 10, 0, events.Seen{}, events.Conflict,
+		{"not from 1", 0, 10, 0, jetstream.Seen{}, events.Conflict,
 			[]string{"stream TOKENS starts at sequence 10, not 1: its first events were purged or deleted"}},
-		{"all there", 5, 0, 0, events.Seen{Seq: 5}, "", nil},
-		{"new", -1, 0, 0, events.Seen{}, "", nil},
+		{"all there", 5, 0, 0, jetstream.Seen{Seq: 5}, "", nil},
+		{"new", -1, 0, 0, jetstream.Seen{}, "", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			js, err := jetstream.New(natstest.MustConnect(t, natstest.MustServer(t)))
+			js, err := natsjs.New(natstest.MustConnect(t, natstest.MustServer(t)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tt.events >= 0 {
-				sc := events.DefaultConfig().StreamConfig()
+				sc := jetstream.StreamConfig(events.DefaultConfig())
 				sc.FirstSeq = tt.firstSeq
 				if _, err := js.CreateStream(ctx, sc); err != nil {
 					t.Fatal(err)
@@ -219,16 +220,16 @@ func TestEnsureRefusesALostHistory(t *testing.T) {
 				}
 			}
 			if tt.snapshot > 0 {
-				store, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "TOKENS_SNAPSHOTS"})
+				store, err := js.CreateObjectStore(ctx, natsjs.ObjectStoreConfig{Bucket: "TOKENS_SNAPSHOTS"})
 				if err != nil {
 					t.Fatal(err)
 				}
-				meta := jetstream.ObjectMeta{Name: "table", Metadata: map[string]string{"seq": fmt.Sprint(tt.snapshot)}}
+				meta := natsjs.ObjectMeta{Name: "table", Metadata: map[string]string{"seq": fmt.Sprint(tt.snapshot)}}
 				if _, err := store.Put(ctx, meta, strings.NewReader("")); err != nil {
 					t.Fatal(err)
 				}
 			}
-			_, err = events.Ensure(ctx, js, events.DefaultConfig(), tt.seen)
+			_, err = jetstream.Ensure(ctx, js, events.DefaultConfig(), tt.seen)
 			if code := events.ErrorCode(err); code != tt.code {
 				t.Fatalf("Ensure: %v (%q), want code %q", err, code, tt.code)
 			}
@@ -259,7 +260,7 @@ func TestCheckSaysWhatChanged(t *testing.T) {
 	if _, err := s.Check(ctx, 2); events.ErrorCode(err) != events.Conflict || !strings.Contains(err.Error(), "ends at sequence 1, but this node has seen its history up to sequence 2") {
 		t.Fatalf("Check past the end: %v, want a conflict", err)
 	}
-	sc := events.DefaultConfig().StreamConfig()
+	sc := jetstream.StreamConfig(events.DefaultConfig())
 	sc.MaxAge = time.Hour
 	if _, err := js.UpdateStream(ctx, sc); err != nil {
 		t.Fatal(err)
@@ -273,7 +274,35 @@ func TestCheckSaysWhatChanged(t *testing.T) {
 	if _, err := s.Check(ctx, 1); events.ErrorCode(err) != events.NotFound || !strings.Contains(err.Error(), "stream TOKENS is missing") {
 		t.Fatalf("Check of a deleted stream: %v, want not found", err)
 	}
-	if _, err := js.Stream(ctx, "TOKENS"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if _, err := js.Stream(ctx, "TOKENS"); !errors.Is(err, natsjs.ErrStreamNotFound) {
 		t.Fatalf("after Check, the stream: %v, want still missing", err)
+	}
+}
+
+// BenchmarkAppend: the cost of one append, a create's (one event) and a
+// revoke of several names' (an atomic batch), on one embedded server:
+// go test -run '^$' -bench Append ./jetstream
+func BenchmarkAppend(b *testing.B) {
+	for _, n := range []int{1, 2, 10} {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			js, err := natsjs.New(natstest.MustConnect(b, natstest.MustServer(b)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := jetstream.Ensure(context.Background(), js, events.DefaultConfig(), jetstream.Seen{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var last uint64
+			for b.Loop() {
+				batch := make([]events.Event, n)
+				for i := range batch {
+					batch[i] = revoked("bob", fmt.Sprint("n", i))
+				}
+				if last, err = s.Append(context.Background(), "bob", last, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
