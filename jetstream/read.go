@@ -72,7 +72,7 @@ func (r span) short(done uint64, err error) error {
 // Follow calls fn for every event after sequence after, then goes on with each
 // new one as it is stored, until ctx ends or the consumer is in trouble. The
 // messages come undecoded, so that the caller can decode many at once: see
-// Msg.Decode. fn is called on one goroutine at a time, and never once Follow
+// events.Msg.Decode. fn is called on one goroutine at a time, and never once Follow
 // has returned.
 //
 // Follow returns an error at the first sign that its consumer may have lost

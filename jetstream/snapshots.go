@@ -49,7 +49,7 @@ func (s *Snapshots) Put(ctx context.Context, snap events.Snapshot, body io.Reade
 	return natsError(err)
 }
 
-// Latest returns the newest snapshot's description and body, or ErrNoSnapshot.
+// Latest returns the newest snapshot's description and body, or events.ErrNoSnapshot.
 func (s *Snapshots) Latest(ctx context.Context) (events.Snapshot, io.ReadCloser, error) {
 	res, err := s.store.Get(ctx, snapshotObject)
 	if errors.Is(err, natsjs.ErrObjectNotFound) {

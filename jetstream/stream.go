@@ -129,7 +129,7 @@ func Ensure(ctx context.Context, js natsjs.JetStream, cfg events.Config, seen Se
 // stream's last sequence, and never creates or changes the stream. A stream
 // that is wrong is NotFound (missing), Invalid (its configuration) or
 // Conflict (events lost), each with what to do; a JetStream that does not
-// answer, or cannot store (ErrNoSpace, ErrJetStreamDisabled: also as the
+// answer, or cannot store (events.ErrNoSpace, events.ErrJetStreamDisabled: also as the
 // server this node runs says, see AskServer), is Unavailable.
 func (s *Stream) Check(ctx context.Context, seen uint64) (uint64, error) {
 	if err := s.serverTrouble(); err != nil {
@@ -408,7 +408,7 @@ func (s *Stream) appendBatch(ctx context.Context, msgs []*nats.Msg) (uint64, err
 
 // natsError translates NATS failures once, at this edge: a lost race on the
 // expected sequence (10071, or 10164 on a replicated stream) is a Conflict;
-// a server that cannot store is Unavailable and says why (see ErrNoSpace);
+// a server that cannot store is Unavailable and says why (see events.ErrNoSpace);
 // no server or no answer is Unavailable. An error that already has a code
 // keeps it.
 func natsError(err error) error {
@@ -451,8 +451,8 @@ func natsError(err error) error {
 // with room for it.
 const errCodeStorageResourcesExceeded = 10047
 
-// outage is an Unavailable error that also matches ErrNoSpace or
-// ErrJetStreamDisabled (kind), with NATS' own words in brackets.
+// outage is an Unavailable error that also matches events.ErrNoSpace or
+// events.ErrJetStreamDisabled (kind), with NATS' own words in brackets.
 func outage(kind, err error) error {
 	return outageError{events.Errorf(events.Unavailable, "%v (%v)", kind, err), kind}
 }

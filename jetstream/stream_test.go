@@ -1,6 +1,7 @@
 package jetstream_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"tokenledger/access"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/jetstream"
@@ -304,5 +306,37 @@ func BenchmarkAppend(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestAppendStoresTheSealedBytes: a signed event is stored as the bytes Sign
+// sealed, not encoded again, and those are what Encode gives for it.
+func TestAppendStoresTheSealedBytes(t *testing.T) {
+	s, _ := mustStream(t)
+	seed, err := access.NewSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := access.NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := revoked("bob", "a")
+	if _, err := signer.Sign(&e, events.Hash{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(context.Background(), "bob", 0, []events.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := events.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, s, events.ReadOptions{Account: "bob"})
+	if len(got) != 1 {
+		t.Fatalf("read back %d events", len(got))
+	}
+	if !bytes.Equal(got[0].Raw, e.Sealed()) || !bytes.Equal(got[0].Raw, want) {
+		t.Fatalf("stored %s\nsealed %s\nEncode gives %s", got[0].Raw, e.Sealed(), want)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"tokenledger/events"
 )
 
-// lastUseValue is a LastUse as the bucket holds it: at in Unix milliseconds.
+// lastUseValue is an events.LastUse as the bucket holds it: at in Unix milliseconds.
 type lastUseValue struct {
 	At   int64  `json:"at"`
 	IP   string `json:"ip,omitempty"`
