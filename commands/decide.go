@@ -190,13 +190,13 @@ type State struct {
 	Seq  uint64
 	Head events.Hash // digest of the account's last valid event: the next one's prev
 	live map[string]liveToken
-	ids  map[string]string // token id -> name, of live tokens
+	ids  map[events.TokenID]string // name of each live token
 }
 
 type liveToken struct {
-	id        string
-	created   time.Time // when it was created: rotate's reply shows it
-	hash      string    // of its current secret
+	id        events.TokenID
+	created   time.Time   // when it was created: rotate's reply shows it
+	hash      events.Hash // of its current secret
 	expiresAt *int64
 	features  []string // sorted; none: full access
 	readOnly  bool
@@ -206,16 +206,18 @@ type liveToken struct {
 // has no error and no I/O: the event is a fact.
 func (s *State) Evolve(e events.Event) {
 	if s.live == nil {
-		s.live, s.ids = make(map[string]liveToken), make(map[string]string)
+		s.live, s.ids = make(map[string]liveToken), make(map[events.TokenID]string)
 	}
 	switch d := e.Data.(type) {
 	case events.TokenCreated:
-		features, _ := events.ParseFeatures(d.Features) // Decode has checked them
-		s.live[d.Name] = liveToken{id: e.TokenID, created: e.At, hash: d.TokenHash, expiresAt: d.ExpiresAt, features: features, readOnly: d.ReadOnly}
+		s.live[d.Name] = liveToken{id: e.TokenID, created: e.At, hash: d.TokenHash, expiresAt: d.ExpiresAt, features: d.Features, readOnly: d.ReadOnly}
 		s.ids[e.TokenID] = d.Name
 	case events.FeaturesSet:
 		if t, ok := s.live[d.Name]; ok && t.id == e.TokenID {
-			t.features, _ = events.ParseFeatures(d.Features)
+			t.features = d.Features
+			if len(t.features) == 0 {
+				t.features = nil // full access, as a token created without features has
+			}
 			s.live[d.Name] = t
 		}
 	case events.TokenRotated:
@@ -246,8 +248,9 @@ func (s *State) actingToken(a events.Actor) (t liveToken, ok bool, err error) {
 	if a.Kind != events.ActorToken {
 		return liveToken{}, false, nil
 	}
-	name, live := s.ids[a.TokenID]
-	if !live {
+	id, err := events.ParseTokenID(a.TokenID) // CheckActor has checked it
+	name, live := s.ids[id]
+	if err != nil || !live {
 		return liveToken{}, false, events.Errorf(events.Unauthorized, "the token that gave this command is no longer live")
 	}
 	t = s.live[name]
@@ -280,10 +283,17 @@ func (s *State) mayGrant(a events.Actor, features []string) error {
 
 // decideCreate issues a token under a name that no live token of the account
 // bears. Only the secret's hash goes into the event.
-func decideCreate(s *State, c Create, hash events.Hash, tokenID string, now time.Time, newID func() string) ([]events.Event, error) {
+func decideCreate(s *State, c Create, hash events.Hash, tokenID events.TokenID, now time.Time, newID func() string) ([]events.Event, error) {
 	features, err := events.ParseFeatures(c.Features)
 	if err != nil {
 		return nil, err
+	}
+	allowed, err := events.ParsePrefixes(c.AllowedIPs)
+	if err != nil {
+		return nil, err
+	}
+	if len(allowed) == 0 {
+		allowed = nil // written only when the token has a list
 	}
 	if err := s.mayGrant(c.Actor, features); err != nil {
 		return nil, err
@@ -293,8 +303,8 @@ func decideCreate(s *State, c Create, hash events.Hash, tokenID string, now time
 	}
 	return []events.Event{{
 		ID: newID(), At: now, Account: c.Account, TokenID: tokenID, Actor: c.Actor,
-		Data: events.TokenCreated{Name: c.Name, TokenHash: hash.String(), ExpiresAt: c.ExpiresAt, FullAccess: len(features) == 0,
-			AllowedIPs: allowed(c.AllowedIPs), Features: features, ReadOnly: c.ReadOnly},
+		Data: events.TokenCreated{Name: c.Name, TokenHash: hash, ExpiresAt: c.ExpiresAt, FullAccess: len(features) == 0,
+			AllowedIPs: allowed, Features: features, ReadOnly: c.ReadOnly},
 	}}, nil
 }
 
@@ -318,15 +328,6 @@ func decideSetFeatures(s *State, c SetFeatures, now time.Time, newID func() stri
 		Data: events.FeaturesSet{Name: c.Name, Features: features}}}, nil
 }
 
-// allowed normalises an allow-list that Check has accepted.
-func allowed(list []string) []string {
-	ps, _ := events.ParsePrefixes(list)
-	if len(ps) == 0 {
-		return nil
-	}
-	return events.PrefixStrings(ps)
-}
-
 // decideRotate gives a live token a new secret.
 func decideRotate(s *State, c Rotate, hash events.Hash, now time.Time, newID func() string) ([]events.Event, error) {
 	t, ok := s.live[c.Name]
@@ -340,7 +341,7 @@ func decideRotate(s *State, c Rotate, hash events.Hash, now time.Time, newID fun
 	if err := s.mayGrant(c.Actor, t.features); err != nil {
 		return nil, err
 	}
-	d := events.TokenRotated{Name: c.Name, TokenHash: hash.String(), OldTokenHash: t.hash}
+	d := events.TokenRotated{Name: c.Name, TokenHash: hash, OldTokenHash: t.hash}
 	if c.Grace > 0 {
 		until := now.Add(c.Grace).Unix()
 		d.GraceUntil = &until
@@ -350,6 +351,10 @@ func decideRotate(s *State, c Rotate, hash events.Hash, now time.Time, newID fun
 
 // decideSetAllowedIPs replaces a live token's allow-list.
 func decideSetAllowedIPs(s *State, c SetAllowedIPs, now time.Time, newID func() string) ([]events.Event, error) {
+	list, err := events.ParsePrefixes(c.AllowedIPs) // [] when empty: the event says "any address"
+	if err != nil {
+		return nil, err
+	}
 	if _, _, err := s.actingToken(c.Actor); err != nil {
 		return nil, err
 	}
@@ -357,22 +362,19 @@ func decideSetAllowedIPs(s *State, c SetAllowedIPs, now time.Time, newID func() 
 	if !ok {
 		return nil, events.Errorf(events.NotFound, "no token named %q", c.Name).About(c.Account, c.Name)
 	}
-	list := allowed(c.AllowedIPs)
-	if list == nil {
-		list = []string{}
-	}
 	return []events.Event{{ID: newID(), At: now, Account: c.Account, TokenID: t.id, Actor: c.Actor,
 		Data: events.AllowedIPsSet{Name: c.Name, AllowedIPs: list}}}, nil
 }
 
 // decideUse records a use of a live token; a token revoked since is not recorded.
 func decideUse(s *State, c Use, newID func() string) ([]events.Event, error) {
-	name, ok := s.ids[c.TokenID]
-	if !ok {
+	id, err := events.ParseTokenID(c.TokenID)
+	name, ok := s.ids[id]
+	if err != nil || !ok {
 		return nil, events.Errorf(events.NotFound, "no live token %s", c.TokenID)
 	}
-	return []events.Event{{ID: newID(), At: c.At, Account: c.Account, TokenID: c.TokenID,
-		Actor: events.Actor{Kind: events.ActorToken, Name: name, TokenID: c.TokenID, Remote: c.IP},
+	return []events.Event{{ID: newID(), At: c.At, Account: c.Account, TokenID: id,
+		Actor: events.Actor{Kind: events.ActorToken, Name: name, TokenID: id.String(), Remote: c.IP},
 		Data:  events.TokenUsed{IP: c.IP}}}, nil
 }
 

@@ -31,13 +31,21 @@ func stateOf(evs ...events.Event) *State {
 	return s
 }
 
+// tid is the token id labelled label (T1, T2 and so on): a test's way to
+// name a token, which reads back from its String as a token id does.
+func tid(label string) events.TokenID {
+	var id events.TokenID
+	copy(id[:], label)
+	return id
+}
+
 func created(id, name string) events.Event {
-	return events.Event{ID: "e" + id, Account: "bob", TokenID: id, Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(id).String()}}
+	return events.Event{ID: "e" + id, Account: "bob", TokenID: tid(id), Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(id)}}
 }
 
 func TestDecideCreate(t *testing.T) {
 	s := stateOf(created("T1", "deploy"), created("T2", "old"),
-		events.Event{Account: "bob", TokenID: "T2", Data: events.TokenRevoked{Name: "old"}})
+		events.Event{Account: "bob", TokenID: tid("T2"), Data: events.TokenRevoked{Name: "old"}})
 	for _, tt := range []struct {
 		name string
 		have string
@@ -49,13 +57,13 @@ func TestDecideCreate(t *testing.T) {
 		{"names are compared exactly as written", "Deploy", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := decideCreate(s, Create{Account: "bob", Name: tt.have, Actor: actor}, events.HashSecret("S"), "T9", now, ids())
+			evs, err := decideCreate(s, Create{Account: "bob", Name: tt.have, Actor: actor}, events.HashSecret("S"), tid("T9"), now, ids())
 			if have := events.ErrorCode(err); have != tt.want {
 				t.Fatalf("code %q, want %q (%v)", have, tt.want, err)
 			}
 			if err == nil {
 				d := evs[0].Data.(events.TokenCreated)
-				if len(evs) != 1 || d.Name != tt.have || !d.FullAccess || d.TokenHash != events.HashSecret("S").String() || evs[0].TokenID != "T9" {
+				if len(evs) != 1 || d.Name != tt.have || !d.FullAccess || d.TokenHash != events.HashSecret("S") || evs[0].TokenID != tid("T9") {
 					t.Fatalf("events %+v", evs)
 				}
 			}
@@ -65,7 +73,7 @@ func TestDecideCreate(t *testing.T) {
 
 func TestDecideRename(t *testing.T) {
 	s := stateOf(created("T1", "a"), created("T2", "b"), created("T3", "c"),
-		events.Event{Account: "bob", TokenID: "T3", Data: events.TokenRevoked{Name: "c"}})
+		events.Event{Account: "bob", TokenID: tid("T3"), Data: events.TokenRevoked{Name: "c"}})
 	for _, tt := range []struct {
 		name     string
 		old, new string
@@ -82,7 +90,7 @@ func TestDecideRename(t *testing.T) {
 			if have := events.ErrorCode(err); have != tt.want {
 				t.Fatalf("code %q, want %q (%v)", have, tt.want, err)
 			}
-			if err == nil && (evs[0].TokenID != "T1" || evs[0].Data != (events.TokenRenamed{OldName: tt.old, NewName: tt.new})) {
+			if err == nil && (evs[0].TokenID != tid("T1") || evs[0].Data != (events.TokenRenamed{OldName: tt.old, NewName: tt.new})) {
 				t.Fatalf("events %+v", evs)
 			}
 		})
@@ -99,18 +107,18 @@ func TestDecideRevokeIsAllOrNothing(t *testing.T) {
 		t.Fatalf("the error should name the unknown token: %v", err)
 	}
 	evs, err = decideRevoke(s, Revoke{Account: "bob", Names: []string{"b", "a", "b"}, Actor: actor}, now, ids())
-	if err != nil || len(evs) != 2 || evs[0].TokenID != "T2" || evs[1].TokenID != "T1" {
+	if err != nil || len(evs) != 2 || evs[0].TokenID != tid("T2") || evs[1].TokenID != tid("T1") {
 		t.Fatalf("revoke b, a, b: %+v, %v", evs, err)
 	}
 }
 
 func TestEvolveRenameThenRevoke(t *testing.T) {
 	s := stateOf(created("T1", "a"),
-		events.Event{Account: "bob", TokenID: "T1", Data: events.TokenRenamed{OldName: "a", NewName: "b"}})
+		events.Event{Account: "bob", TokenID: tid("T1"), Data: events.TokenRenamed{OldName: "a", NewName: "b"}})
 	if _, ok := s.live["a"]; ok {
 		t.Fatal("old name still live")
 	}
-	s.Evolve(events.Event{Account: "bob", TokenID: "T1", Data: events.TokenRevoked{Name: "b"}})
+	s.Evolve(events.Event{Account: "bob", TokenID: tid("T1"), Data: events.TokenRevoked{Name: "b"}})
 	if len(s.live) != 0 {
 		t.Fatalf("live after revoke: %v", s.live)
 	}

@@ -58,7 +58,7 @@ func TestAllowedIPsAndUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Event.Data.(events.TokenCreated).AllowedIPs; len(got) != 2 || got[0] != "192.0.2.7/32" || got[1] != "10.0.0.0/8" {
+	if got := c.Event.Data.(events.TokenCreated).AllowedIPs; len(got) != 2 || got[0].String() != "192.0.2.7/32" || got[1].String() != "10.0.0.0/8" {
 		t.Fatalf("allow-list not normalised: %v", got)
 	}
 	if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "b", AllowedIPs: []string{"nope"}, Actor: operator}); events.ErrorCode(err) != events.Invalid {
@@ -78,7 +78,7 @@ func TestAllowedIPsAndUse(t *testing.T) {
 		t.Fatalf("after replacing the list: %+v", v)
 	}
 	at := time.Now().Truncate(time.Second)
-	if err := n.Ledger.RecordUse(ctx, commands.Use{Account: "bob", TokenID: c.Event.TokenID, IP: "2001:db8::1", At: at}); err != nil {
+	if err := n.Ledger.RecordUse(ctx, commands.Use{Account: "bob", TokenID: c.Event.TokenID.String(), IP: "2001:db8::1", At: at}); err != nil {
 		t.Fatal(err)
 	}
 	if rows := n.Table.List("bob", now); rows[0].LastUsed == nil || *rows[0].LastUsed != at.Unix() || rows[0].LastIP != "2001:db8::1" {
@@ -87,7 +87,7 @@ func TestAllowedIPsAndUse(t *testing.T) {
 	if err := n.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a"}, Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Ledger.RecordUse(ctx, commands.Use{Account: "bob", TokenID: c.Event.TokenID, At: at}); events.ErrorCode(err) != events.NotFound {
+	if err := n.Ledger.RecordUse(ctx, commands.Use{Account: "bob", TokenID: c.Event.TokenID.String(), At: at}); events.ErrorCode(err) != events.NotFound {
 		t.Fatalf("use of a revoked token recorded: %v", err)
 	}
 }

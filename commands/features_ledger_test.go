@@ -56,7 +56,7 @@ func TestLedgerFeatures(t *testing.T) {
 	// Another node decides on what it reads from the stream.
 	other := mustNode(t, srv)
 	as := func(c commands.Created) events.Actor {
-		return events.Actor{Kind: events.ActorToken, Name: "bob", TokenID: c.Event.TokenID, Remote: "192.0.2.1"}
+		return events.Actor{Kind: events.ActorToken, Name: "bob", TokenID: c.Event.TokenID.String(), Remote: "192.0.2.1"}
 	}
 	for _, tt := range []struct {
 		name string

@@ -9,8 +9,8 @@ import (
 )
 
 func createdWith(id, name string, features []string, readOnly bool) events.Event {
-	return events.Event{ID: "e" + id, Account: "bob", TokenID: id, Data: events.TokenCreated{Name: name,
-		TokenHash: events.HashSecret(id).String(), FullAccess: len(features) == 0, Features: features, ReadOnly: readOnly}}
+	return events.Event{ID: "e" + id, Account: "bob", TokenID: tid(id), Data: events.TokenCreated{Name: name,
+		TokenHash: events.HashSecret(id), FullAccess: len(features) == 0, Features: features, ReadOnly: readOnly}}
 }
 
 func TestDecideCreateFeatures(t *testing.T) {
@@ -27,7 +27,7 @@ func TestDecideCreateFeatures(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			evs, err := decideCreate(stateOf(), Create{Account: "bob", Name: "deploy", Features: tt.features, ReadOnly: tt.readOnly, Actor: actor},
-				events.HashSecret("S"), "T9", now, ids())
+				events.HashSecret("S"), tid("T9"), now, ids())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestCheckRefusesBadFeatures(t *testing.T) {
 
 func TestDecideSetFeatures(t *testing.T) {
 	s := stateOf(createdWith("T1", "deploy", []string{"email"}, false), created("T2", "old"),
-		events.Event{Account: "bob", TokenID: "T2", Data: events.TokenRevoked{Name: "old"}})
+		events.Event{Account: "bob", TokenID: tid("T2"), Data: events.TokenRevoked{Name: "old"}})
 	for _, tt := range []struct {
 		name     string
 		token    string
@@ -80,14 +80,14 @@ func TestDecideSetFeatures(t *testing.T) {
 			}
 			if err == nil {
 				d := evs[0].Data.(events.FeaturesSet)
-				if len(evs) != 1 || evs[0].TokenID != "T1" || d.Name != tt.token || !reflect.DeepEqual(d.Features, tt.want) {
+				if len(evs) != 1 || evs[0].TokenID != tid("T1") || d.Name != tt.token || !reflect.DeepEqual(d.Features, tt.want) {
 					t.Fatalf("events %+v", evs)
 				}
 			}
 		})
 	}
 	// The state follows: a token set back to full access may give anything.
-	s.Evolve(events.Event{Account: "bob", TokenID: "T1", Data: events.FeaturesSet{Name: "deploy", Features: []string{}}})
+	s.Evolve(events.Event{Account: "bob", TokenID: tid("T1"), Data: events.FeaturesSet{Name: "deploy", Features: []string{}}})
 	if s.live["deploy"].features != nil {
 		t.Fatalf("features %q after a set to full access", s.live["deploy"].features)
 	}
@@ -103,12 +103,14 @@ func TestTokensGiveNoMoreThanTheyHave(t *testing.T) {
 		createdWith("T3", "reader", nil, true),
 		createdWith("T4", "limited-reader", []string{"email"}, true),
 		createdWith("T5", "gone", []string{"email"}, false),
-		events.Event{Account: "bob", TokenID: "T5", Data: events.TokenRevoked{Name: "gone"}},
+		events.Event{Account: "bob", TokenID: tid("T5"), Data: events.TokenRevoked{Name: "gone"}},
 	)
-	by := func(id string) events.Actor { return events.Actor{Kind: events.ActorToken, Name: "bob", TokenID: id} }
+	by := func(id string) events.Actor {
+		return events.Actor{Kind: events.ActorToken, Name: "bob", TokenID: tid(id).String()}
+	}
 	hash := events.HashSecret("S")
 	create := func(a events.Actor, features ...string) error {
-		_, err := decideCreate(s, Create{Account: "bob", Name: "new", Features: features, Actor: a}, hash, "T9", now, ids())
+		_, err := decideCreate(s, Create{Account: "bob", Name: "new", Features: features, Actor: a}, hash, tid("T9"), now, ids())
 		return err
 	}
 	setFeatures := func(a events.Actor, name string, features ...string) error {

@@ -15,15 +15,15 @@ func TestEncodeDecode(t *testing.T) {
 		name string
 		have Event
 	}{
-		{"created", Event{ID: NewID(), At: at, Account: "bob", TokenID: NewID(),
+		{"created", Event{ID: NewID(), At: at, Account: "bob", TokenID: NewTokenID(),
 			Actor: Actor{Kind: ActorOperator, Name: "root"},
-			Data:  TokenCreated{Name: "deploy", TokenHash: HashSecret("X").String(), ExpiresAt: &exp, FullAccess: true}}},
-		{"created without expiry", Event{ID: NewID(), At: at, Account: "bob", TokenID: NewID(),
+			Data:  TokenCreated{Name: "deploy", TokenHash: HashSecret("X"), ExpiresAt: &exp, FullAccess: true}}},
+		{"created without expiry", Event{ID: NewID(), At: at, Account: "bob", TokenID: NewTokenID(),
 			Actor: Actor{Kind: ActorToken, Name: "bob", TokenID: NewID(), Remote: "192.0.2.1"},
-			Data:  TokenCreated{Name: "deploy", TokenHash: HashSecret("X").String(), FullAccess: true}}},
-		{"renamed", Event{ID: NewID(), At: at, Account: "bob", TokenID: NewID(), Actor: Actor{Kind: ActorAccount, Name: "bob"},
+			Data:  TokenCreated{Name: "deploy", TokenHash: HashSecret("X"), FullAccess: true}}},
+		{"renamed", Event{ID: NewID(), At: at, Account: "bob", TokenID: NewTokenID(), Actor: Actor{Kind: ActorAccount, Name: "bob"},
 			Data: TokenRenamed{OldName: "a", NewName: "b"}}},
-		{"revoked", Event{ID: NewID(), At: at, Account: "bob", TokenID: NewID(), Actor: Actor{Kind: ActorAccount, Name: "bob"},
+		{"revoked", Event{ID: NewID(), At: at, Account: "bob", TokenID: NewTokenID(), Actor: Actor{Kind: ActorAccount, Name: "bob"},
 			Data: TokenRevoked{Name: "a"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,8 +46,8 @@ func TestEncodeDecode(t *testing.T) {
 func TestEnvelope(t *testing.T) {
 	exp := int64(1795564799)
 	e := Event{ID: "01JD0000000000000000000000", At: time.Date(2026, 11, 23, 10, 0, 0, 123e6, time.UTC), Account: "bob",
-		TokenID: "01JD0000000000000000000001", Actor: Actor{Kind: "account", Name: "bob"},
-		Data: TokenCreated{Name: "deploy", TokenHash: "sha256:" + strings.Repeat("ab", 32), ExpiresAt: &exp, FullAccess: true}}
+		TokenID: tokenID("01JD0000000000000000000001"), Actor: Actor{Kind: "account", Name: "bob"},
+		Data: TokenCreated{Name: "deploy", TokenHash: mustHash(t, "sha256:"+strings.Repeat("ab", 32)), ExpiresAt: &exp, FullAccess: true}}
 	b, err := Encode(e)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestEnvelope(t *testing.T) {
 	if string(b) != want {
 		t.Fatalf("have %s\nwant %s", b, want)
 	}
-	e.Data = TokenCreated{Name: "deploy", TokenHash: "sha256:" + strings.Repeat("ab", 32), FullAccess: true}
+	e.Data = TokenCreated{Name: "deploy", TokenHash: mustHash(t, "sha256:"+strings.Repeat("ab", 32)), FullAccess: true}
 	b, _ = Encode(e)
 	if !strings.Contains(string(b), `"expires_at":null`) {
 		t.Fatalf("no expiry must be written as null: %s", b)

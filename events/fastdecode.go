@@ -18,30 +18,31 @@ import (
 // path changes how quickly an event is read, never what is read or refused.
 
 // scanCanonical reads b when it is an event in Encode's exact layout, schema
-// version 1. Its event is not checked yet: Decode does that. ok is false when
-// b is not in that layout, which says nothing about whether b is a valid event.
-// Unless whole, the id and the provenance (the actor's strings, signer and
-// sig) are left empty: see DecodeForTable.
+// version 1, and checks the event's data (its type's check): dataErr is what
+// that check says. The envelope's account is not checked yet: Decode does
+// that. ok is false when b is not in that layout, which says nothing about
+// whether b is a valid event. Unless whole, the id and the provenance (the
+// actor's strings, signer and sig) are left empty: see DecodeForTable.
 //
 // Every string is copied out of b: a stream message's buffer may be reused,
 // and a table that keeps a token's name must not keep the whole event alive.
-func scanCanonical(b []byte, whole bool) (e Event, ok bool) {
+func scanCanonical(b []byte, whole bool) (e Event, dataErr error, ok bool) {
 	s := scanner{b: b, ok: true, whole: whole}
 	s.expect(`{"v":1,"id":`)
 	e.ID = s.id()
 	s.expect(`,"type":`)
-	readData := s.dataReader()
+	t := s.dataType()
 	s.expect(`,"at":`)
 	e.At = s.at()
 	s.expect(`,"account":`)
 	e.Account = s.str()
 	s.expect(`,"token_id":`)
-	e.TokenID = s.str()
+	e.TokenID = s.tokenID()
 	s.expect(`,"actor":`)
 	e.Actor = s.actor()
 	s.expect(`,"data":`)
-	if readData != nil {
-		e.Data = readData(&s)
+	if s.ok {
+		e.Data, dataErr = t.scan(&s)
 	}
 	if s.skip(`,"prev":`) {
 		e.Prev = s.str()
@@ -53,95 +54,15 @@ func scanCanonical(b []byte, whole bool) (e Event, ok bool) {
 		e.Sig = s.provenance()
 	}
 	s.expect(`}`)
-	if !s.ok || s.i != len(b) || e.Data == nil {
-		return Event{}, false
+	if !s.ok || s.i != len(b) {
+		return Event{}, nil, false
 	}
-	return e, true
+	return e, dataErr, true
 }
 
-// dataReaders read each type's data in the order its struct's fields are
-// declared, which is the order encoding/json writes them in.
-var dataReaders = map[string]func(*scanner) Data{
-	TypeCreated: func(s *scanner) Data {
-		var d TokenCreated
-		s.expect(`{"name":`)
-		d.Name = s.str()
-		s.expect(`,"token_hash":`)
-		d.TokenHash = s.str()
-		s.expect(`,"expires_at":`)
-		d.ExpiresAt = s.intOrNull()
-		s.expect(`,"full_access":`)
-		d.FullAccess = s.boolean()
-		if s.skip(`,"allowed_ips":`) {
-			d.AllowedIPs = s.strs()
-		}
-		if s.skip(`,"features":`) {
-			d.Features = s.strs()
-		}
-		if s.skip(`,"readonly":`) {
-			d.ReadOnly = s.boolean()
-		}
-		s.expect(`}`)
-		return d
-	},
-	TypeRenamed: func(s *scanner) Data {
-		var d TokenRenamed
-		s.expect(`{"old_name":`)
-		d.OldName = s.str()
-		s.expect(`,"new_name":`)
-		d.NewName = s.str()
-		s.expect(`}`)
-		return d
-	},
-	TypeRevoked: func(s *scanner) Data {
-		var d TokenRevoked
-		s.expect(`{"name":`)
-		d.Name = s.str()
-		s.expect(`}`)
-		return d
-	},
-	TypeRotated: func(s *scanner) Data {
-		var d TokenRotated
-		s.expect(`{"name":`)
-		d.Name = s.str()
-		s.expect(`,"token_hash":`)
-		d.TokenHash = s.str()
-		s.expect(`,"old_token_hash":`)
-		d.OldTokenHash = s.str()
-		s.expect(`,"grace_until":`)
-		d.GraceUntil = s.intOrNull()
-		s.expect(`}`)
-		return d
-	},
-	TypeAllowedIPs: func(s *scanner) Data {
-		var d AllowedIPsSet
-		s.expect(`{"name":`)
-		d.Name = s.str()
-		s.expect(`,"allowed_ips":`)
-		d.AllowedIPs = s.strs()
-		s.expect(`}`)
-		return d
-	},
-	TypeFeaturesSet: func(s *scanner) Data {
-		var d FeaturesSet
-		s.expect(`{"name":`)
-		d.Name = s.str()
-		s.expect(`,"features":`)
-		d.Features = s.strs()
-		s.expect(`}`)
-		return d
-	},
-	TypeUsed: func(s *scanner) Data {
-		var d TokenUsed
-		if s.skip(`{"ip":`) {
-			d.IP = s.str()
-		} else {
-			s.expect(`{`)
-		}
-		s.expect(`}`)
-		return d
-	},
-}
+// Each type's data is read by its scan method, beside the type in event.go,
+// in the order its struct's fields are declared, which is the order
+// encoding/json writes them in.
 
 // scanner walks the canonical layout. The first thing out of place clears
 // ok, and from then on every read returns a zero value: a reader can be
@@ -260,6 +181,66 @@ func (s *scanner) id() string {
 		return ""
 	}
 	return string(raw)
+}
+
+// tokenID reads the event's token id, which must be a ULID: any other is
+// left to encoding/json's path, which refuses it.
+func (s *scanner) tokenID() TokenID {
+	raw, special := s.raw()
+	if !s.ok || special {
+		s.fail()
+		return TokenID{}
+	}
+	id, err := ulid.ParseStrict(string(raw))
+	if err != nil {
+		s.fail()
+	}
+	return TokenID(id)
+}
+
+// hash reads a token hash in place, without a copy; one that is not
+// sha256:<64 lower-case hex> as it stands is left to encoding/json's path.
+func (s *scanner) hash() Hash {
+	raw, special := s.raw()
+	if !s.ok || special {
+		s.fail()
+		return Hash{}
+	}
+	h, err := parseHash(raw)
+	if err != nil {
+		s.fail()
+	}
+	return h
+}
+
+// prefixes reads null (nil) or an allow-list, each entry as ParsePrefix
+// reads it; an entry it refuses is left to encoding/json's path.
+func (s *scanner) prefixes() []Prefix {
+	if s.skip(`null`) {
+		return nil
+	}
+	s.expect(`[`)
+	list := []Prefix{}
+	if s.skip(`]`) {
+		return list
+	}
+	for s.ok {
+		raw, special := s.raw()
+		if !s.ok || special {
+			break
+		}
+		p, err := ParsePrefix(string(raw))
+		if err != nil {
+			break
+		}
+		list = append(list, p)
+		if s.skip(`]`) {
+			return list
+		}
+		s.expect(`,`)
+	}
+	s.fail()
+	return nil
 }
 
 // provenance reads a string of the event's provenance (the actor's, signer,
@@ -444,15 +425,15 @@ func (s *scanner) kind() string {
 	return s.provenance()
 }
 
-// dataReader reads the event's type and returns the reader of its data; an
+// dataType reads the event's type and returns how to read its data; an
 // unknown type is declined, for encoding/json's path to refuse it.
-func (s *scanner) dataReader() func(*scanner) Data {
+func (s *scanner) dataType() dataType {
 	raw, _ := s.raw()
-	read := dataReaders[string(raw)]
-	if read == nil {
+	t, ok := dataTypes[string(raw)]
+	if !ok {
 		s.fail()
 	}
-	return read
+	return t
 }
 
 // at reads the event's time in exactly atLayout's form,

@@ -86,7 +86,7 @@ func TestParseFeatures(t *testing.T) {
 // before them read as full access that may write.
 func TestFeaturesOnTheWire(t *testing.T) {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 123e6, time.UTC)
-	e := Event{ID: "01JD0000000000000000000000", At: at, Account: "bob", TokenID: "01JD0000000000000000000001",
+	e := Event{ID: "01JD0000000000000000000000", At: at, Account: "bob", TokenID: tokenID("01JD0000000000000000000001"),
 		Actor: Actor{Kind: ActorOperator, Name: "root"}}
 	hash := "sha256:" + strings.Repeat("ab", 32)
 	for _, tt := range []struct {
@@ -94,9 +94,9 @@ func TestFeaturesOnTheWire(t *testing.T) {
 		data Data
 		want string
 	}{
-		{"full access, as before", TokenCreated{Name: "deploy", TokenHash: hash, FullAccess: true},
+		{"full access, as before", TokenCreated{Name: "deploy", TokenHash: mustHash(t, hash), FullAccess: true},
 			`{"name":"deploy","token_hash":"` + hash + `","expires_at":null,"full_access":true}`},
-		{"limited and read-only", TokenCreated{Name: "deploy", TokenHash: hash, Features: []string{"email", "ftp"}, ReadOnly: true},
+		{"limited and read-only", TokenCreated{Name: "deploy", TokenHash: mustHash(t, hash), Features: []string{"email", "ftp"}, ReadOnly: true},
 			`{"name":"deploy","token_hash":"` + hash + `","expires_at":null,"full_access":false,"features":["email","ftp"],"readonly":true}`},
 		{"features set", FeaturesSet{Name: "deploy", Features: []string{"email"}},
 			`{"name":"deploy","features":["email"]}`},

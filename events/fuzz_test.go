@@ -11,11 +11,11 @@ import (
 func FuzzDecode(f *testing.F) {
 	exp := int64(1795564799)
 	for _, d := range []Data{
-		TokenCreated{Name: "deploy", TokenHash: HashSecret("X").String(), ExpiresAt: &exp, FullAccess: true},
+		TokenCreated{Name: "deploy", TokenHash: HashSecret("X"), ExpiresAt: &exp, FullAccess: true},
 		TokenRenamed{OldName: "a", NewName: "b"},
 		TokenRevoked{Name: "a"},
 	} {
-		b, _ := Encode(Event{ID: NewID(), At: time.Now(), Account: "bob", TokenID: NewID(), Actor: Actor{Kind: "operator", Name: "x"}, Data: d})
+		b, _ := Encode(Event{ID: NewID(), At: time.Now(), Account: "bob", TokenID: NewTokenID(), Actor: Actor{Kind: "operator", Name: "x"}, Data: d})
 		f.Add(b)
 	}
 	f.Add([]byte(`{"v":1}`))
@@ -48,7 +48,7 @@ func FuzzDecodeFast(f *testing.F) {
 		f.Add(c.raw)
 	}
 	escaped := Event{ID: "01JD0000000000000000000000", At: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC),
-		Account: "b<&>\\\"", TokenID: "01JD0000000000000000000001", Actor: Actor{Kind: ActorOperator, Name: "\u2028\x00é"},
+		Account: "b<&>\\\"", TokenID: tokenID("01JD0000000000000000000001"), Actor: Actor{Kind: ActorOperator, Name: "\u2028\x00é"},
 		Data: TokenRenamed{OldName: "<a>", NewName: "b&\u2029\xff"}}
 	b, _ := Encode(escaped)
 	f.Add(b)

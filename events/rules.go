@@ -2,8 +2,6 @@ package events
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,8 +22,6 @@ const (
 	SecretLen = 32
 	// secretAlphabet is the secret's alphabet: 36 symbols, about 5.17 bits each.
 	secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	// hashPrefix marks the only form in which a secret is ever kept.
-	hashPrefix = "sha256:"
 )
 
 // CheckAccount refuses anything but ^[a-z][a-z0-9]{0,15}$. An account is part
@@ -103,58 +99,6 @@ func IsSecretShaped(s string) bool {
 		}
 	}
 	return true
-}
-
-// Hash is a secret's SHA-256, the only form in which the ledger keeps it.
-type Hash [sha256.Size]byte
-
-// HashSecret hashes a presented secret.
-func HashSecret(secret string) Hash { return sha256.Sum256([]byte(secret)) }
-
-// String writes the hash as it travels in events: sha256:<64 lower-case hex>.
-func (h Hash) String() string { return hashPrefix + hex.EncodeToString(h[:]) }
-
-// ParseHash reads the form String writes.
-func ParseHash(s string) (Hash, error) {
-	var h Hash
-	hexed, ok := strings.CutPrefix(s, hashPrefix)
-	if !ok || len(hexed) != 2*len(h) {
-		return h, Errorf(Invalid, "a token hash must be sha256:<64 lower-case hex>")
-	}
-	// By hand rather than with hex.Decode: every event applied passes here,
-	// and this neither allocates nor accepts upper case.
-	for i := range h {
-		hi, lo := lowerHex(hexed[2*i]), lowerHex(hexed[2*i+1])
-		if hi > 15 || lo > 15 {
-			return Hash{}, Errorf(Invalid, "a token hash must be sha256:<64 lower-case hex>")
-		}
-		h[i] = hi<<4 | lo
-	}
-	return h, nil
-}
-
-// lowerHex is the value of a lower-case hex digit, or 255.
-func lowerHex(c byte) byte { return hexValues[c] }
-
-// hexValues maps each byte to its value as a lower-case hex digit, or 255.
-var hexValues = func() (t [256]byte) {
-	for c := range t {
-		switch {
-		case c >= '0' && c <= '9':
-			t[c] = byte(c - '0')
-		case c >= 'a' && c <= 'f':
-			t[c] = byte(c - 'a' + 10)
-		default:
-			t[c] = 255
-		}
-	}
-	return t
-}()
-
-// Names says whether s is h as String writes it, without writing it.
-func (h Hash) Names(s string) bool {
-	g, err := ParseHash(s)
-	return err == nil && g == h
 }
 
 // ParseDate reads an expiry date YYYY-MM-DD as 23:59:59 of that day in loc.
@@ -239,49 +183,6 @@ func validVia(via string) bool {
 		}
 	}
 	return true
-}
-
-// MaxAllowedIPs bounds a token's address allow-list.
-const MaxAllowedIPs = 100
-
-// ParsePrefixes reads an allow-list of IPv4 and IPv6 addresses and CIDR
-// ranges, normalised (a bare address is a /32 or /128; host bits are cleared).
-func ParsePrefixes(list []string) ([]netip.Prefix, error) {
-	if len(list) > MaxAllowedIPs {
-		return nil, Errorf(Invalid, "at most %d allowed addresses or ranges", MaxAllowedIPs)
-	}
-	out := make([]netip.Prefix, 0, len(list))
-	for _, s := range list {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil || a.Zone() != "" {
-				return nil, Errorf(Invalid, "%q is not an IP address or CIDR range", clip(s))
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		}
-		if p.Addr().Is4In6() {
-			bits := p.Bits() - 96
-			if bits < 0 {
-				return nil, Errorf(Invalid, "%q mixes IPv4 and IPv6 in one range", clip(s))
-			}
-			p = netip.PrefixFrom(p.Addr().Unmap(), bits)
-		}
-		p = p.Masked()
-		if !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-// PrefixStrings writes prefixes as they travel in events.
-func PrefixStrings(ps []netip.Prefix) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.String()
-	}
-	return out
 }
 
 // MaxFeatures bounds the features of one token, and MaxFeatureLen the

@@ -249,20 +249,10 @@ func TestCheckActor(t *testing.T) {
 // fields, read back by both decoders alike, and covered by the signature;
 // an event without it keeps its bytes.
 func TestActorViaTravels(t *testing.T) {
-	seed, err := NewSeed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := NewSigner(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := NewTrust(signer.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := mustSigner(t)
+	trust := mustTrust(t, signer)
 	base := Event{ID: "01JD0000000000000000000000", At: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC),
-		Account: "bob", TokenID: "01JD0000000000000000000001", Data: TokenRevoked{Name: "deploy"}}
+		Account: "bob", TokenID: tokenID("01JD0000000000000000000001"), Data: TokenRevoked{Name: "deploy"}}
 	for _, tt := range []struct {
 		name  string
 		actor Actor

@@ -17,9 +17,9 @@ func TestRotationAndGrace(t *testing.T) {
 	f.apply(t, tab, 1, c)
 	grace := t0.Add(time.Hour).Unix()
 	f.apply(t, tab, 2, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: c.TokenID,
-		Data: events.TokenRotated{Name: "a", TokenHash: events.HashSecret(secret('B')).String(),
-			OldTokenHash: events.HashSecret(secret('A')).String(), GraceUntil: &grace}})
-	if r := tab.Validate(secret('B'), "bob", t0); !r.Valid || r.TokenID != c.TokenID || r.Name != "a" {
+		Data: events.TokenRotated{Name: "a", TokenHash: events.HashSecret(secret('B')),
+			OldTokenHash: events.HashSecret(secret('A')), GraceUntil: &grace}})
+	if r := tab.Validate(secret('B'), "bob", t0); !r.Valid || r.TokenID != c.TokenID.String() || r.Name != "a" {
 		t.Fatalf("new secret: %+v", r)
 	}
 	if r := tab.Validate(secret('A'), "bob", t0.Add(59*time.Minute)); !r.Valid {
@@ -30,12 +30,12 @@ func TestRotationAndGrace(t *testing.T) {
 	}
 	// A second rotation without grace stops the second secret at once.
 	f.apply(t, tab, 3, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: c.TokenID,
-		Data: events.TokenRotated{Name: "a", TokenHash: events.HashSecret(secret('C')).String(),
-			OldTokenHash: events.HashSecret(secret('B')).String()}})
+		Data: events.TokenRotated{Name: "a", TokenHash: events.HashSecret(secret('C')),
+			OldTokenHash: events.HashSecret(secret('B'))}})
 	if r := tab.Validate(secret('B'), "", t0); r.Reason != ReasonRevoked {
 		t.Fatalf("second secret after an immediate rotation: %+v", r)
 	}
-	if rows := tab.List("bob", t0); len(rows) != 1 || rows[0].TokenID != c.TokenID {
+	if rows := tab.List("bob", t0); len(rows) != 1 || rows[0].TokenID != c.TokenID.String() {
 		t.Fatalf("a rotation keeps one token: %+v", rows)
 	}
 	assertSnapshotRoundTrip(t, tab, []string{secret('A'), secret('B'), secret('C')}, t0.Add(30*time.Minute))
@@ -46,7 +46,7 @@ func TestAllowListAndLastUse(t *testing.T) {
 	var f fixture
 	c := f.create("bob", "a", secret('A'), nil)
 	d := c.Data.(events.TokenCreated)
-	d.AllowedIPs = []string{"192.0.2.0/24", "2001:db8::/32"}
+	d.AllowedIPs, _ = events.ParsePrefixes([]string{"192.0.2.0/24", "2001:db8::/32"})
 	c.Data = d
 	f.apply(t, tab, 1, c)
 	for _, tt := range []struct {
@@ -63,7 +63,7 @@ func TestAllowListAndLastUse(t *testing.T) {
 		}
 	}
 	f.apply(t, tab, 2, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: c.TokenID,
-		Data: events.AllowedIPsSet{Name: "a", AllowedIPs: []string{}}})
+		Data: events.AllowedIPsSet{Name: "a", AllowedIPs: []events.Prefix{}}})
 	if r := tab.ValidateFrom(secret('A'), "", netip.Addr{}, t0); !r.Valid {
 		t.Fatalf("an emptied allow-list allows any address: %+v", r)
 	}
@@ -73,8 +73,8 @@ func TestAllowListAndLastUse(t *testing.T) {
 	if rows[0].LastUsed == nil || *rows[0].LastUsed != used.Unix() || rows[0].LastIP != "192.0.2.9" || rows[0].AllowedIPs != nil {
 		t.Fatalf("row %+v", rows[0])
 	}
-	if !tab.LastUsed("bob", c.TokenID).Equal(used.Truncate(time.Second)) {
-		t.Fatalf("LastUsed %v", tab.LastUsed("bob", c.TokenID))
+	if !tab.LastUsed("bob", c.TokenID.String()).Equal(used.Truncate(time.Second)) {
+		t.Fatalf("LastUsed %v", tab.LastUsed("bob", c.TokenID.String()))
 	}
 	assertSnapshotRoundTrip(t, tab, []string{secret('A')}, t0)
 }

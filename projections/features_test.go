@@ -104,7 +104,7 @@ func TestFeaturesSetNarrowsAndWidens(t *testing.T) {
 	if needs("email") != ReasonFeatureDenied || needs("ftp") != "" || tab.List("bob", t0)[0].FullAccess {
 		t.Fatal("narrowed to ftp")
 	}
-	set(3, "deploy", "ftp", "email")
+	set(3, "deploy", "email", "ftp") // sorted, as events carry them
 	if needs("email") != "" || needs("ftp") != "" || needs("dns") != ReasonFeatureDenied {
 		t.Fatal("widened to email and ftp")
 	}

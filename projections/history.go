@@ -17,7 +17,7 @@ type Reader interface {
 type HistoryFilter struct {
 	Account string
 	Name    string // every event of every token that bore this name at any time
-	TokenID string
+	TokenID string // a token id as the user gave it; one that is not a ULID matches nothing
 	Since   time.Time
 	Until   time.Time
 }
@@ -26,13 +26,20 @@ type HistoryFilter struct {
 // including events that do not decode (m.Err set) when no name or token
 // filter applies, so an auditor sees everything that is on the stream.
 func History(ctx context.Context, r Reader, f HistoryFilter, fn func(events.Msg) error) error {
-	var ids map[string]bool
+	var id events.TokenID
+	if f.TokenID != "" {
+		var err error
+		if id, err = events.ParseTokenID(f.TokenID); err != nil {
+			return nil // no event is of it
+		}
+	}
+	var ids map[events.TokenID]bool
 	if f.Name != "" {
 		// A name can move between tokens through renames and reuse after a
 		// revoke: first find every token that bore it.
-		ids = make(map[string]bool)
+		ids = make(map[events.TokenID]bool)
 		err := r.Read(ctx, events.ReadOptions{Account: f.Account}, func(m events.Msg) error {
-			if m.Err == nil && bore(m.Event, f.Name) {
+			if m.Err == nil && m.Event.Data.Bears(f.Name) {
 				ids[m.Event.TokenID] = true
 			}
 			return nil
@@ -48,24 +55,11 @@ func History(ctx context.Context, r Reader, f HistoryFilter, fn func(events.Msg)
 		if (ids != nil || f.TokenID != "") && m.Err != nil {
 			return nil
 		}
-		if ids != nil && !ids[m.Event.TokenID] || f.TokenID != "" && m.Event.TokenID != f.TokenID {
+		if ids != nil && !ids[m.Event.TokenID] || f.TokenID != "" && m.Event.TokenID != id {
 			return nil
 		}
 		return fn(m)
 	})
-}
-
-// bore says whether the event shows its token bearing name.
-func bore(e events.Event, name string) bool {
-	switch d := e.Data.(type) {
-	case events.TokenCreated:
-		return d.Name == name
-	case events.TokenRenamed:
-		return d.OldName == name || d.NewName == name
-	case events.TokenRevoked:
-		return d.Name == name
-	}
-	return false
 }
 
 // AsOf rebuilds the token table as it stood at instant t by replaying only the

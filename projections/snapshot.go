@@ -10,13 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/oklog/ulid/v2"
 
 	"tokenledger/events"
 )
@@ -307,7 +304,7 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 	wg.Go(func() { unique = t.byHash.rebuild(&t.tokens) })
 	next := ref(1)
 	for ai, a := range accounts {
-		a.live = make(map[ulid.ULID]ref, lives[ai])
+		a.live = make(map[events.TokenID]ref, lives[ai])
 		for ; int(next) <= t.tokens.n && t.tokens.at(next).account == a.num; next++ {
 			if tok := t.tokens.at(next); !tok.revoked() {
 				a.live[tok.id] = next
@@ -463,7 +460,7 @@ func (d *snapshotReader) extra(x *extra) error {
 		if err != nil {
 			return err
 		}
-		p, err := netip.ParsePrefix(ps)
+		p, err := events.ParsePrefix(ps)
 		if err != nil {
 			return err
 		}

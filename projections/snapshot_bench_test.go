@@ -32,11 +32,11 @@ func millionTable(b *testing.B, limited bool) (*projections.Table, []probe) {
 		for i := range perAccount {
 			seq++
 			secret := events.NewSecret()
-			d := events.TokenCreated{Name: fmt.Sprintf("token-%d", i), TokenHash: events.HashSecret(secret).String(), FullAccess: true}
+			d := events.TokenCreated{Name: fmt.Sprintf("token-%d", i), TokenHash: events.HashSecret(secret), FullAccess: true}
 			if limited {
 				d.Features, d.FullAccess = append([]string{"api"}, cpanelFeatures[:1+i%8]...), false
 			}
-			e := events.Event{ID: events.NewID(), At: at, Account: account, TokenID: events.NewID(), Actor: actor, Data: d}
+			e := events.Event{ID: events.NewID(), At: at, Account: account, TokenID: events.NewTokenID(), Actor: actor, Data: d}
 			if head != (events.Hash{}) {
 				e.Prev = head.String()
 			}

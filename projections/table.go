@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"tokenledger/events"
 )
 
@@ -51,20 +49,20 @@ type Table struct {
 	// take only mu's read lock, go on.
 	changing sync.Mutex
 	mu       sync.RWMutex
-	tokens   slab                     // every token ever created, revoked ones too
-	byHash   hashIndex                // a secret's hash -> its token in tokens
-	rotated  map[events.Hash]retired  // secrets replaced by a rotation
-	graced   map[ref][]events.Hash    // of rotated, each token's that may still work; see endRetired
-	accounts map[string]*account      // by name
-	numbered []*account               // by number (token.account); nil once reset
-	extras   []extra                  // rarer attributes, token.ext-1
-	features featureSets              // the sets of features tokens have, by token.features
-	vouched  map[events.Hash]struct{} // digests of events this node signed, not yet seen
-	ahead    map[uint64]string        // sequence -> account of events ApplyOwn applied before applied reached them
-	early    map[ulid.ULID]earlyUse   // last uses of tokens not created here yet; see NoteUse
-	applied  uint64                   // last stream sequence folded in
-	waiting  int                      // callers blocked in WaitApplied
-	notify   chan struct{}            // closed when applied moves and someone waits
+	tokens   slab                        // every token ever created, revoked ones too
+	byHash   hashIndex                   // a secret's hash -> its token in tokens
+	rotated  map[events.Hash]retired     // secrets replaced by a rotation
+	graced   map[ref][]events.Hash       // of rotated, each token's that may still work; see endRetired
+	accounts map[string]*account         // by name
+	numbered []*account                  // by number (token.account); nil once reset
+	extras   []extra                     // rarer attributes, token.ext-1
+	features featureSets                 // the sets of features tokens have, by token.features
+	vouched  map[events.Hash]struct{}    // digests of events this node signed, not yet seen
+	ahead    map[uint64]string           // sequence -> account of events ApplyOwn applied before applied reached them
+	early    map[events.TokenID]earlyUse // last uses of tokens not created here yet; see NoteUse
+	applied  uint64                      // last stream sequence folded in
+	waiting  int                         // callers blocked in WaitApplied
+	notify   chan struct{}               // closed when applied moves and someone waits
 }
 
 type account struct {
@@ -72,7 +70,7 @@ type account struct {
 	key  accountKey
 	num  uint32      // its place in Table.numbered
 	head events.Hash // digest of the account's last applied event
-	live map[ulid.ULID]ref
+	live map[events.TokenID]ref
 }
 
 // accountKey is an account's name in place: a token holds its account's, so
@@ -92,7 +90,7 @@ func keyOf(name string) (k accountKey, ok bool) {
 // newAccount adds an account, with no tokens yet.
 func (t *Table) newAccount(name string) *account {
 	k, _ := keyOf(name)
-	a := &account{name: name, key: k, num: uint32(len(t.numbered)), live: make(map[ulid.ULID]ref)}
+	a := &account{name: name, key: k, num: uint32(len(t.numbered)), live: make(map[events.TokenID]ref)}
 	t.numbered = append(t.numbered, a)
 	t.accounts[name] = a
 	return a
@@ -107,7 +105,7 @@ const dropped = ^uint32(0)
 type token struct {
 	hash      events.Hash // its secret's current hash: the index's key
 	key       accountKey  // its account's name
-	id        ulid.ULID
+	id        events.TokenID
 	expiresAt int64  // Unix seconds; 0 for never
 	account   uint32 // its account's number, or dropped
 	ext       uint32 // its rarer attributes are Table.extras[ext-1]; 0 for none
@@ -146,7 +144,7 @@ func (tok *token) setName(name string) bool {
 type extra struct {
 	lastUsed int64 // Unix seconds; 0 for never
 	lastIP   string
-	allowed  []netip.Prefix // addresses it may be used from; none: any
+	allowed  []events.Prefix // addresses it may be used from; none: any
 }
 
 // retired is a secret that a rotation replaced: it works until until (Unix
@@ -252,11 +250,9 @@ func (t *Table) apply(seq uint64, e events.Event, digest events.Hash) error {
 		a = t.newAccount(e.Account)
 	}
 	a.head = digest
-	id, err := ulid.ParseStrict(e.TokenID)
-	if err != nil {
-		return nil // Decode has checked it; nothing to apply
-	}
-	if _, ok := e.Data.(events.TokenCreated); !ok {
+	id := e.TokenID
+	d, ok := e.Data.(events.TokenCreated)
+	if !ok {
 		r := a.live[id]
 		if r == 0 {
 			return nil // every other event is of a live token
@@ -264,9 +260,8 @@ func (t *Table) apply(seq uint64, e events.Event, digest events.Hash) error {
 		t.change(r, a, e)
 		return nil
 	}
-	d := e.Data.(events.TokenCreated)
-	h, err := events.ParseHash(d.TokenHash)
-	if err != nil || len(d.Name) > events.MaxNameLen || t.byHash.find(&t.tokens, h) != 0 || a.live[id] != 0 {
+	h := d.TokenHash
+	if len(d.Name) > events.MaxNameLen || t.byHash.find(&t.tokens, h) != 0 || a.live[id] != 0 {
 		return nil
 	}
 	r, tok := t.tokens.add()
@@ -275,11 +270,11 @@ func (t *Table) apply(seq uint64, e events.Event, digest events.Hash) error {
 	if d.ExpiresAt != nil {
 		tok.expiresAt = *d.ExpiresAt
 	}
-	if ps, _ := events.ParsePrefixes(d.AllowedIPs); len(ps) > 0 {
-		t.extraOf(tok).allowed = ps
+	if len(d.AllowedIPs) > 0 {
+		t.extraOf(tok).allowed = d.AllowedIPs
 	}
-	if fs, _ := events.ParseFeatures(d.Features); len(fs) > 0 { // old events have none: full access
-		tok.features = t.features.intern(fs)
+	if len(d.Features) > 0 { // old events have none: full access
+		tok.features = t.features.intern(d.Features)
 	}
 	if d.ReadOnly {
 		tok.flags |= flagReadOnly
@@ -301,9 +296,8 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 	tok := t.tokens.at(r)
 	switch d := e.Data.(type) {
 	case events.TokenRotated:
-		old, err1 := events.ParseHash(d.OldTokenHash)
-		h, err2 := events.ParseHash(d.TokenHash)
-		if !tok.named(d.Name) || err1 != nil || err2 != nil || tok.hash != old || t.byHash.find(&t.tokens, h) != 0 {
+		old, h := d.OldTokenHash, d.TokenHash
+		if !tok.named(d.Name) || tok.hash != old || t.byHash.find(&t.tokens, h) != 0 {
 			return
 		}
 		tok.hash = h
@@ -322,7 +316,7 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 		t.rotated[old] = retire
 	case events.AllowedIPsSet:
 		if tok.named(d.Name) {
-			ps, _ := events.ParsePrefixes(d.AllowedIPs)
+			ps := d.AllowedIPs
 			if len(ps) == 0 {
 				ps = nil
 			}
@@ -332,8 +326,7 @@ func (t *Table) change(r ref, a *account, e events.Event) {
 		}
 	case events.FeaturesSet:
 		if tok.named(d.Name) {
-			fs, _ := events.ParseFeatures(d.Features)
-			tok.features = t.features.intern(fs)
+			tok.features = t.features.intern(d.Features)
 		}
 	case events.TokenUsed: // written before last uses moved to their own bucket
 		t.used(tok, e.At.Unix(), d.IP)
@@ -369,7 +362,7 @@ type earlyUse struct {
 // before this node began to watch, all of tokens created before it caught up)
 // such a use is of a revoked token, and dropped.
 func (t *Table) NoteUse(u events.LastUse, wait bool) {
-	id, err := ulid.ParseStrict(u.TokenID)
+	id, err := events.ParseTokenID(u.TokenID)
 	if err != nil {
 		return
 	}
@@ -390,7 +383,7 @@ func (t *Table) NoteUse(u events.LastUse, wait bool) {
 		// Full only of uses of tokens revoked meanwhile: a token being
 		// created arrives within moments. A use dropped here is shown
 		// after the token's next recorded use.
-		t.early = make(map[ulid.ULID]earlyUse)
+		t.early = make(map[events.TokenID]earlyUse)
 	}
 	if e, ok := t.early[id]; !ok || e.at <= u.At.Unix() {
 		t.early[id] = earlyUse{account: u.Account, at: u.At.Unix(), ip: u.IP}
@@ -665,7 +658,7 @@ func (t *Table) ValidateFor(secret, account string, ip netip.Addr, need Need, no
 	key, possible := keyOf(account)
 	var (
 		c         token
-		allowed   []netip.Prefix
+		allowed   []events.Prefix
 		features  []string
 		ownerName string
 	)
@@ -728,8 +721,7 @@ func hasAll(set, need []string) bool {
 	return true
 }
 
-func allows(list []netip.Prefix, ip netip.Addr) bool {
-	ip = ip.Unmap()
+func allows(list []events.Prefix, ip netip.Addr) bool {
 	for _, p := range list {
 		if p.Contains(ip) {
 			return true
@@ -740,7 +732,7 @@ func allows(list []netip.Prefix, ip netip.Addr) bool {
 
 // LastUsed is when the live token was last recorded as used; zero if never.
 func (t *Table) LastUsed(account, tokenID string) time.Time {
-	id, err := ulid.ParseStrict(tokenID)
+	id, err := events.ParseTokenID(tokenID)
 	if err != nil {
 		return time.Time{}
 	}

@@ -54,13 +54,22 @@ func mustRoundTrip(t *testing.T, tab *Table) *Table {
 
 func (f *fixture) id() string { f.n++; return fmt.Sprintf("01JD%022d", f.n) }
 
+// tokenID is a fresh token id, from the same counter as id.
+func (f *fixture) tokenID() events.TokenID {
+	id, err := events.ParseTokenID(f.id())
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
 func (f *fixture) create(account, name, secret string, expires *time.Time) events.Event {
-	d := events.TokenCreated{Name: name, TokenHash: events.HashSecret(secret).String(), FullAccess: true}
+	d := events.TokenCreated{Name: name, TokenHash: events.HashSecret(secret), FullAccess: true}
 	if expires != nil {
 		x := expires.Unix()
 		d.ExpiresAt = &x
 	}
-	return events.Event{ID: f.id(), At: t0, Account: account, TokenID: f.id(), Data: d}
+	return events.Event{ID: f.id(), At: t0, Account: account, TokenID: f.tokenID(), Data: d}
 }
 
 func secret(c byte) string {
@@ -152,10 +161,10 @@ func TestApplyIgnoresWhatDoesNotFit(t *testing.T) {
 	f.apply(t, tab, 3, events.Event{ID: f.id(), Account: "bob", TokenID: c.TokenID, Data: events.TokenRenamed{OldName: "x", NewName: "y"}})
 	f.apply(t, tab, 4, events.Event{ID: f.id(), Account: "carol", TokenID: c.TokenID, Data: events.TokenRevoked{Name: "a"}})
 	rows := tab.List("bob", t0)
-	if len(rows) != 1 || rows[0].Name != "a" || rows[0].TokenID != c.TokenID {
+	if len(rows) != 1 || rows[0].Name != "a" || rows[0].TokenID != c.TokenID.String() {
 		t.Fatalf("table %+v", rows)
 	}
-	if r := tab.Validate(secret('A'), "", t0); !r.Valid || r.TokenID != c.TokenID {
+	if r := tab.Validate(secret('A'), "", t0); !r.Valid || r.TokenID != c.TokenID.String() {
 		t.Fatalf("validate %+v", r)
 	}
 }
@@ -311,7 +320,7 @@ func TestIndexOverManyTokens(t *testing.T) {
 			it.old, it.secret = s, events.NewSecret()
 			seq++
 			f.apply(t, tab, seq, events.Event{ID: f.id(), At: t0, Account: account, TokenID: e.TokenID,
-				Data: events.TokenRotated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(it.secret).String(), OldTokenHash: events.HashSecret(s).String()}})
+				Data: events.TokenRotated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(it.secret), OldTokenHash: events.HashSecret(s)}})
 		}
 		all = append(all, it)
 	}
@@ -469,8 +478,8 @@ func TestRotationEndsEarlierSecrets(t *testing.T) {
 					tabs = append(tabs, restored)
 				}
 				f.applyEach(t, tabs, uint64(2+i), events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: c.TokenID,
-					Data: events.TokenRotated{Name: "a", TokenHash: events.HashSecret(s).String(),
-						OldTokenHash: events.HashSecret(secrets[len(secrets)-1]).String(), GraceUntil: g}})
+					Data: events.TokenRotated{Name: "a", TokenHash: events.HashSecret(s),
+						OldTokenHash: events.HashSecret(secrets[len(secrets)-1]), GraceUntil: g}})
 				secrets = append(secrets, s)
 			}
 			for _, view := range []struct {
