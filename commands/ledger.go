@@ -64,30 +64,60 @@ func New(cfg Config) *Ledger {
 	return &Ledger{Config: cfg, accounts: make(map[string]*account)}
 }
 
-// Created is what a successful create returns: the token's event and its
-// secret, which exists nowhere else and must be shown once and then dropped.
+// Created is what a successful create or rotate returns: the token's event,
+// the token as it stands after it, and its secret, which exists nowhere else
+// and must be shown once and then dropped. A transport replies from it alone.
 type Created struct {
 	Event  events.Event
+	Token  Token
 	Secret string
+}
+
+// Token is a live token as the ledger knows it after a command: what a
+// reply shows of it. What only the read side knows (status, last use) is
+// not here.
+type Token struct {
+	ID        events.TokenID
+	Name      string
+	Created   time.Time
+	ExpiresAt *int64   // Unix seconds; nil: never
+	Features  []string // sorted; none: full access
+	ReadOnly  bool
+}
+
+// token is the live token named name, which the caller knows to be live.
+func (s *State) token(name string) Token {
+	t := s.live[name]
+	return Token{ID: t.id, Name: name, Created: t.created, ExpiresAt: t.expiresAt, Features: t.features, ReadOnly: t.readOnly}
+}
+
+// CheckCreate refuses what Create would refuse before it reads the account:
+// bad input, or a lifetime beyond the ledger's policy. A transport may call
+// it first, to refuse at once.
+func (l *Ledger) CheckCreate(c Create) error {
+	now := l.Now()
+	if err := c.Check(now); err != nil {
+		return err
+	}
+	return c.CheckLifetime(now, l.MaxLifetime)
 }
 
 // Create issues a token.
 func (l *Ledger) Create(ctx context.Context, c Create) (Created, error) {
-	if err := c.Check(l.Now()); err != nil {
-		return Created{}, err
-	}
-	if err := c.CheckLifetime(l.Now(), l.MaxLifetime); err != nil {
+	if err := l.CheckCreate(c); err != nil {
 		return Created{}, err
 	}
 	secret := events.NewSecret()
-	hash, tokenID := events.HashSecret(secret), events.NewID()
+	hash, tokenID := events.HashSecret(secret), events.NewTokenID()
 	evs, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
 		return decideCreate(s, c, hash, tokenID, l.Now(), events.NewID)
 	})
 	if err != nil {
 		return Created{}, err
 	}
-	return Created{Event: evs[0], Secret: secret}, nil
+	var made State
+	made.Evolve(evs[0])
+	return Created{Event: evs[0], Token: made.token(c.Name), Secret: secret}, nil
 }
 
 // Rename gives a live token a new name.
@@ -101,7 +131,8 @@ func (l *Ledger) Rename(ctx context.Context, c Rename) error {
 	return err
 }
 
-// Revoke removes live tokens, all or none.
+// Revoke removes live tokens, all or none. A refusal for unknown names
+// names them all (events.ErrorNames), in the order given.
 func (l *Ledger) Revoke(ctx context.Context, c Revoke) error {
 	if err := c.Check(); err != nil {
 		return err
@@ -112,20 +143,26 @@ func (l *Ledger) Revoke(ctx context.Context, c Revoke) error {
 	return err
 }
 
-// Rotate gives a live token a new secret; the result's Secret is the new one.
+// Rotate gives a live token a new secret; the result's Secret is the new one,
+// and its Token the token, whose id, name, creation, expiry and access stay.
 func (l *Ledger) Rotate(ctx context.Context, c Rotate) (Created, error) {
 	if err := c.Check(); err != nil {
 		return Created{}, err
 	}
 	secret := events.NewSecret()
 	hash := events.HashSecret(secret)
+	var t Token
 	evs, err := l.execute(ctx, c.Account, func(s *State) ([]events.Event, error) {
-		return decideRotate(s, c, hash, l.Now(), events.NewID)
+		evs, err := decideRotate(s, c, hash, l.Now(), events.NewID)
+		if err == nil {
+			t = s.token(c.Name) // a rotation changes none of what a Token holds
+		}
+		return evs, err
 	})
 	if err != nil {
 		return Created{}, err
 	}
-	return Created{Event: evs[0], Secret: secret}, nil
+	return Created{Event: evs[0], Token: t, Secret: secret}, nil
 }
 
 // SetAllowedIPs replaces a live token's address allow-list.

@@ -103,9 +103,13 @@ func TestRevokeSeveralIsAllOrNothing(t *testing.T) {
 		}
 	}
 	last, _ := n.Stream.LastSeq(ctx, "")
-	err := n.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a", "zzz", "c"}, Actor: operator})
-	if events.ErrorCode(err) != events.NotFound {
-		t.Fatalf("revoke with an unknown name: %v", err)
+	err := n.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a", "zzz", "c", "yyy"}, Actor: operator})
+	if events.ErrorCode(err) != events.NotFound || err.Error() != `no token named "zzz"` {
+		t.Fatalf("revoke with unknown names: %v", err)
+	}
+	// The refusal names every unknown name, so a caller need not look for them.
+	if have := events.ErrorNames(err); !equal(have, []string{"zzz", "yyy"}) {
+		t.Fatalf("revoke with unknown names: names %q, want zzz and yyy", have)
 	}
 	if after, _ := n.Stream.LastSeq(ctx, ""); after != last {
 		t.Fatalf("a refused revoke appended events: last %d -> %d", last, after)
@@ -381,13 +385,13 @@ func mustFill(t *testing.T, js natsjs.JetStream, n int) {
 	t.Helper()
 	cfg := events.DefaultConfig()
 	for i := range n {
-		e := events.Event{ID: events.NewID(), At: time.Now(), Account: fmt.Sprintf("filler%d", i%100), TokenID: events.NewID(),
+		e := events.Event{ID: events.NewID(), At: time.Now(), Account: fmt.Sprintf("filler%d", i%100), TokenID: events.NewTokenID(),
 			Actor: operator, Data: events.TokenRevoked{Name: "x"}}
 		b, err := events.Encode(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.PublishAsync(cfg.Subject(e.Account, e.TokenID), b); err != nil {
+		if _, err := js.PublishAsync(cfg.Subject(e.Account, e.TokenID.String()), b); err != nil {
 			t.Fatal(err)
 		}
 		if i%1000 == 999 || i == n-1 {

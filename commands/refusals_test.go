@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -77,5 +78,66 @@ func TestBadInputNeverReachesTheStream(t *testing.T) {
 	}
 	if v := n.Table.Validate(c.Secret, "bob", time.Now()); !v.Valid || *v.ExpiresAt != farthest {
 		t.Fatalf("a token expiring at the end of 9999: %+v", v)
+	}
+}
+
+// TestRefusalsNameTheirTokens: a not_found or a duplicate says which token
+// name it is about, as a field, beside its unchanged message; a transport
+// words its reply from the field.
+func TestRefusalsNameTheirTokens(t *testing.T) {
+	n := mustNode(t, natstest.MustServer(t))
+	ctx := context.Background()
+	for _, name := range []string{"a", "b"} {
+		if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: name, Actor: operator}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		run  func() error
+		code string
+		want string // the name the refusal is about
+		says string
+	}{
+		{"create under a live name", func() error {
+			_, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "a", Actor: operator})
+			return err
+		}, events.Duplicate, "a", `a token named "a" already exists`},
+		{"rename to a live name", func() error {
+			return n.Ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "a", NewName: "b", Actor: operator})
+		}, events.Duplicate, "b", `a token named "b" already exists`},
+		{"rename an unknown token", func() error {
+			return n.Ledger.Rename(ctx, commands.Rename{Account: "bob", Name: "x", NewName: "y", Actor: operator})
+		}, events.NotFound, "x", `no token named "x"`},
+		{"rotate an unknown token", func() error {
+			_, err := n.Ledger.Rotate(ctx, commands.Rotate{Account: "bob", Name: "x", Actor: operator})
+			return err
+		}, events.NotFound, "x", `no token named "x"`},
+		{"set the allow-list of an unknown token", func() error {
+			return n.Ledger.SetAllowedIPs(ctx, commands.SetAllowedIPs{Account: "bob", Name: "x", Actor: operator})
+		}, events.NotFound, "x", `no token named "x"`},
+		{"set the features of an unknown token", func() error {
+			return n.Ledger.SetFeatures(ctx, commands.SetFeatures{Account: "bob", Name: "x", Actor: operator})
+		}, events.NotFound, "x", `no token named "x"`},
+		{"revoke an unknown token", func() error {
+			return n.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a", "x"}, Actor: operator})
+		}, events.NotFound, "x", `no token named "x"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run()
+			if code := events.ErrorCode(err); code != tt.code {
+				t.Fatalf("have %v, want %s", err, tt.code)
+			}
+			if have := events.ErrorNames(err); len(have) != 1 || have[0] != tt.want {
+				t.Errorf("about %q, want %q", have, tt.want)
+			}
+			var e *events.Error
+			if errors.As(err, &e) && e.Account != "bob" {
+				t.Errorf("about account %q, want bob", e.Account)
+			}
+			if have := events.ErrorMessage(err); have != tt.says {
+				t.Errorf("says %q, want %q", have, tt.says)
+			}
+		})
 	}
 }

@@ -71,3 +71,50 @@ func TestRotationEndsEarlierSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateAndRotateAnswerWithTheToken: create and rotate return the token
+// as the table then lists it, so that a transport replies without reading
+// the table again; a rotation keeps its id, name, creation, expiry and
+// access.
+func TestCreateAndRotateAnswerWithTheToken(t *testing.T) {
+	n := mustNode(t, natstest.MustServer(t))
+	ctx := context.Background()
+	expires := time.Now().Add(time.Hour).Unix()
+	made, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "mail", ExpiresAt: &expires,
+		Features: []string{"email", "dns"}, ReadOnly: true, Actor: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "web", Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := n.Ledger.Rotate(ctx, commands.Rotate{Account: "bob", Name: "mail", Grace: time.Minute, Actor: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated.Secret == made.Secret || rotated.Event.TokenID != made.Token.ID {
+		t.Fatalf("rotated %+v after created %+v", rotated, made)
+	}
+	rows := n.Table.List("bob", time.Now())
+	if len(rows) != 2 {
+		t.Fatalf("list: %+v", rows)
+	}
+	row := rows[0]
+	for _, have := range []struct {
+		name  string
+		token commands.Token
+	}{{"create", made.Token}, {"rotate", rotated.Token}} {
+		h := have.token
+		if h.ID.String() != row.TokenID || h.Name != row.Name || h.Created.Unix() != row.Created.Unix() || h.ExpiresAt == nil || *h.ExpiresAt != expires ||
+			!equal(h.Features, []string{"dns", "email"}) || !h.ReadOnly {
+			t.Errorf("%s: %+v, want as listed: %+v", have.name, h, row)
+		}
+	}
+	web, err := n.Ledger.Rotate(ctx, commands.Rotate{Account: "bob", Name: "web", Actor: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := web.Token; h.Name != "web" || h.ExpiresAt != nil || len(h.Features) != 0 || h.ReadOnly || h.Created.Unix() != rows[1].Created.Unix() {
+		t.Errorf("rotate a full-access token that never expires: %+v, want as listed %+v", h, rows[1])
+	}
+}
