@@ -283,20 +283,23 @@ func TestCreateRefusesWhatWouldBeIgnored(t *testing.T) {
 	}
 }
 
-// TestRotateKeepsFeatures: a rotation's reply shows the token's features and
-// read-only flag, which the new secret keeps.
+// TestRotateKeepsFeatures: a rotation's reply shows the token's id, name,
+// creation, expiry, features and read-only flag, which the new secret keeps.
 func TestRotateKeepsFeatures(t *testing.T) {
 	n := MustServe(t, natstest.MustServer(t), nil)
 	ctx := context.Background()
-	if _, err := n.API.Create(ctx, natsapi.CreateRequest{Account: "bob", Name: "mail", Features: []string{"email"}, ReadOnly: true}); err != nil {
+	expires := time.Now().Add(time.Hour).Unix()
+	made, err := n.API.Create(ctx, natsapi.CreateRequest{Account: "bob", Name: "mail", ExpiresAt: &expires, Features: []string{"email"}, ReadOnly: true})
+	if err != nil {
 		t.Fatal(err)
 	}
 	tok, err := n.API.Rotate(ctx, natsapi.RotateRequest{Account: "bob", Name: "mail"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.HasFullAccess != 0 || fmt.Sprint(tok.Features) != "[email]" || tok.ReadOnly != 1 {
-		t.Fatalf("rotated %+v", tok)
+	if tok.HasFullAccess != 0 || fmt.Sprint(tok.Features) != "[email]" || tok.ReadOnly != 1 || tok.Token == made.Token ||
+		tok.Name != "mail" || tok.TokenID != made.TokenID || tok.CreateTime != made.CreateTime || tok.ExpiresAt == nil || *tok.ExpiresAt != expires {
+		t.Fatalf("rotated %+v, created %+v", tok, made)
 	}
 	rep, err := n.API.ValidateFrom(ctx, natsapi.ValidateRequest{Token: tok.Token, Feature: "ftp"})
 	if err != nil || rep.Reason != "feature_denied" {

@@ -124,8 +124,8 @@ func mustCreateMany(tb testing.TB, node *nodetest.Node, account string, names []
 		names = names[len(batch):]
 		evs := make([]events.Event, len(batch))
 		for i, name := range batch {
-			evs[i] = events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewID(), Actor: actor,
-				Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(events.NewSecret()).String(), FullAccess: true}}
+			evs[i] = events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewTokenID(), Actor: actor,
+				Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(events.NewSecret()), FullAccess: true}}
 			var err error
 			if head, err = node.Signer.Sign(&evs[i], head); err != nil {
 				tb.Fatal(err)

@@ -35,16 +35,44 @@ const (
 	maxInFlight = 256
 )
 
+// Ledger is what the service needs of the write side (*commands.Ledger):
+// its commands, and the check a create passes before it waits on JetStream.
+// A command's answer holds all its reply shows, so the service never reads
+// the table after one.
+type Ledger interface {
+	CheckCreate(c commands.Create) error
+	Create(ctx context.Context, c commands.Create) (commands.Created, error)
+	Rename(ctx context.Context, c commands.Rename) error
+	Revoke(ctx context.Context, c commands.Revoke) error
+	Rotate(ctx context.Context, c commands.Rotate) (commands.Created, error)
+	SetAllowedIPs(ctx context.Context, c commands.SetAllowedIPs) error
+	SetFeatures(ctx context.Context, c commands.SetFeatures) error
+}
+
+// Table is what the service needs of the read side (*projections.Table):
+// validations and lists, both from memory.
+type Table interface {
+	ValidateFor(secret, account string, ip netip.Addr, need projections.Need, now time.Time) projections.Result
+	List(account string, now time.Time) []projections.Row
+}
+
+// UseRecorder hears of each valid token, so that its last use is recorded
+// (*commands.UseRecorder). Seen runs on validate's path and must not block.
+type UseRecorder interface {
+	Seen(account, tokenID, ip string)
+}
+
 // Config wires the service to the node's write and read sides.
 type Config struct {
 	Prefix  string // subject prefix, "tokens"
-	Ledger  *commands.Ledger
-	Table   *projections.Table
+	Ledger  Ledger
+	Table   Table
 	Now     func() time.Time
 	Log     *slog.Logger
 	Version string
-	// Uses hears of each valid token, to record its last use; nil: not recorded.
-	Uses *commands.UseRecorder
+	// Uses hears of each valid token, to record its last use; nil (not a
+	// nil *commands.UseRecorder): not recorded.
+	Uses UseRecorder
 	// Failed hears of each refused validation and the address it named (the
 	// zero Addr when none), so that guessing shows in metrics; nil: not counted.
 	Failed func(ip netip.Addr)
@@ -99,29 +127,22 @@ func Start(nc *nats.Conn, cfg Config) (*Service, error) {
 	s.svc = svc
 	root := svc.AddGroup(cfg.Prefix)
 	cmd := root.AddGroup("cmd")
+	ledger := cfg.Ledger
 	for _, e := range []struct {
 		group   micro.Group
 		name    string
-		handler micro.HandlerFunc // answered in the endpoint's goroutine
-		command command           // checked there, carried out in its own
+		handler micro.HandlerFunc
 	}{
-		{root, "validate", s.validate, nil},
-		{cmd, "create", nil, s.create},
-		{cmd, "rename", nil, s.rename},
-		{cmd, "revoke", nil, s.revoke},
-		{cmd, "list", s.list, nil},
-		{cmd, "rotate", nil, s.rotate},
-		{cmd, "set-allowed-ips", nil, s.setAllowedIPs},
-		{cmd, "set-features", nil, s.setFeatures},
+		{root, "validate", s.validate},
+		{cmd, "create", handle(s, "create", decodeAs[CreateRequest], createCommand(ledger), created(ledger.Create))},
+		{cmd, "rename", handle(s, "rename", decodeAs[RenameRequest], renameCommand, done(ledger.Rename))},
+		{cmd, "revoke", handle(s, "revoke", decodeAs[RevokeRequest], revokeCommand, done(ledger.Revoke))},
+		{cmd, "list", s.list},
+		{cmd, "rotate", handle(s, "rotate", decodeAs[RotateRequest], rotateCommand, created(ledger.Rotate))},
+		{cmd, "set-allowed-ips", handle(s, "set-allowed-ips", decodeAs[SetAllowedIPsRequest], setAllowedIPsCommand, done(ledger.SetAllowedIPs))},
+		{cmd, "set-features", handle(s, "set-features", decodeSetFeatures, setFeaturesCommand, done(ledger.SetFeatures))},
 	} {
-		h := e.handler
-		if e.command != nil {
-			s.lateMu.Lock() // micro may already ask endpointData
-			s.late[e.name] = &commandStats{}
-			s.lateMu.Unlock()
-			h = s.async(e.name, e.command)
-		}
-		if err := e.group.AddEndpoint(e.name, h); err != nil {
+		if err := e.group.AddEndpoint(e.name, e.handler); err != nil {
 			svc.Stop()
 			return nil, err
 		}
@@ -280,15 +301,27 @@ var unavailableReply, _ = json.Marshal(ValidateReply{Reason: ReasonUnavailable})
 
 func (s *Service) ready() bool { return s.cfg.Ready == nil || s.cfg.Ready() }
 
-// command checks a request in the endpoint's own goroutine, where a
-// refusal still counts in micro's stats, and returns the work that waits on
-// JetStream.
-type command func(req micro.Request) (run func(context.Context) (any, error), err error)
+// request is a command's request as it travels: each may claim an actor
+// (see Service.actor).
+type request interface {
+	claimed() *events.Actor
+}
 
-// async checks a command at once and runs the rest in a goroutine the
-// service owns, with a deadline, at most maxInFlight at once. A node that
-// cannot vouch for its table takes no command (see notCurrent).
-func (s *Service) async(endpoint string, c command) micro.HandlerFunc {
+// handle makes a command endpoint's handler from the command's own pieces:
+// read, which takes the request from its body (decodeAs, for most); build,
+// which makes the ledger's command of it and of the actor, and checks it;
+// and do, which carries the command out and says what the reply holds.
+// What every command shares is here: an answer only into an inbox, no
+// command on a node that cannot vouch for its table (see notCurrent), the
+// actor, refusals of the request answered in the endpoint's own goroutine,
+// where micro's stats count them, and the rest, which waits on JetStream,
+// run in a goroutine the service owns, with a deadline, at most
+// maxInFlight at once, its refusals counted in commandStats.
+func handle[Req request, Cmd any](s *Service, endpoint string, read func(micro.Request) (Req, error),
+	build func(r Req, who events.Actor) (Cmd, error), do func(context.Context, Cmd) (reply, error)) micro.HandlerFunc {
+	s.lateMu.Lock() // micro may already ask endpointData
+	s.late[endpoint] = &commandStats{}
+	s.lateMu.Unlock()
 	return func(req micro.Request) {
 		if !replyable(req.Reply()) {
 			return
@@ -297,7 +330,15 @@ func (s *Service) async(endpoint string, c command) micro.HandlerFunc {
 			s.refuse(req, events.Errorf(events.Unavailable, notCurrent))
 			return
 		}
-		run, err := c(req)
+		r, err := read(req)
+		var who events.Actor
+		if err == nil {
+			who, err = s.actor(req, r.claimed())
+		}
+		var c Cmd
+		if err == nil {
+			c, err = build(r, who)
+		}
 		if err != nil {
 			s.refuse(req, err)
 			return
@@ -308,7 +349,7 @@ func (s *Service) async(endpoint string, c command) micro.HandlerFunc {
 			defer func() { <-s.slots; s.inFlight.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 			defer cancel()
-			rep, err := run(ctx)
+			rep, err := do(ctx, c)
 			if err != nil {
 				s.refuseLater(req, endpoint, err)
 				return
@@ -318,136 +359,69 @@ func (s *Service) async(endpoint string, c command) micro.HandlerFunc {
 	}
 }
 
-func (s *Service) create(req micro.Request) (func(context.Context) (any, error), error) {
-	var r CreateRequest
-	if err := decode(req, &r); err != nil {
-		return nil, err
-	}
-	who, err := s.actor(req, r.Actor)
-	if err != nil {
-		return nil, err
-	}
-	c := commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt, AllowedIPs: r.AllowedIPs,
-		Features: r.Features, ReadOnly: r.ReadOnly, Actor: who}
-	if err := c.Check(s.cfg.Now()); err != nil {
-		return nil, err
-	}
-	if err := c.CheckLifetime(s.cfg.Now(), s.cfg.Ledger.MaxLifetime); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (any, error) {
-		made, err := s.cfg.Ledger.Create(ctx, c)
+// created is the do of a command that answers with a token and its
+// secret (create, rotate): the ledger's answer holds all the reply shows.
+func created[Cmd any](do func(context.Context, Cmd) (commands.Created, error)) func(context.Context, Cmd) (reply, error) {
+	return func(ctx context.Context, c Cmd) (reply, error) {
+		made, err := do(ctx, c)
 		if err != nil {
-			return nil, err
+			return reply{}, err
 		}
 		t := NewTokenOf(made)
 		return reply{OK: true, Token: &t}, nil
-	}, nil
+	}
 }
 
-func (s *Service) rename(req micro.Request) (func(context.Context) (any, error), error) {
-	var r RenameRequest
-	if err := decode(req, &r); err != nil {
-		return nil, err
+// done is the do of a command that answers {"ok":true}.
+func done[Cmd any](do func(context.Context, Cmd) error) func(context.Context, Cmd) (reply, error) {
+	return func(ctx context.Context, c Cmd) (reply, error) {
+		return reply{OK: true}, do(ctx, c)
 	}
-	who, err := s.actor(req, r.Actor)
-	if err != nil {
-		return nil, err
+}
+
+// createCommand builds a create, refused at once as the ledger would refuse
+// it before reading the account (its lifetime policy too).
+func createCommand(l Ledger) func(CreateRequest, events.Actor) (commands.Create, error) {
+	return func(r CreateRequest, who events.Actor) (commands.Create, error) {
+		c := commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt, AllowedIPs: r.AllowedIPs,
+			Features: r.Features, ReadOnly: r.ReadOnly, Actor: who}
+		return c, l.CheckCreate(c)
 	}
+}
+
+func renameCommand(r RenameRequest, who events.Actor) (commands.Rename, error) {
 	c := commands.Rename{Account: r.Account, Name: r.Name, NewName: r.NewName, Actor: who}
-	if err := c.Check(); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (any, error) {
-		return reply{OK: true}, s.cfg.Ledger.Rename(ctx, c)
-	}, nil
+	return c, c.Check()
 }
 
-func (s *Service) revoke(req micro.Request) (func(context.Context) (any, error), error) {
-	var r RevokeRequest
-	if err := decode(req, &r); err != nil {
-		return nil, err
-	}
-	who, err := s.actor(req, r.Actor)
-	if err != nil {
-		return nil, err
-	}
+func revokeCommand(r RevokeRequest, who events.Actor) (commands.Revoke, error) {
 	c := commands.Revoke{Account: r.Account, Names: r.Names, Actor: who}
-	if err := c.Check(); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (any, error) {
-		return reply{OK: true}, s.cfg.Ledger.Revoke(ctx, c)
-	}, nil
+	return c, c.Check()
 }
 
-func (s *Service) rotate(req micro.Request) (func(context.Context) (any, error), error) {
-	var r RotateRequest
-	if err := decode(req, &r); err != nil {
-		return nil, err
-	}
-	who, err := s.actor(req, r.Actor)
-	if err != nil {
-		return nil, err
-	}
+func rotateCommand(r RotateRequest, who events.Actor) (commands.Rotate, error) {
 	c := commands.Rotate{Account: r.Account, Name: r.Name, Grace: time.Duration(r.GraceSeconds) * time.Second, Actor: who}
-	if err := c.Check(); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (any, error) {
-		made, err := s.cfg.Ledger.Rotate(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		// The ledger has applied the rotation to the table: it tells the rest.
-		t := NewToken{Name: r.Name, TokenID: made.Event.TokenID, Token: made.Secret, HasFullAccess: 1, Features: noFeatures}
-		for _, row := range s.cfg.Table.List(r.Account, s.cfg.Now()) {
-			if row.TokenID == t.TokenID {
-				t.Name, t.CreateTime, t.ExpiresAt = row.Name, row.Created.Unix(), row.ExpiresAt
-				t.HasFullAccess, t.Features, t.ReadOnly = flag(len(row.Features) == 0), listed(row.Features), flag(row.ReadOnly)
-			}
-		}
-		return reply{OK: true, Token: &t}, nil
-	}, nil
+	return c, c.Check()
 }
 
-func (s *Service) setAllowedIPs(req micro.Request) (func(context.Context) (any, error), error) {
-	var r SetAllowedIPsRequest
-	if err := decode(req, &r); err != nil {
-		return nil, err
-	}
-	who, err := s.actor(req, r.Actor)
-	if err != nil {
-		return nil, err
-	}
+func setAllowedIPsCommand(r SetAllowedIPsRequest, who events.Actor) (commands.SetAllowedIPs, error) {
 	c := commands.SetAllowedIPs{Account: r.Account, Name: r.Name, AllowedIPs: r.AllowedIPs, Actor: who}
-	if err := c.Check(); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (any, error) {
-		return reply{OK: true}, s.cfg.Ledger.SetAllowedIPs(ctx, c)
-	}, nil
+	return c, c.Check()
 }
 
-func (s *Service) setFeatures(req micro.Request) (func(context.Context) (any, error), error) {
-	var r setFeaturesJSON
-	if err := decode(req, &r); err != nil {
-		return nil, err
+// decodeSetFeatures reads a set-features request, which must give the
+// features: absent or null is refused rather than read as full access.
+func decodeSetFeatures(req micro.Request) (setFeaturesJSON, error) {
+	r, err := decodeAs[setFeaturesJSON](req)
+	if err == nil && r.Features == nil {
+		err = events.Errorf(events.Invalid, "features: give the token's features as a list, or [] for full access")
 	}
-	if r.Features == nil {
-		return nil, events.Errorf(events.Invalid, "features: give the token's features as a list, or [] for full access")
-	}
-	who, err := s.actor(req, r.Actor)
-	if err != nil {
-		return nil, err
-	}
+	return r, err
+}
+
+func setFeaturesCommand(r setFeaturesJSON, who events.Actor) (commands.SetFeatures, error) {
 	c := commands.SetFeatures{Account: r.Account, Name: r.Name, Features: *r.Features, Actor: who}
-	if err := c.Check(); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (any, error) {
-		return reply{OK: true}, s.cfg.Ledger.SetFeatures(ctx, c)
-	}, nil
+	return c, c.Check()
 }
 
 // list answers in the endpoint's goroutine, from memory, one page at a
@@ -622,6 +596,13 @@ func decode(req micro.Request, v any) error {
 		return events.Errorf(events.Invalid, "request is not valid JSON: data after its object")
 	}
 	return nil
+}
+
+// decodeAs reads a command's request of type Req, as decode does.
+func decodeAs[Req any](req micro.Request) (Req, error) {
+	var r Req
+	err := decode(req, &r)
+	return r, err
 }
 
 // decodeLoose reads a request that changes nothing (a list), as

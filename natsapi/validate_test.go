@@ -23,6 +23,14 @@ import (
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
 	"tokenledger/natsapi"
+	"tokenledger/projections"
+)
+
+// The node's own types are what the service's interfaces model.
+var (
+	_ natsapi.Ledger      = (*commands.Ledger)(nil)
+	_ natsapi.Table       = (*projections.Table)(nil)
+	_ natsapi.UseRecorder = (*commands.UseRecorder)(nil)
 )
 
 // clock is a test clock that moves only when told.
@@ -135,7 +143,7 @@ func TestValidateReasons(t *testing.T) {
 	clk.Advance(2 * time.Hour) // hourly has expired
 
 	valid := func(c commands.Created, account, name string, expires *int64, status string) natsapi.ValidateReply {
-		return natsapi.ValidateReply{Valid: true, Account: account, TokenID: c.Event.TokenID, Name: name, ExpiresAt: expires, Status: status,
+		return natsapi.ValidateReply{Valid: true, Account: account, TokenID: c.Event.TokenID.String(), Name: name, ExpiresAt: expires, Status: status,
 			Features: []string{}}
 	}
 	invalid := func(reason string) natsapi.ValidateReply { return natsapi.ValidateReply{Reason: reason} }
@@ -207,7 +215,7 @@ func TestClientValidate(t *testing.T) {
 	c := n.MustCreate(t, "bob", "deploy", nil)
 	ctx := context.Background()
 	rep, err := n.API.Validate(ctx, c.Secret, "bob")
-	if err != nil || !rep.Valid || rep.TokenID != c.Event.TokenID || rep.Name != "deploy" || rep.Status != "active" {
+	if err != nil || !rep.Valid || rep.TokenID != c.Event.TokenID.String() || rep.Name != "deploy" || rep.Status != "active" {
 		t.Fatalf("valid token: %+v, %v", rep, err)
 	}
 	if rep, err = n.API.Validate(ctx, c.Secret, "carol"); err != nil || rep.Valid || rep.Reason != "wrong_account" {
@@ -480,7 +488,7 @@ func TestValidateNameReusedAfterRevoke(t *testing.T) {
 	if rep := ask(t, n.Client, []byte(old.Secret)); rep.Reason != "revoked" {
 		t.Fatalf("old secret: %+v", rep)
 	}
-	if rep := ask(t, n.Client, jsonBody(reused.Secret, "bob")); !rep.Valid || rep.Name != "deploy" || rep.TokenID != reused.Event.TokenID {
+	if rep := ask(t, n.Client, jsonBody(reused.Secret, "bob")); !rep.Valid || rep.Name != "deploy" || rep.TokenID != reused.Event.TokenID.String() {
 		t.Fatalf("new secret: %+v", rep)
 	}
 }

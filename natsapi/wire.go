@@ -226,11 +226,12 @@ func validateReply(r projections.Result) ValidateReply {
 		Features: listed(r.Features), ReadOnly: r.ReadOnly}
 }
 
-// NewTokenOf is the wire form of a created token.
+// NewTokenOf is the wire form of a created or rotated token, from the
+// ledger's answer alone.
 func NewTokenOf(c commands.Created) NewToken {
-	d := c.Event.Data.(events.TokenCreated)
-	return NewToken{Name: d.Name, TokenID: c.Event.TokenID, Token: c.Secret, CreateTime: c.Event.At.Unix(),
-		ExpiresAt: d.ExpiresAt, HasFullAccess: flag(len(d.Features) == 0), Features: listed(d.Features), ReadOnly: flag(d.ReadOnly)}
+	t := c.Token
+	return NewToken{Name: t.Name, TokenID: t.ID.String(), Token: c.Secret, CreateTime: t.Created.Unix(),
+		ExpiresAt: t.ExpiresAt, HasFullAccess: flag(len(t.Features) == 0), Features: listed(t.Features), ReadOnly: flag(t.ReadOnly)}
 }
 
 // parseFlatRequest reads b, a whole JSON object with no white space around
@@ -412,3 +413,11 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// claimed is the actor a request claims, for Service.actor: see request.
+func (r CreateRequest) claimed() *events.Actor        { return r.Actor }
+func (r RenameRequest) claimed() *events.Actor        { return r.Actor }
+func (r RevokeRequest) claimed() *events.Actor        { return r.Actor }
+func (r RotateRequest) claimed() *events.Actor        { return r.Actor }
+func (r SetAllowedIPsRequest) claimed() *events.Actor { return r.Actor }
+func (r setFeaturesJSON) claimed() *events.Actor      { return r.Actor }

@@ -461,8 +461,12 @@ func (n *Node) Run(ctx context.Context) error {
 
 // startService starts the `tokens` service on nc.
 func (n *Node) startService(nc *nats.Conn) (stopper, error) {
+	var uses natsapi.UseRecorder // nil unless recorded, not a nil *commands.UseRecorder
+	if n.uses != nil {
+		uses = n.uses
+	}
 	return natsapi.Start(nc, natsapi.Config{Prefix: n.cfg.Stream.Prefix, Ledger: n.ledger, Table: n.table, Now: n.cfg.Now, Log: n.log,
-		Version: n.cfg.Version, Uses: n.uses, Failed: n.guard.ValidationFailed, Ready: n.follower.Ready})
+		Version: n.cfg.Version, Uses: uses, Failed: n.guard.ValidationFailed, Ready: n.follower.Ready})
 }
 
 // close releases what New took, the last taken first.
