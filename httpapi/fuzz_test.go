@@ -41,7 +41,8 @@ func (f fuzzNode) Create(ctx context.Context, c commands.Create) (commands.Creat
 		return commands.Created{}, err
 	}
 	return commands.Created{Secret: strings.Repeat("B", 32), Event: events.Event{At: f.now, Account: c.Account,
-		Data: events.TokenCreated{Name: c.Name, ExpiresAt: c.ExpiresAt, FullAccess: len(c.Features) == 0, Features: c.Features, ReadOnly: c.ReadOnly}}}, nil
+		Data: events.TokenCreated{Name: c.Name, ExpiresAt: c.ExpiresAt, FullAccess: len(c.Features) == 0, Features: c.Features, ReadOnly: c.ReadOnly}},
+		Token: commands.Token{Name: c.Name, Created: f.now, ExpiresAt: c.ExpiresAt, Features: c.Features, ReadOnly: c.ReadOnly}}, nil
 }
 
 func (f fuzzNode) SetFeatures(ctx context.Context, c commands.SetFeatures) error {
@@ -61,7 +62,7 @@ func (f fuzzNode) Rotate(ctx context.Context, c commands.Rotate) (commands.Creat
 		return commands.Created{}, err
 	}
 	return commands.Created{Secret: strings.Repeat("C", 32), Event: events.Event{At: f.now, Account: c.Account,
-		Data: events.TokenRotated{Name: c.Name}}}, nil
+		Data: events.TokenRotated{Name: c.Name}}, Token: commands.Token{Name: c.Name, Created: f.now}}, nil
 }
 
 func (f fuzzNode) List(account string, now time.Time) []projections.Row {
@@ -76,14 +77,6 @@ func (f fuzzNode) ValidateFor(secret, account string, ip netip.Addr, need projec
 }
 
 func (f fuzzNode) CountByStatus(now time.Time) map[string]int { return map[string]int{} }
-
-func (f fuzzNode) Applied() uint64 { return 0 }
-
-// WaitApplied is never reached: the fake ledger never finds a listed name gone.
-func (f fuzzNode) WaitApplied(ctx context.Context, seq uint64) error {
-	f.t.Error("waited for a table that cannot lag")
-	return context.Canceled
-}
 
 var fuzzFunctions = []string{fnCreate, fnList, fnRename, fnRevoke, fnRotate, fnCreateLimited, fnSetFeatures, "nope"}
 

@@ -51,10 +51,6 @@ type Table interface {
 	// the use needs (feature_denied, read_only).
 	ValidateFor(secret, account string, ip netip.Addr, need projections.Need, now time.Time) projections.Result
 	CountByStatus(now time.Time) map[string]int
-	// Applied and WaitApplied say how far the table has followed the
-	// stream, for a revoke that must wait for another node's change.
-	Applied() uint64
-	WaitApplied(ctx context.Context, seq uint64) error
 }
 
 // UseRecorder is told of every successful token authentication, so that the

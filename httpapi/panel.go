@@ -584,8 +584,8 @@ func (h *handler) revokeTokens(w http.ResponseWriter, r *http.Request, v *view, 
 	}
 	if err != nil {
 		unknown := names[0]
-		if events.ErrorCode(err) == events.NotFound {
-			unknown = h.firstUnknown(v.Account, names, h.cfg.Now())
+		if gone := events.ErrorNames(err); len(gone) > 0 {
+			unknown = gone[0] // the ledger's, current where this node's table may lag
 		}
 		h.sessions.setFlash(id, flash{Text: h.panelRefusal(fnRevoke, err, unknown, ""), Bad: true})
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -635,7 +635,7 @@ func (h *handler) rotateToken(w http.ResponseWriter, r *http.Request, v *view, i
 		h.renderManage(w, r, v, id, http.StatusOK)
 		return
 	}
-	c := h.rotated(v.Account, t, h.cfg.Now())
+	c := createdFrom(t)
 	secret := newSecret{token: c, expiresText: h.showExpiry(c.ExpiresAt), rotated: true}
 	if grace > 0 {
 		secret.grace = h.showTime(h.cfg.Now().Add(grace))

@@ -288,11 +288,13 @@ type created struct {
 	ReadOnly      int      `json:"readonly,omitempty"`
 }
 
-// createdFrom is what a create shows of the token it created.
+// createdFrom is what a create or a rotation shows of its token, from the
+// ledger's answer alone: a rotation keeps the token's creation, expiry and
+// access.
 func createdFrom(t commands.Created) created {
-	d := t.Event.Data.(events.TokenCreated)
-	return created{Name: d.Name, Token: t.Secret, CreateTime: t.Event.At.Unix(), ExpiresAt: d.ExpiresAt,
-		HasFullAccess: flag(len(d.Features) == 0), Features: nonNil(d.Features), ReadOnly: flag(d.ReadOnly)}
+	k := t.Token
+	return created{Name: k.Name, Token: t.Secret, CreateTime: k.Created.Unix(), ExpiresAt: k.ExpiresAt,
+		HasFullAccess: flag(len(k.Features) == 0), Features: nonNil(k.Features), ReadOnly: flag(k.ReadOnly)}
 }
 
 // nonNil is features as UAPI lists them: an empty array for none.
@@ -391,6 +393,8 @@ func (h *handler) setFeatures(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The reply is the token as list shows it, status and last use with it,
+	// which only the read side knows; the table has applied the change.
 	for _, r := range h.cfg.Table.List(c.who.account, c.now) {
 		if r.Name == c.name {
 			return listedFrom(r), nil
@@ -465,35 +469,34 @@ func (h *handler) revoke(ctx context.Context, c *call) (any, error) {
 // has live tokens of, and takes the rest as revoked already.
 //
 // The names come from this node's table; the ledger decides on the stream
-// itself. When it finds one of them gone, another node has revoked or
-// renamed that token and this node's table has not applied it yet: then
-// revokeExisting waits for the table to apply more of the stream and looks
-// again. Each round needs the table to move, so the wait ends when the table
-// has caught up with that change, or when ctx does.
+// itself. When it refuses some of them as unknown, another node has revoked
+// or renamed those tokens and this node's table has not applied it yet: the
+// refusal names every one (events.ErrorNames), and revokeExisting revokes
+// the rest. Each round revokes fewer names, so the rounds end.
 func (h *handler) revokeExisting(ctx context.Context, who principal, names []string) error {
-	for {
-		seen := h.cfg.Table.Applied()
-		live := make(map[string]bool)
-		for _, r := range h.cfg.Table.List(who.account, h.cfg.Now()) {
-			live[r.Name] = true
+	live := make(map[string]bool)
+	for _, r := range h.cfg.Table.List(who.account, h.cfg.Now()) {
+		live[r.Name] = true
+	}
+	var existing []string
+	for _, n := range names {
+		if live[n] && !slices.Contains(existing, n) {
+			existing = append(existing, n)
 		}
-		var existing []string
-		for _, n := range names {
-			if live[n] && !slices.Contains(existing, n) {
-				existing = append(existing, n)
-			}
-		}
-		if len(existing) == 0 {
-			return nil
-		}
+	}
+	for len(existing) > 0 {
 		err := h.cfg.Ledger.Revoke(ctx, commands.Revoke{Account: who.account, Names: existing, Actor: who.actor})
 		if events.ErrorCode(err) != events.NotFound {
 			return err
 		}
-		if werr := h.cfg.Table.WaitApplied(ctx, seen+1); werr != nil {
-			return events.Errorf(events.Unavailable, "This server has not yet caught up with a change another server made to these API tokens; try again shortly.")
+		gone := events.ErrorNames(err)
+		left := slices.DeleteFunc(slices.Clone(existing), func(n string) bool { return slices.Contains(gone, n) })
+		if len(left) == len(existing) {
+			return err
 		}
+		existing = left
 	}
+	return nil
 }
 
 // rotate gives a live token a new secret, shown once as create shows one;
@@ -511,24 +514,7 @@ func (h *handler) rotate(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return h.rotated(c.who.account, t, c.now), nil
-}
-
-// rotated is what a rotation shows: the token as it stands, with its new
-// secret. The reply to Rotate comes after the table has applied it.
-func (h *handler) rotated(account string, t commands.Created, now time.Time) created {
-	out := created{Token: t.Secret, CreateTime: t.Event.At.Unix(), HasFullAccess: 1, Features: []string{}}
-	if d, ok := t.Event.Data.(events.TokenRotated); ok {
-		out.Name = d.Name
-	}
-	for _, r := range h.cfg.Table.List(account, now) {
-		if r.TokenID == t.Event.TokenID {
-			out.Name, out.CreateTime, out.ExpiresAt = r.Name, r.Created.Unix(), r.ExpiresAt
-			out.HasFullAccess, out.Features, out.ReadOnly = flag(r.FullAccess), nonNil(r.Features), flag(r.ReadOnly)
-			break
-		}
-	}
-	return out
+	return createdFrom(t), nil
 }
 
 // maxGrace is the longest an old secret may keep working after a rotation.
@@ -622,22 +608,6 @@ func parseWhitelist(form url.Values) ([]string, error) {
 		return nil, events.Errorf(events.Invalid, "Give at most %d “whitelist_ip” values.", events.MaxAllowedIPs)
 	}
 	return out, nil
-}
-
-// firstUnknown is the first of names that the account has no live token of,
-// to say which one made a revoke in the panel fail. (The panel stays strict:
-// a selected token that is gone by the time of the revoke is worth telling.)
-func (h *handler) firstUnknown(account string, names []string, now time.Time) string {
-	live := make(map[string]bool)
-	for _, r := range h.cfg.Table.List(account, now) {
-		live[r.Name] = true
-	}
-	for _, n := range names {
-		if !live[n] {
-			return n
-		}
-	}
-	return names[0]
 }
 
 // revokeNames reads cPanel's ways of naming several tokens: name (also

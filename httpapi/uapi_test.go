@@ -352,20 +352,17 @@ func TestRevoke(t *testing.T) {
 }
 
 // laggingTable is a node's table that has not yet applied the latest
-// change of another node: it shows the rows and sequence it had when
-// frozen, until the HTTP side waits for it to move on.
+// change of another node: it lists the rows it had when frozen.
 type laggingTable struct {
 	*projections.Table
-	mu      sync.Mutex
-	rows    map[string][]projections.Row // account -> rows, while frozen
-	applied uint64
-	waited  bool
+	mu   sync.Mutex
+	rows map[string][]projections.Row // account -> rows, while frozen
 }
 
 func (l *laggingTable) freeze(accounts ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.rows, l.applied = map[string][]projections.Row{}, l.Table.Applied()
+	l.rows = map[string][]projections.Row{}
 	for _, a := range accounts {
 		l.rows[a] = l.Table.List(a, time.Now())
 	}
@@ -380,25 +377,10 @@ func (l *laggingTable) List(account string, now time.Time) []projections.Row {
 	return l.Table.List(account, now)
 }
 
-func (l *laggingTable) Applied() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.rows != nil {
-		return l.applied
-	}
-	return l.Table.Applied()
-}
-
-func (l *laggingTable) WaitApplied(ctx context.Context, seq uint64) error {
-	l.mu.Lock()
-	l.rows, l.waited = nil, true
-	l.mu.Unlock()
-	return l.Table.WaitApplied(ctx, seq)
-}
-
 // TestRevokeRacesAnotherNode: a token that another node revoked a moment
 // ago, and that this node's table still lists, counts as revoked too; the
-// others named are revoked with no error.
+// others named are revoked with no error, though the table never catches
+// up: the ledger's refusal names the tokens it no longer has.
 func TestRevokeRacesAnotherNode(t *testing.T) {
 	var lag *laggingTable
 	n := mustNode(t, func(tb testing.TB, nd *nodetest.Node, cfg *httpapi.Config) {
@@ -414,8 +396,8 @@ func TestRevokeRacesAnotherNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.uapi(t, "GET", "revoke", auth, url.Values{"name-0": {"a"}, "name-1": {"b"}}).ok(t)
-	if have := n.names("bob"); len(have) != 0 || !lag.waited {
-		t.Fatalf("bob's tokens %v (waited for the table: %v)", have, lag.waited)
+	if have := n.names("bob"); len(have) != 0 {
+		t.Fatalf("bob's tokens %v", have)
 	}
 }
 
