@@ -18,7 +18,7 @@
 // handle, each with its own pieces: read the request, build the ledger's
 // command, do it. Validate and list are handlers of their own, answered in
 // the endpoint's goroutine: validate is the hot path, kept to a parse, a
-// hash, a lookup and an append without allocating (make bench).
+// hash, a lookup and an append, and measured by make bench.
 //
 // A validation may ask for a feature and for a write (see ValidateRequest),
 // and a command refuses a member it does not know (see decode): a limit that
