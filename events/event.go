@@ -105,7 +105,8 @@ func (TokenCreated) eventType() string        { return TypeCreated }
 func (d TokenCreated) Label() string          { return d.Name }
 func (d TokenCreated) Bears(name string) bool { return d.Name == name }
 
-func (d *TokenCreated) scan(s *scanner) {
+func (TokenCreated) scan(s *scanner) (Data, error) {
+	var d TokenCreated
 	s.expect(`{"name":`)
 	d.Name = s.str()
 	s.expect(`,"token_hash":`)
@@ -124,6 +125,8 @@ func (d *TokenCreated) scan(s *scanner) {
 		d.ReadOnly = s.boolean()
 	}
 	s.expect(`}`)
+	err := d.check() // before d is boxed: check puts its lists in order
+	return d, err
 }
 
 func (d *TokenCreated) check() (err error) {
@@ -152,12 +155,15 @@ func (TokenRenamed) eventType() string        { return TypeRenamed }
 func (d TokenRenamed) Label() string          { return d.OldName + "->" + d.NewName }
 func (d TokenRenamed) Bears(name string) bool { return d.OldName == name || d.NewName == name }
 
-func (d *TokenRenamed) scan(s *scanner) {
+func (TokenRenamed) scan(s *scanner) (Data, error) {
+	var d TokenRenamed
 	s.expect(`{"old_name":`)
 	d.OldName = s.str()
 	s.expect(`,"new_name":`)
 	d.NewName = s.str()
 	s.expect(`}`)
+	err := d.check() // before d is boxed: check puts its lists in order
+	return d, err
 }
 
 func (d *TokenRenamed) check() error { return firstError(CheckName(d.OldName), CheckName(d.NewName)) }
@@ -171,10 +177,13 @@ func (TokenRevoked) eventType() string        { return TypeRevoked }
 func (d TokenRevoked) Label() string          { return d.Name }
 func (d TokenRevoked) Bears(name string) bool { return d.Name == name }
 
-func (d *TokenRevoked) scan(s *scanner) {
+func (TokenRevoked) scan(s *scanner) (Data, error) {
+	var d TokenRevoked
 	s.expect(`{"name":`)
 	d.Name = s.str()
 	s.expect(`}`)
+	err := d.check() // before d is boxed: check puts its lists in order
+	return d, err
 }
 
 func (d *TokenRevoked) check() error { return CheckName(d.Name) }
@@ -192,7 +201,8 @@ func (TokenRotated) eventType() string        { return TypeRotated }
 func (d TokenRotated) Label() string          { return d.Name }
 func (d TokenRotated) Bears(name string) bool { return d.Name == name }
 
-func (d *TokenRotated) scan(s *scanner) {
+func (TokenRotated) scan(s *scanner) (Data, error) {
+	var d TokenRotated
 	s.expect(`{"name":`)
 	d.Name = s.str()
 	s.expect(`,"token_hash":`)
@@ -202,6 +212,8 @@ func (d *TokenRotated) scan(s *scanner) {
 	s.expect(`,"grace_until":`)
 	d.GraceUntil = s.intOrNull()
 	s.expect(`}`)
+	err := d.check() // before d is boxed: check puts its lists in order
+	return d, err
 }
 
 func (d *TokenRotated) check() error {
@@ -218,12 +230,15 @@ func (AllowedIPsSet) eventType() string        { return TypeAllowedIPs }
 func (d AllowedIPsSet) Label() string          { return d.Name }
 func (d AllowedIPsSet) Bears(name string) bool { return d.Name == name }
 
-func (d *AllowedIPsSet) scan(s *scanner) {
+func (AllowedIPsSet) scan(s *scanner) (Data, error) {
+	var d AllowedIPsSet
 	s.expect(`{"name":`)
 	d.Name = s.str()
 	s.expect(`,"allowed_ips":`)
 	d.AllowedIPs = s.prefixes()
 	s.expect(`}`)
+	err := d.check() // before d is boxed: check puts its lists in order
+	return d, err
 }
 
 func (d *AllowedIPsSet) check() (err error) {
@@ -245,12 +260,15 @@ func (FeaturesSet) eventType() string        { return TypeFeaturesSet }
 func (d FeaturesSet) Label() string          { return d.Name }
 func (d FeaturesSet) Bears(name string) bool { return d.Name == name }
 
-func (d *FeaturesSet) scan(s *scanner) {
+func (FeaturesSet) scan(s *scanner) (Data, error) {
+	var d FeaturesSet
 	s.expect(`{"name":`)
 	d.Name = s.str()
 	s.expect(`,"features":`)
 	d.Features = s.strs()
 	s.expect(`}`)
+	err := d.check() // before d is boxed: check puts its lists in order
+	return d, err
 }
 
 func (d *FeaturesSet) check() (err error) {
@@ -273,13 +291,16 @@ func (TokenUsed) Label() string     { return "" }
 func (TokenUsed) Bears(string) bool { return false }
 func (d *TokenUsed) check() error   { return nil }
 
-func (d *TokenUsed) scan(s *scanner) {
+func (TokenUsed) scan(s *scanner) (Data, error) {
+	var d TokenUsed
 	if s.skip(`{"ip":`) {
 		d.IP = s.str()
 	} else {
 		s.expect(`{`)
 	}
 	s.expect(`}`)
+	err := d.check() // before d is boxed: check puts its lists in order
+	return d, err
 }
 
 // Actor says who caused an event.
@@ -427,23 +448,21 @@ type dataType struct {
 	unmarshal func(json.RawMessage) (Data, error)
 }
 
-// typeOf is what the decoder knows of the event type T.
-func typeOf[T Data, P interface {
+// typeOf is what the decoder knows of the event type T. Its data is read
+// by hand by T's own scan, not through the type parameter: a value reached
+// through one escapes to the heap, and reading it so cost an allocation an
+// event.
+func typeOf[T interface {
+	Data
+	scan(*scanner) (Data, error)
+}, P interface {
 	*T
-	scan(*scanner)
 	check() error
 }]() dataType {
 	var zero T
 	return dataType{
 		name: zero.eventType(),
-		scan: func(s *scanner) (Data, error) {
-			var d T
-			P(&d).scan(s)
-			if !s.ok {
-				return nil, nil
-			}
-			return d, P(&d).check()
-		},
+		scan: zero.scan,
 		unmarshal: func(raw json.RawMessage) (Data, error) {
 			var d T
 			if err := decodeData(raw, &d); err != nil {
