@@ -16,6 +16,11 @@ import (
 // whitespace, unknown or repeated keys, keys in another case, numbers or
 // escapes it does not handle. Decode then asks encoding/json, so the fast
 // path changes how quickly an event is read, never what is read or refused.
+//
+// The measure (BenchmarkDecode, a signed token.created, 2 CPUs): by hand
+// 0.7 µs, 280 B in 6 allocations for a table (DecodeForTable), hash parsed
+// in place; encoding/json 6.5 µs, 1.5 KB in 26. Replaying a stream
+// (BenchmarkCatchUp) costs about 1.2 µs of wall time an event in all.
 
 // scanCanonical reads b when it is an event in Encode's exact layout, schema
 // version 1, and checks the event's data (its type's check): dataErr is what

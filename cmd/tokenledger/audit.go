@@ -133,7 +133,7 @@ func historyTable(ctx context.Context, s *jetstream.Stream, f projections.Histor
 		if check(m) != nil {
 			typ = "UNTRUSTED " + typ
 		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ev.At.In(loc).Format(time.RFC3339), typ, printable(ev.Account), printable(eventName(ev)), actorText(ev.Actor))
+		_, err := io.WriteString(tw, historyRow(ev, typ, loc))
 		return err
 	})
 	if ferr := tw.Flush(); err == nil {
@@ -157,8 +157,8 @@ func historyCSV(ctx context.Context, s *jetstream.Stream, f projections.HistoryF
 		if err := check(m); err != nil {
 			trusted, problem = "false", events.ErrorMessage(err)
 		}
-		return w.Write([]string{seq, ev.At.In(loc).Format(time.RFC3339Nano), printable(ev.Type()), printable(ev.Account), printable(ev.TokenID),
-			printable(eventName(ev)), printable(ev.Actor.Kind), printable(ev.Actor.Name), printable(ev.Actor.TokenID), printable(ev.Actor.Remote),
+		return w.Write([]string{seq, ev.At.In(loc).Format(time.RFC3339Nano), printable(ev.Type()), printable(ev.Account), ev.TokenID.String(),
+			printable(ev.Data.Label()), printable(ev.Actor.Kind), printable(ev.Actor.Name), printable(ev.Actor.TokenID), printable(ev.Actor.Remote),
 			printable(ev.Actor.Via), trusted, printable(problem)})
 	})
 	w.Flush()
@@ -168,12 +168,11 @@ func historyCSV(ctx context.Context, s *jetstream.Stream, f projections.HistoryF
 	return w.Error()
 }
 
-// eventName is the NAME column: the token's name, or old->new for a rename.
-func eventName(e events.Event) string {
-	if e.Data == nil {
-		return ""
-	}
-	return e.Data.Label()
+// historyRow is a decoded event's row of the history table: AT, TYPE (typ,
+// which says whether the event is trusted), ACCOUNT, NAME (the token's name
+// as the event's data labels it, old->new for a rename) and ACTOR.
+func historyRow(ev events.Event, typ string, loc *time.Location) string {
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\n", ev.At.In(loc).Format(time.RFC3339), typ, printable(ev.Account), printable(ev.Data.Label()), actorText(ev.Actor))
 }
 
 // actorText is the ACTOR column, each part of it printable.
