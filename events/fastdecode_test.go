@@ -115,6 +115,23 @@ func TestCanonicalTakesFastPath(t *testing.T) {
 	}
 }
 
+// TestCanonicalCoversEveryType: canonicalEvents holds an event of every
+// registered type, so that a new type's hand-written reader is tested.
+func TestCanonicalCoversEveryType(t *testing.T) {
+	untried := make(map[string]bool)
+	for _, typ := range Types() {
+		untried[typ] = true
+	}
+	for _, c := range canonicalEvents(t) {
+		if e, err := Decode(c.raw); err == nil {
+			delete(untried, e.Type())
+		}
+	}
+	if len(untried) > 0 {
+		t.Fatalf("canonicalEvents has no event of %v", untried)
+	}
+}
+
 // TestEncodeDecodeFastIdentical: what the fast path reads is the event that
 // was encoded, time and location included.
 func TestEncodeDecodeFastIdentical(t *testing.T) {
