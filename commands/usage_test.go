@@ -126,7 +126,7 @@ func mustCreate(t *testing.T, n *nodetest.Node, account, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Event.TokenID
+	return c.Event.TokenID.String()
 }
 
 // TestUseIsRecordedOncePerPeriodAcrossNodes: two nodes on one server see the

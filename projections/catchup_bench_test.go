@@ -51,8 +51,8 @@ func BenchmarkCatchUp(b *testing.B) {
 			stream = append(stream, raw)
 		}
 		for i := range perAccount {
-			id, name := events.NewID(), fmt.Sprintf("token-%d", i)
-			seal(events.Event{TokenID: id, Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(events.NewSecret()).String(), FullAccess: true}})
+			id, name := events.NewTokenID(), fmt.Sprintf("token-%d", i)
+			seal(events.Event{TokenID: id, Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(events.NewSecret()), FullAccess: true}})
 			seal(events.Event{TokenID: id, Data: events.TokenRenamed{OldName: name, NewName: name + "-renamed"}})
 			seal(events.Event{TokenID: id, Data: events.TokenUsed{IP: "192.0.2.1"}})
 		}

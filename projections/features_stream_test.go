@@ -25,8 +25,8 @@ import (
 func TestOldStreamReplaysAsFullAccess(t *testing.T) {
 	l := mustLedger(t)
 	secret := events.NewSecret()
-	old := events.TokenCreated{Name: "deploy", TokenHash: events.HashSecret(secret).String(), FullAccess: true}
-	at := l.append("bob", events.NewID(), old)
+	old := events.TokenCreated{Name: "deploy", TokenHash: events.HashSecret(secret), FullAccess: true}
+	at := l.append("bob", events.NewTokenID(), old)
 	var raw []byte
 	l.stream.Read(context.Background(), events.ReadOptions{}, func(m events.Msg) error { raw = m.Raw; return nil })
 	if strings.Contains(string(raw), "features") || strings.Contains(string(raw), "readonly") {
@@ -50,8 +50,8 @@ func TestOldStreamReplaysAsFullAccess(t *testing.T) {
 // the instant, through narrowing, widening and back to full access.
 func TestAsOfShowsFeaturesThen(t *testing.T) {
 	l := mustLedger(t)
-	id := events.NewID()
-	t1 := l.append("bob", id, events.TokenCreated{Name: "deploy", TokenHash: events.HashSecret(events.NewSecret()).String(),
+	id := events.NewTokenID()
+	t1 := l.append("bob", id, events.TokenCreated{Name: "deploy", TokenHash: events.HashSecret(events.NewSecret()),
 		Features: []string{"email", "ftp"}, ReadOnly: true})
 	t2 := l.append("bob", id, events.FeaturesSet{Name: "deploy", Features: []string{"email"}})
 	t3 := l.append("bob", id, events.FeaturesSet{Name: "deploy", Features: []string{"dns", "email"}})

@@ -52,8 +52,8 @@ func TestStartingNodeChecksWhatItTookOnTrust(t *testing.T) {
 			return nil
 		})
 		secret := events.NewSecret()
-		e := events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewID(), Actor: op,
-			Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(secret).String(), FullAccess: true}}
+		e := events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewTokenID(), Actor: op,
+			Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(secret), FullAccess: true}}
 		mallory.Sign(&e, head)
 		last, _ := n.Stream.LastSeq(ctx, account)
 		if _, err := n.Stream.Append(ctx, account, last, []events.Event{e}); err != nil {
@@ -131,8 +131,8 @@ func TestStartingNodeOverManyBatches(t *testing.T) {
 	for i := range 2500 {
 		account := accounts[i%len(accounts)]
 		secret := events.NewSecret()
-		e := events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewID(), Actor: op,
-			Data: events.TokenCreated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(secret).String(), FullAccess: true}}
+		e := events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewTokenID(), Actor: op,
+			Data: events.TokenCreated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(secret), FullAccess: true}}
 		head, err := signer.Sign(&e, heads[account])
 		if err != nil {
 			t.Fatal(err)

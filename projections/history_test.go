@@ -43,7 +43,7 @@ func mustLedger(t *testing.T) *ledger {
 }
 
 // append stores one event and returns its storage time as read back.
-func (l *ledger) append(account, tokenID string, d events.Data) time.Time {
+func (l *ledger) append(account string, tokenID events.TokenID, d events.Data) time.Time {
 	l.t.Helper()
 	ctx := context.Background()
 	last, err := l.stream.LastSeq(ctx, account)
@@ -65,17 +65,17 @@ func (l *ledger) append(account, tokenID string, d events.Data) time.Time {
 }
 
 func created(name string) events.TokenCreated {
-	return events.TokenCreated{Name: name, TokenHash: events.HashSecret(events.NewSecret()).String(), FullAccess: true}
+	return events.TokenCreated{Name: name, TokenHash: events.HashSecret(events.NewSecret()), FullAccess: true}
 }
 
 func TestAsOf(t *testing.T) {
 	l := mustLedger(t)
-	x, y := events.NewID(), events.NewID()
+	x, y := events.NewTokenID(), events.NewTokenID()
 	t1 := l.append("bob", x, created("x"))
 	t2 := l.append("bob", y, created("y"))
 	t3 := l.append("bob", x, events.TokenRenamed{OldName: "x", NewName: "x2"})
 	t4 := l.append("bob", y, events.TokenRevoked{Name: "y"})
-	l.append("carol", events.NewID(), created("c"))
+	l.append("carol", events.NewTokenID(), created("c"))
 	for _, tt := range []struct {
 		name string
 		at   time.Time
@@ -108,13 +108,13 @@ func TestAsOf(t *testing.T) {
 
 func TestHistoryFollowsRenames(t *testing.T) {
 	l := mustLedger(t)
-	a, b, c := events.NewID(), events.NewID(), events.NewID()
+	a, b, c := events.NewTokenID(), events.NewTokenID(), events.NewTokenID()
 	l.append("bob", a, created("deploy"))
 	l.append("bob", a, events.TokenRenamed{OldName: "deploy", NewName: "old-deploy"})
 	l.append("bob", b, created("deploy")) // the name reused by another token
 	l.append("bob", a, events.TokenRevoked{Name: "old-deploy"})
 	l.append("bob", c, created("other"))
-	l.append("carol", events.NewID(), created("deploy"))
+	l.append("carol", events.NewTokenID(), created("deploy"))
 
 	history := func(f projections.HistoryFilter) []string {
 		var out []string
@@ -134,7 +134,7 @@ func TestHistoryFollowsRenames(t *testing.T) {
 	if have := history(projections.HistoryFilter{Name: "deploy"}); len(have) != 5 {
 		t.Fatalf("deploy across accounts: %v", have)
 	}
-	if have := history(projections.HistoryFilter{TokenID: b}); fmt.Sprint(have) != "[bob:token.created]" {
+	if have := history(projections.HistoryFilter{TokenID: b.String()}); fmt.Sprint(have) != "[bob:token.created]" {
 		t.Fatalf("token b: %v", have)
 	}
 	if have := history(projections.HistoryFilter{Name: "never"}); len(have) != 0 {
@@ -170,7 +170,7 @@ func (l *ledger) consumers() int {
 func TestAuditReadsLeaveNoConsumer(t *testing.T) {
 	l := mustLedger(t)
 	for _, name := range []string{"a", "b", "c"} {
-		l.append("bob", events.NewID(), created(name))
+		l.append("bob", events.NewTokenID(), created(name))
 	}
 	before := l.consumers()
 	stop := errors.New("stop")

@@ -28,7 +28,7 @@ func TestLastUseKeepsTheLatest(t *testing.T) {
 	c := f.create("bob", "a", secret('A'), nil)
 	f.apply(t, tab, 1, c)
 	use := func(at time.Time, ip string) events.LastUse {
-		return events.LastUse{Account: "bob", TokenID: c.TokenID, At: at, IP: ip}
+		return events.LastUse{Account: "bob", TokenID: c.TokenID.String(), At: at, IP: ip}
 	}
 	steps := []struct {
 		name   string
@@ -62,15 +62,15 @@ func TestEarlyUse(t *testing.T) {
 	tab := NewTable(DefaultWarn)
 	var f fixture
 	early := f.create("bob", "a", secret('A'), nil)
-	tab.NoteUse(events.LastUse{Account: "bob", TokenID: early.TokenID, At: t0, IP: "192.0.2.1"}, true)
+	tab.NoteUse(events.LastUse{Account: "bob", TokenID: early.TokenID.String(), At: t0, IP: "192.0.2.1"}, true)
 	f.apply(t, tab, 1, early)
 	if at, ip := lastUse(t, tab, "bob"); at != t0.Unix() || ip != "192.0.2.1" {
 		t.Fatalf("early use: %d from %q", at, ip)
 	}
 	stale := f.create("carol", "b", secret('B'), nil)
-	tab.NoteUse(events.LastUse{Account: "carol", TokenID: stale.TokenID, At: t0, IP: "192.0.2.2"}, false)
+	tab.NoteUse(events.LastUse{Account: "carol", TokenID: stale.TokenID.String(), At: t0, IP: "192.0.2.2"}, false)
 	wrong := f.create("dave", "c", secret('C'), nil)
-	tab.NoteUse(events.LastUse{Account: "eve", TokenID: wrong.TokenID, At: t0, IP: "192.0.2.3"}, true)
+	tab.NoteUse(events.LastUse{Account: "eve", TokenID: wrong.TokenID.String(), At: t0, IP: "192.0.2.3"}, true)
 	f.apply(t, tab, 2, stale)
 	f.apply(t, tab, 3, wrong)
 	if at, _ := lastUse(t, tab, "carol"); at != 0 {

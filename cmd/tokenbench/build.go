@@ -148,8 +148,8 @@ func accountEvents(cfg events.Config, signer *events.Signer, account string, n, 
 	var head events.Hash
 	out := make([]item, 0, 3*n)
 	for i := range n {
-		secret, tokenID := events.NewSecret(), events.NewID()
-		created := events.TokenCreated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(secret).String(), Features: benchFeatures}
+		secret, tokenID := events.NewSecret(), events.NewTokenID()
+		created := events.TokenCreated{Name: fmt.Sprintf("t%d", i), TokenHash: events.HashSecret(secret), Features: benchFeatures}
 		if i%4 == 0 {
 			created.ExpiresAt = &far
 		}
@@ -167,7 +167,7 @@ func accountEvents(cfg events.Config, signer *events.Signer, account string, n, 
 			if err != nil {
 				return nil, err
 			}
-			m := nats.NewMsg(cfg.Subject(account, tokenID))
+			m := nats.NewMsg(cfg.Subject(account, tokenID.String()))
 			m.Data = raw
 			out = append(out, item{msg: m, event: e, digest: head})
 		}

@@ -479,8 +479,8 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 	actor := events.Actor{Kind: events.ActorOperator, Name: "tokenbench"}
 	payload := make([][]byte, writers)
 	for w := range writers {
-		e := events.Event{ID: events.NewID(), At: time.Now(), Account: fmt.Sprintf("c%02d", w), TokenID: events.NewID(), Actor: actor,
-			Data: events.TokenCreated{Name: "t0", TokenHash: events.HashSecret(events.NewSecret()).String(), FullAccess: true}}
+		e := events.Event{ID: events.NewID(), At: time.Now(), Account: fmt.Sprintf("c%02d", w), TokenID: events.NewTokenID(), Actor: actor,
+			Data: events.TokenCreated{Name: "t0", TokenHash: events.HashSecret(events.NewSecret()), FullAccess: true}}
 		if _, err := signer.Sign(&e, events.Hash{}); err != nil {
 			return out, err
 		}

@@ -79,9 +79,9 @@ func TestForgeriesAreIgnoredAndReported(t *testing.T) {
 	}
 	forge := func(signer *events.Signer, prev events.Hash, name, secret string) (uint64, string) {
 		t.Helper()
-		e := events.Event{ID: events.NewID(), At: time.Now(), Account: "bob", TokenID: events.NewID(),
+		e := events.Event{ID: events.NewID(), At: time.Now(), Account: "bob", TokenID: events.NewTokenID(),
 			Actor: events.Actor{Kind: events.ActorOperator, Name: "mallory"},
-			Data:  events.TokenCreated{Name: name, TokenHash: events.HashSecret(secret).String(), FullAccess: true}}
+			Data:  events.TokenCreated{Name: name, TokenHash: events.HashSecret(secret), FullAccess: true}}
 		var raw []byte
 		if signer != nil {
 			if _, err := signer.Sign(&e, prev); err != nil {
@@ -91,7 +91,7 @@ func TestForgeriesAreIgnoredAndReported(t *testing.T) {
 			e.Prev = prev.String()
 		}
 		raw, _ = events.Encode(e)
-		return publish("tokens.events.bob."+e.TokenID, raw), secret
+		return publish("tokens.events.bob."+e.TokenID.String(), raw), secret
 	}
 	otherSeed, _ := access.NewSeed()
 	otherKey, _ := access.NewSigner(otherSeed)

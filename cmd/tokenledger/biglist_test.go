@@ -89,8 +89,8 @@ func storeCreates(t *testing.T, node *cliNode, account string, n int) string {
 		evs := make([]events.Event, 0, 500)
 		for ; i < n && len(evs) < cap(evs); i++ {
 			secret = events.NewSecret()
-			e := events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewID(), Actor: actor,
-				Data: events.TokenCreated{Name: fmt.Sprintf("t%05d", i), TokenHash: events.HashSecret(secret).String(), FullAccess: true}}
+			e := events.Event{ID: events.NewID(), At: time.Now(), Account: account, TokenID: events.NewTokenID(), Actor: actor,
+				Data: events.TokenCreated{Name: fmt.Sprintf("t%05d", i), TokenHash: events.HashSecret(secret), FullAccess: true}}
 			if head, err = signer.Sign(&e, head); err != nil {
 				t.Fatal(err)
 			}

@@ -52,8 +52,8 @@ func mustAuditFixture(t *testing.T) *auditFixture {
 
 // bobCreated is a token.created event of account bob by actor.
 func bobCreated(name string, actor events.Actor) events.Event {
-	return events.Event{ID: events.NewID(), At: time.Now(), Account: "bob", TokenID: events.NewID(), Actor: actor,
-		Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(events.NewSecret()).String(), FullAccess: true}}
+	return events.Event{ID: events.NewID(), At: time.Now(), Account: "bob", TokenID: events.NewTokenID(), Actor: actor,
+		Data: events.TokenCreated{Name: name, TokenHash: events.HashSecret(events.NewSecret()), FullAccess: true}}
 }
 
 var alice = events.Actor{Kind: events.ActorOperator, Name: "alice", Via: "nats:operator"}
@@ -88,7 +88,7 @@ func (f *auditFixture) publish(e events.Event) []byte {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.js.Publish(context.Background(), events.DefaultConfig().Subject(e.Account, e.TokenID), raw); err != nil {
+	if _, err := f.js.Publish(context.Background(), events.DefaultConfig().Subject(e.Account, e.TokenID.String()), raw); err != nil {
 		f.t.Fatal(err)
 	}
 	return raw
