@@ -50,6 +50,9 @@ func mustCreate(t *testing.T, n *nodetest.Node, account, name string) string {
 // never makes a new stream in its place, does not take a new empty one for
 // the history, and lets the node answer again once the stream is back as it
 // was.
+// storeFailed is JetStream's error code for "error creating store for stream".
+const storeFailed = 10049
+
 func TestGuardHaltsTheNodeWhenTheStreamChanges(t *testing.T) {
 	ctx := context.Background()
 	limited := jetstream.StreamConfig(events.DefaultConfig())
@@ -59,19 +62,27 @@ func TestGuardHaltsTheNodeWhenTheStreamChanges(t *testing.T) {
 		change func(natsjs.JetStream) error
 		alert  string // in the ALERT
 		// then, what an operator does and whether the node answers again
-		then     func(natsjs.JetStream) error
+		then     func(*testing.T, natsjs.JetStream) error
 		thenSays string // the follower's reason while still halted; "" when it resumes
 	}{
 		{"deleted", func(js natsjs.JetStream) error { return js.DeleteStream(ctx, "TOKENS") },
 			"stream TOKENS is missing, but this node has seen its history up to sequence 2: someone deleted it; restore the stream from a backup",
-			func(js natsjs.JetStream) error { // as a node that has seen nothing would
-				_, err := js.CreateStream(ctx, jetstream.StreamConfig(events.DefaultConfig()))
+			func(t *testing.T, js natsjs.JetStream) error { // as a node that has seen nothing would
+				// The server removes a deleted stream's files after it
+				// answers; a create in that moment may fail (10049, "error
+				// creating store"), and an operator would try again.
+				var err error
+				natstest.Eventually(t, "the stream created again", func() bool {
+					_, err = js.CreateStream(ctx, jetstream.StreamConfig(events.DefaultConfig()))
+					var apiErr *natsjs.APIError
+					return err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != storeFailed
+				})
 				return err
 			},
 			"stream TOKENS ends at sequence 0, but this node has seen its history up to sequence 2"},
 		{"given a MaxAge", func(js natsjs.JetStream) error { _, err := js.UpdateStream(ctx, limited); return err },
 			"it has limits that discard events",
-			func(js natsjs.JetStream) error {
+			func(_ *testing.T, js natsjs.JetStream) error {
 				_, err := js.UpdateStream(ctx, jetstream.StreamConfig(events.DefaultConfig()))
 				return err
 			},
@@ -106,7 +117,7 @@ func TestGuardHaltsTheNodeWhenTheStreamChanges(t *testing.T) {
 				}
 			}
 
-			if err := tt.then(js); err != nil {
+			if err := tt.then(t, js); err != nil {
 				t.Fatal(err)
 			}
 			if tt.thenSays != "" {
