@@ -8,6 +8,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/events"
+	"tokenledger/internal/retry"
 )
 
 // get reads r, or its first most events, with one message get per event,
@@ -22,7 +23,7 @@ func (s *Stream) get(ctx context.Context, r span, most int, fn func(events.Msg) 
 	done := r.from - 1
 	for n := 0; done < r.last && n < most; n++ {
 		seq := done + 1
-		rm, err := askAgain(ctx, func(ctx context.Context) (*natsjs.RawStreamMsg, error) {
+		rm, err := retry.Do(ctx, apiRead, func(ctx context.Context) (*natsjs.RawStreamMsg, error) {
 			return s.stream.GetMsg(ctx, seq, natsjs.WithGetMsgSubject(r.filter))
 		})
 		if errors.Is(err, natsjs.ErrMsgNotFound) {

@@ -11,6 +11,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/events"
+	"tokenledger/internal/retry"
 )
 
 // Read calls fn for each event that matches opts, oldest first, up to the
@@ -208,13 +209,13 @@ func (s *Stream) LastSeq(ctx context.Context, account string) (uint64, error) {
 // (the stream does not allow direct gets, which any copy answers).
 func (s *Stream) last(ctx context.Context, filter string) (uint64, time.Time, error) {
 	if filter == s.cfg.AllFilter() {
-		info, err := askAgain(ctx, func(ctx context.Context) (*natsjs.StreamInfo, error) { return s.stream.Info(ctx) })
+		info, err := retry.Do(ctx, apiRead, func(ctx context.Context) (*natsjs.StreamInfo, error) { return s.stream.Info(ctx) })
 		if err != nil {
 			return 0, time.Time{}, lastError(filter, err)
 		}
 		return info.State.LastSeq, info.State.LastTime, nil
 	}
-	m, err := askAgain(ctx, func(ctx context.Context) (*natsjs.RawStreamMsg, error) {
+	m, err := retry.Do(ctx, apiRead, func(ctx context.Context) (*natsjs.RawStreamMsg, error) {
 		return s.stream.GetLastMsgForSubject(ctx, filter)
 	})
 	if errors.Is(err, natsjs.ErrMsgNotFound) {
@@ -236,22 +237,17 @@ func lastError(filter string, err error) error {
 	return fmt.Errorf("%w: %w", events.Errorf(events.Unavailable, "JetStream did not say where %s ends", filter), err)
 }
 
-// apiWait bounds one JetStream API read. Just after a server is lost a request
-// may go unanswered; asking again soon beats waiting out the caller's deadline.
+// apiWait bounds one JetStream API request. Just after a server is lost a
+// request may go unanswered; asking again soon beats waiting out the
+// caller's deadline.
 const apiWait = 2 * time.Second
 
-// askAgain runs the read req, again each time it goes unanswered for apiWait,
-// until it is answered or ctx ends.
-func askAgain[T any](ctx context.Context, req func(context.Context) (T, error)) (T, error) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, apiWait)
-		v, err := req(actx)
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			return v, err
-		}
-	}
-}
+// apiRead is how a read of the stream's state or of one message is asked:
+// again at once each time it goes unanswered for apiWait, until it is
+// answered or the caller's context ends. An answer, even a refusal, is
+// returned as it is: only silence is worth asking again, since a read
+// changes nothing.
+var apiRead = retry.Policy{Attempt: apiWait}
 
 // consume reads r with an ordered consumer, handing each message to fn
 // decoded, until it has handed over r.last. The consumer is deleted when

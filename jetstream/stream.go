@@ -14,6 +14,7 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"tokenledger/events"
+	"tokenledger/internal/retry"
 )
 
 // StreamConfig is the append-only stream: no delete, no purge, no limit that
@@ -135,7 +136,7 @@ func (s *Stream) Check(ctx context.Context, seen uint64) (uint64, error) {
 	if err := s.serverTrouble(); err != nil {
 		return 0, err
 	}
-	info, err := askAgain(ctx, func(ctx context.Context) (*natsjs.StreamInfo, error) { return s.stream.Info(ctx) })
+	info, err := retry.Do(ctx, apiRead, func(ctx context.Context) (*natsjs.StreamInfo, error) { return s.stream.Info(ctx) })
 	if errors.Is(err, natsjs.ErrStreamNotFound) {
 		return 0, lost(s.cfg, Seen{Seq: seen}, false, "is missing", "someone deleted it")
 	}
