@@ -282,6 +282,10 @@ func (d *FeaturesSet) check() (err error) {
 // TokenUsed: a token validated, at the event's time, from IP if known. Nodes
 // write at most one per token per --used-every. Its data does not name the
 // token: history shows no NAME for it.
+//
+// IP stays a string: the decoder takes any string here, as it always has,
+// and an address type would refuse (and write back differently) events it
+// reads today. Record a use with the address already checked.
 type TokenUsed struct {
 	IP string `json:"ip,omitempty"`
 }
@@ -305,8 +309,13 @@ func (TokenUsed) scan(s *scanner) (Data, error) {
 
 // Actor says who caused an event.
 type Actor struct {
-	Kind    string `json:"kind"` // operator, account or token
-	Name    string `json:"name"`
+	Kind string `json:"kind"` // operator, account or token
+	Name string `json:"name"`
+	// TokenID is the acting token's id, "" when no token acts. It stays a
+	// string: the decoder reads the actor as any strings (only a command's
+	// CheckActor holds it to a ULID), and a TokenID would refuse, or write
+	// back in other bytes, events that decode today. A command parses it
+	// once, to find the token acting.
 	TokenID string `json:"token_id,omitempty"`
 	Remote  string `json:"remote,omitempty"`
 	// Via is the authenticated identity that delivered the command, set by

@@ -91,6 +91,10 @@ var ErrNoSnapshot = errors.New("no snapshot")
 // commands (a revoke lost five races in a row to use records).
 type LastUse struct {
 	Account string
+	// TokenID is the id as the bucket's key holds it: the adapter
+	// (jetstream.Used) checks it where it reads or writes a key, and
+	// Table.NoteUse parses it. It is still a string because typing it
+	// changes the adapter's key handling and its tests.
 	TokenID string
 	At      time.Time
 	IP      string // "" when not known

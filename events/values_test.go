@@ -141,6 +141,15 @@ func TestValuesAsText(t *testing.T) {
 	if err := json.Unmarshal([]byte(`"`+id.String()+`"`), &back); err != nil || back != id {
 		t.Fatalf("token id %s read back as %s, %v", id, back, err)
 	}
+	if b, err := id.AppendText([]byte(`"`)); err != nil || string(b) != `"`+id.String() {
+		t.Fatalf("token id %s appended as %q, %v", id, b, err)
+	}
+	if n := testing.AllocsPerRun(10, func() {
+		var buf [32]byte
+		_, _ = id.AppendText(buf[:0])
+	}); n != 0 {
+		t.Errorf("AppendText into room enough: %v allocations, want 0", n)
+	}
 	for _, bad := range []string{"", "nope", id.String() + "0", strings.Replace(id.String(), "0", "U", 1)} {
 		if _, err := ParseTokenID(bad); ErrorCode(err) != Invalid {
 			t.Errorf("ParseTokenID(%q) = %v, want invalid", bad, err)
@@ -161,6 +170,14 @@ func TestValuesAsText(t *testing.T) {
 		if err := p.UnmarshalText([]byte(tt.have)); err != nil || p.String() != tt.want {
 			t.Errorf("prefix %q read as %q, %v; want %q", tt.have, p, err, tt.want)
 		}
+	}
+	list := allowList(t, "10.0.0.0/8", "::1")
+	list = append(list, list[0])
+	if d, err := DistinctPrefixes(list); err != nil || len(d) != 2 || d[1] != list[1] || list[2] != list[0] {
+		t.Errorf("DistinctPrefixes(%v) = %v, %v; want the first two, and the list given as it was", list, d, err)
+	}
+	if _, err := DistinctPrefixes(make([]Prefix, MaxAllowedIPs+1)); ErrorCode(err) != Invalid || CheckPrefixes(make([]Prefix, MaxAllowedIPs+1)) == nil {
+		t.Errorf("a list of %d: %v, want invalid", MaxAllowedIPs+1, err)
 	}
 	p, _ := ParsePrefix("192.0.2.0/24")
 	if !p.Contains(netip.MustParseAddr("::ffff:192.0.2.9")) || p.Contains(netip.MustParseAddr("192.0.3.1")) {
