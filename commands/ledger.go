@@ -30,6 +30,13 @@ type Projection interface {
 
 // maxAttempts bounds how often a command re-reads its account and decides
 // again after losing a race before it reports a conflict.
+//
+// This loop is the domain's, not a network retry (those go through
+// internal/retry, in the adapter and the client): a Conflict is an answer,
+// that another event of the account was stored first, and what it calls for
+// is a new decision on the fresh state, which may now refuse, not the same
+// append sent again. So it counts decisions rather than time, and does not
+// pause: each attempt has read what beat it.
 const maxAttempts = 5
 
 // Config is what a Ledger works with.
