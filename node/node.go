@@ -22,6 +22,7 @@ import (
 	"tokenledger/embedded"
 	"tokenledger/events"
 	"tokenledger/httpapi"
+	"tokenledger/internal/retry"
 	"tokenledger/jetstream"
 	"tokenledger/natsapi"
 	"tokenledger/projections"
@@ -477,29 +478,29 @@ func (n *Node) close() {
 	n.release = nil
 }
 
-// retryUnanswered runs open again while JetStream does not answer, for up to
-// a minute when joining a cluster: nodes started together race to create the
-// buckets beside the stream, and a clustered JetStream may leave one of two
-// such requests unanswered.
+// retryUnanswered runs open again while JetStream does not answer, when
+// joining a cluster (see joinOpen); open runs once otherwise.
 func (n *Node) retryUnanswered(ctx context.Context, open func(context.Context) error) error {
 	if !n.join {
 		return open(ctx)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := open(actx)
-		cancel()
-		if ctx.Err() != nil || events.ErrorCode(err) != events.Unavailable || time.Now().After(deadline) {
-			return err
-		}
-		n.log.Warn("JetStream did not answer; asking again", "err", err)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	p := joinOpen
+	p.Notify = func(err error) { n.log.Warn("JetStream did not answer; asking again", "err", err) }
+	_, err := retry.Do(ctx, p, func(ctx context.Context) (struct{}, error) { return struct{}{}, open(ctx) })
+	return err
+}
+
+// joinOpen is how a node joining a cluster opens the buckets beside the
+// stream: nodes started together race to create them, and a clustered
+// JetStream may leave one of two such requests unanswered, or refuse it as
+// Unavailable for a moment. Each attempt has two seconds, a refusal is asked
+// again a quarter of a second later, and after a minute the node gives up
+// with the latest failure.
+var joinOpen = retry.Policy{
+	Attempt: 2 * time.Second,
+	Pause:   250 * time.Millisecond,
+	For:     time.Minute,
+	Again:   func(err error) bool { return events.ErrorCode(err) == events.Unavailable },
 }
 
 // checkReplicas says when the stream keeps fewer copies than it should, or
