@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"tokenledger/events"
+	"tokenledger/internal/retry"
 )
 
 // Client asks the nodes' `tokens` service; it is what the CLI and other Go
@@ -91,6 +92,10 @@ func (c *Client) Revoke(ctx context.Context, r RevokeRequest) error {
 // is revoked before the next page is asked for, it starts again, a few
 // times at most.
 func (c *Client) List(ctx context.Context, account string) ([]TokenInfo, error) {
+	// Not a retry.Policy: a Conflict is an answer about the listing, not a
+	// node that stayed silent, and the remedy is the domain's, to list anew
+	// from the first page, bounded by count like a command's decide-again
+	// loop (commands' maxAttempts). Each page is asked under askRead.
 	const restarts = 3
 	for attempt := 0; ; attempt++ {
 		all, err := c.listAll(ctx, account)
@@ -205,10 +210,8 @@ func refusedNotCurrent(msg *nats.Msg) bool {
 }
 
 // request asks endpoint and returns the first answer of a node that could
-// vouch for its table. A request that changes nothing (again) is asked anew
-// after AttemptTimeout without an answer; any other is sent once and waits
-// until ctx ends, and is sent again only when certainly not carried out (see
-// Client).
+// vouch for its table, under askRead when the request changes nothing
+// (again) and askCommand otherwise (see Client).
 func (c *Client) request(ctx context.Context, endpoint string, body []byte, again bool) (*nats.Msg, error) {
 	subject := c.prefix + "." + endpoint
 	if _, ok := ctx.Deadline(); !ok {
@@ -218,43 +221,71 @@ func (c *Client) request(ctx context.Context, endpoint string, body []byte, agai
 	}
 	var (
 		start   = time.Now()
-		pause   = 20 * time.Millisecond
 		refused error // why the latest attempt that got an answer, or none, failed
 	)
 	unanswered := events.Errorf(events.Unavailable, "no answer on %s in time: is a tokenledger node running and caught up?", subject)
-	for {
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if again {
-			actx, cancel = context.WithTimeout(ctx, AttemptTimeout)
-		}
-		msg, err := c.nc.RequestWithContext(actx, subject, body)
-		cancel()
+	policy := askCommand
+	if again {
+		policy = askRead
+	}
+	msg, err := retry.Do(ctx, policy, func(ctx context.Context) (*nats.Msg, error) {
+		msg, err := c.nc.RequestWithContext(ctx, subject, body)
 		switch {
 		case err == nil && !refusedNotCurrent(msg):
 			return msg, nil
 		case err == nil:
 			refused = events.Errorf(events.Unavailable, "no tokenledger node on %s could vouch that its table is current in time: is the NATS cluster whole?", subject)
+			return nil, notCarriedOut{refused}
 		case errors.Is(err, nats.ErrNoResponders):
 			refused = events.Errorf(events.Unavailable, "no tokenledger node answers on %s: start one with `tokenledger serve`", subject)
 			if time.Since(start) > noListenerWait {
 				return nil, refused
 			}
+			return nil, notCarriedOut{refused}
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-			if again && ctx.Err() == nil {
-				continue // that member stalled: the next request may reach another
-			}
 			if refused == nil {
-				refused = unanswered
+				return nil, unanswered
 			}
 			return nil, refused
 		default:
 			return nil, events.Errorf(events.Unavailable, "%s: %v", subject, err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, refused
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 500*time.Millisecond)
+	})
+	if n, ok := err.(notCarriedOut); ok {
+		err = n.error
 	}
+	return msg, err
+}
+
+// askRead is how a validation or a list is asked: again at once when an
+// attempt goes unanswered for AttemptTimeout (that member stalled: the next
+// request may reach another), and again after a short pause when no node
+// took it (see notCarriedOut), until ctx ends.
+var askRead = retry.Policy{Attempt: AttemptTimeout, Pause: refusedPause, MaxPause: refusedMaxPause, Again: wasNotCarriedOut}
+
+// askCommand is how a command is asked: once, waiting for its reply until
+// ctx ends, and again only when no node took it (see notCarriedOut), after
+// the same pauses as askRead.
+var askCommand = retry.Policy{Pause: refusedPause, MaxPause: refusedMaxPause, Again: wasNotCarriedOut}
+
+// refusedPause, doubling up to refusedMaxPause, is the wait before asking
+// again when no node took a request: a node that refused as not current is
+// usually a moment from current, and one that left the queue group a moment
+// from coming back, so the first pauses are short; the cap keeps a client
+// asking twice a second while the cluster chooses a new stream leader.
+const (
+	refusedPause    = 20 * time.Millisecond
+	refusedMaxPause = 500 * time.Millisecond
+)
+
+// notCarriedOut marks a request that no node carried out (one refused it as
+// not current, or none listened, for up to noListenerWait): safe to send
+// again, even a command.
+type notCarriedOut struct{ error }
+
+func (n notCarriedOut) Unwrap() error { return n.error }
+
+func wasNotCarriedOut(err error) bool {
+	var n notCarriedOut
+	return errors.As(err, &n)
 }
