@@ -11,8 +11,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
 	"tokenledger/events"
 
 	"tokenledger/jetstream"
@@ -22,27 +20,6 @@ import (
 
 // auditTimeout bounds a read of the stream by history or replay.
 const auditTimeout = 10 * time.Minute
-
-// withStream connects and opens the stream for reading only: an auditor needs
-// no node and no write permission.
-func (c *clientConfig) withStream(ctx context.Context, fn func(context.Context, *jetstream.Stream) error) error {
-	nc, err := c.connect()
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, auditTimeout)
-	defer cancel()
-	stream, err := jetstream.Open(ctx, js, c.streamConfig())
-	if err != nil {
-		return err
-	}
-	return fn(ctx, stream)
-}
 
 // history prints the audit history. Each event is checked against the keys
 // the auditor trusts (see loadAuditTrust), and one that does not verify is

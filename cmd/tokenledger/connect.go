@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
 	"tokenledger/events"
+	"tokenledger/jetstream"
 	"tokenledger/natsapi"
 	"tokenledger/node"
 )
@@ -88,6 +90,27 @@ func (c *clientConfig) withClient(ctx context.Context, fn func(context.Context, 
 		return cause
 	}
 	return err
+}
+
+// withStream connects and opens the stream for reading only: an auditor needs
+// no node and no write permission.
+func (c *clientConfig) withStream(ctx context.Context, fn func(context.Context, *jetstream.Stream) error) error {
+	nc, err := c.connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, auditTimeout)
+	defer cancel()
+	stream, err := jetstream.Open(ctx, js, c.streamConfig())
+	if err != nil {
+		return err
+	}
+	return fn(ctx, stream)
 }
 
 // authOptions are the credentials and TLS settings of a NATS connection.
