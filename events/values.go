@@ -207,10 +207,16 @@ func ParsePrefixes(list []string) ([]Prefix, error) {
 }
 
 // CheckPrefixes refuses an allow-list longer than MaxAllowedIPs, as
-// ParsePrefixes does: a command's check of a list its transport parsed.
+// ParsePrefixes does, and one with a zero Prefix, which no parse gives and
+// no event could carry: a command's check of a list its transport parsed.
 func CheckPrefixes(list []Prefix) error {
 	if len(list) > MaxAllowedIPs {
 		return tooManyPrefixes()
+	}
+	for _, p := range list {
+		if !p.p.IsValid() {
+			return Errorf(Invalid, "an allowed address or range is empty")
+		}
 	}
 	return nil
 }

@@ -179,8 +179,34 @@ func TestValuesAsText(t *testing.T) {
 	if _, err := DistinctPrefixes(make([]Prefix, MaxAllowedIPs+1)); ErrorCode(err) != Invalid || CheckPrefixes(make([]Prefix, MaxAllowedIPs+1)) == nil {
 		t.Errorf("a list of %d: %v, want invalid", MaxAllowedIPs+1, err)
 	}
+	if err := CheckPrefixes(append(list, Prefix{})); ErrorCode(err) != Invalid {
+		t.Errorf("a list with a zero Prefix: %v, want invalid", err)
+	}
 	p, _ := ParsePrefix("192.0.2.0/24")
 	if !p.Contains(netip.MustParseAddr("::ffff:192.0.2.9")) || p.Contains(netip.MustParseAddr("192.0.3.1")) {
 		t.Fatal("a mapped address is not taken as the IPv4 address it is")
+	}
+}
+
+// TestNullInAllowList: an allow-list entry that is JSON null is refused, as
+// it was when entries were strings (null read as "", which is no address);
+// a Prefix's UnmarshalText is never called for null, so CheckPrefixes is
+// what refuses the zero Prefix left in its place.
+func TestNullInAllowList(t *testing.T) {
+	for _, d := range []Data{
+		TokenCreated{Name: "deploy", TokenHash: HashSecret("s"), FullAccess: true, AllowedIPs: allowList(t, "10.0.0.0/8")},
+		AllowedIPsSet{Name: "deploy", AllowedIPs: allowList(t, "10.0.0.0/8")},
+	} {
+		b, err := Encode(Event{ID: NewID(), Account: "bob", TokenID: NewTokenID(), Actor: Actor{Kind: ActorOperator, Name: "root"}, Data: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, have := range []string{`["10.0.0.0/8",null]`, `[null]`} {
+			bad := strings.Replace(string(b), `["10.0.0.0/8"]`, have, 1)
+			if e, err := Decode([]byte(bad)); ErrorCode(err) != Invalid {
+				t.Errorf("%s with allowed_ips %s: %+v, %v; want invalid", d.eventType(), have, e.Data, err)
+			}
+			assertSameAsJSON(t, []byte(bad))
+		}
 	}
 }
