@@ -9,10 +9,13 @@ import (
 
 // Create asks for a new token. ExpiresAt is Unix seconds, nil for never.
 type Create struct {
-	Account    string
-	Name       string
-	ExpiresAt  *int64
-	AllowedIPs []string // addresses and CIDR ranges the token may be used from; none: any
+	Account   string
+	Name      string
+	ExpiresAt *int64
+	// AllowedIPs are the addresses and ranges the token may be used from,
+	// none: any. The transport parses them (events.ParsePrefixes), once,
+	// where the request comes in; a repeat is dropped here.
+	AllowedIPs []events.Prefix
 	Features   []string // what the token may do (events.CheckFeature); none: full access
 	ReadOnly   bool     // it may only do what changes nothing
 	Actor      events.Actor
@@ -27,11 +30,12 @@ type Rotate struct {
 	Actor   events.Actor
 }
 
-// SetAllowedIPs replaces a live token's address allow-list (empty: any).
+// SetAllowedIPs replaces a live token's address allow-list (empty: any),
+// parsed as Create's is.
 type SetAllowedIPs struct {
 	Account    string
 	Name       string
-	AllowedIPs []string
+	AllowedIPs []events.Prefix
 	Actor      events.Actor
 }
 
@@ -47,7 +51,7 @@ type SetFeatures struct {
 // Use records that a token validated, from IP if known.
 type Use struct {
 	Account string
-	TokenID string
+	TokenID events.TokenID
 	IP      string
 	At      time.Time
 }
@@ -90,7 +94,7 @@ func (c Create) Check(now time.Time) error {
 			return err
 		}
 	}
-	if _, err := events.ParsePrefixes(c.AllowedIPs); err != nil {
+	if err := events.CheckPrefixes(c.AllowedIPs); err != nil {
 		return err
 	}
 	_, err := events.ParseFeatures(c.Features)
@@ -129,8 +133,7 @@ func (c SetAllowedIPs) Check() error {
 	if err := events.CheckName(c.Name); err != nil {
 		return err
 	}
-	_, err := events.ParsePrefixes(c.AllowedIPs)
-	return err
+	return events.CheckPrefixes(c.AllowedIPs)
 }
 
 // Check refuses bad input before anything else happens.
@@ -288,7 +291,7 @@ func decideCreate(s *State, c Create, hash events.Hash, tokenID events.TokenID, 
 	if err != nil {
 		return nil, err
 	}
-	allowed, err := events.ParsePrefixes(c.AllowedIPs)
+	allowed, err := events.DistinctPrefixes(c.AllowedIPs)
 	if err != nil {
 		return nil, err
 	}
@@ -351,9 +354,12 @@ func decideRotate(s *State, c Rotate, hash events.Hash, now time.Time, newID fun
 
 // decideSetAllowedIPs replaces a live token's allow-list.
 func decideSetAllowedIPs(s *State, c SetAllowedIPs, now time.Time, newID func() string) ([]events.Event, error) {
-	list, err := events.ParsePrefixes(c.AllowedIPs) // [] when empty: the event says "any address"
+	list, err := events.DistinctPrefixes(c.AllowedIPs)
 	if err != nil {
 		return nil, err
+	}
+	if list == nil {
+		list = []events.Prefix{} // the event says "any address" with []
 	}
 	if _, _, err := s.actingToken(c.Actor); err != nil {
 		return nil, err
@@ -368,13 +374,12 @@ func decideSetAllowedIPs(s *State, c SetAllowedIPs, now time.Time, newID func() 
 
 // decideUse records a use of a live token; a token revoked since is not recorded.
 func decideUse(s *State, c Use, newID func() string) ([]events.Event, error) {
-	id, err := events.ParseTokenID(c.TokenID)
-	name, ok := s.ids[id]
-	if err != nil || !ok {
+	name, ok := s.ids[c.TokenID]
+	if !ok {
 		return nil, events.Errorf(events.NotFound, "no live token %s", c.TokenID)
 	}
-	return []events.Event{{ID: newID(), At: c.At, Account: c.Account, TokenID: id,
-		Actor: events.Actor{Kind: events.ActorToken, Name: name, TokenID: id.String(), Remote: c.IP},
+	return []events.Event{{ID: newID(), At: c.At, Account: c.Account, TokenID: c.TokenID,
+		Actor: events.Actor{Kind: events.ActorToken, Name: name, TokenID: c.TokenID.String(), Remote: c.IP},
 		Data:  events.TokenUsed{IP: c.IP}}}, nil
 }
 

@@ -31,6 +31,16 @@ func stateOf(evs ...events.Event) *State {
 	return s
 }
 
+// prefixes is an allow-list as a transport parses it.
+func prefixes(tb testing.TB, list ...string) []events.Prefix {
+	tb.Helper()
+	ps, err := events.ParsePrefixes(list)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ps
+}
+
 // tid is the token id labelled label (T1, T2 and so on): a test's way to
 // name a token, which reads back from its String as a token id does.
 func tid(label string) events.TokenID {
@@ -150,7 +160,9 @@ func TestChecks(t *testing.T) {
 		{"create expiring after 9999", Create{Account: "bob", Name: "a", ExpiresAt: &after9999, Actor: actor}.Check(now), false},
 		{"create expiring at the largest int64", Create{Account: "bob", Name: "a", ExpiresAt: &maxInt64, Actor: actor}.Check(now), false},
 		{"rotate", Rotate{Account: "bob", Name: "a", Grace: time.Hour, Actor: actor}.Check(), true},
-		{"set-allowed-ips", SetAllowedIPs{Account: "bob", Name: "a", AllowedIPs: []string{"192.0.2.0/24"}, Actor: actor}.Check(), true},
+		{"set-allowed-ips", SetAllowedIPs{Account: "bob", Name: "a", AllowedIPs: prefixes(t, "192.0.2.0/24"), Actor: actor}.Check(), true},
+		{"set-allowed-ips over the limit", SetAllowedIPs{Account: "bob", Name: "a", AllowedIPs: make([]events.Prefix, events.MaxAllowedIPs+1), Actor: actor}.Check(), false},
+		{"create with too many allowed addresses", Create{Account: "bob", Name: "a", AllowedIPs: make([]events.Prefix, events.MaxAllowedIPs+1), Actor: actor}.Check(now), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if have := tt.err == nil; have != tt.want {

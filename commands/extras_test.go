@@ -54,15 +54,20 @@ func TestRotate(t *testing.T) {
 func TestAllowedIPsAndUse(t *testing.T) {
 	n := mustNode(t, natstest.MustServer(t))
 	ctx := context.Background()
-	c, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "a", AllowedIPs: []string{"192.0.2.7", "10.1.2.3/8"}, Actor: operator})
+	// A transport may pass repeats (the UAPI counts them against the limit as given).
+	given := []events.Prefix{mustPrefix(t, "192.0.2.7"), mustPrefix(t, "10.1.2.3/8"), mustPrefix(t, "192.0.2.7/32")}
+	c, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "a", AllowedIPs: given, Actor: operator})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := c.Event.Data.(events.TokenCreated).AllowedIPs; len(got) != 2 || got[0].String() != "192.0.2.7/32" || got[1].String() != "10.0.0.0/8" {
 		t.Fatalf("allow-list not normalised: %v", got)
 	}
-	if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "b", AllowedIPs: []string{"nope"}, Actor: operator}); events.ErrorCode(err) != events.Invalid {
-		t.Fatalf("bad allow-list: %v", err)
+	if len(given) != 3 || given[2] != given[0] {
+		t.Fatalf("the command's own list changed: %v", given)
+	}
+	if _, err := n.Ledger.Create(ctx, commands.Create{Account: "bob", Name: "b", AllowedIPs: make([]events.Prefix, events.MaxAllowedIPs+1), Actor: operator}); events.ErrorCode(err) != events.Invalid {
+		t.Fatalf("allow-list over the limit: %v", err)
 	}
 	now := time.Now()
 	if v := n.Table.ValidateFrom(c.Secret, "", netip.MustParseAddr("10.9.9.9"), now); !v.Valid {
@@ -71,14 +76,14 @@ func TestAllowedIPsAndUse(t *testing.T) {
 	if v := n.Table.ValidateFrom(c.Secret, "", netip.MustParseAddr("192.0.2.8"), now); v.Reason != projections.ReasonIPDenied {
 		t.Fatalf("other address: %+v", v)
 	}
-	if err := n.Ledger.SetAllowedIPs(ctx, commands.SetAllowedIPs{Account: "bob", Name: "a", AllowedIPs: []string{"2001:db8::/32"}, Actor: operator}); err != nil {
+	if err := n.Ledger.SetAllowedIPs(ctx, commands.SetAllowedIPs{Account: "bob", Name: "a", AllowedIPs: []events.Prefix{mustPrefix(t, "2001:db8::/32")}, Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
 	if v := n.Table.ValidateFrom(c.Secret, "", netip.MustParseAddr("10.9.9.9"), now); v.Reason != projections.ReasonIPDenied {
 		t.Fatalf("after replacing the list: %+v", v)
 	}
 	at := time.Now().Truncate(time.Second)
-	if err := n.Ledger.RecordUse(ctx, commands.Use{Account: "bob", TokenID: c.Event.TokenID.String(), IP: "2001:db8::1", At: at}); err != nil {
+	if err := n.Ledger.RecordUse(ctx, commands.Use{Account: "bob", TokenID: c.Event.TokenID, IP: "2001:db8::1", At: at}); err != nil {
 		t.Fatal(err)
 	}
 	if rows := n.Table.List("bob", now); rows[0].LastUsed == nil || *rows[0].LastUsed != at.Unix() || rows[0].LastIP != "2001:db8::1" {
@@ -87,7 +92,7 @@ func TestAllowedIPsAndUse(t *testing.T) {
 	if err := n.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"a"}, Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Ledger.RecordUse(ctx, commands.Use{Account: "bob", TokenID: c.Event.TokenID.String(), At: at}); events.ErrorCode(err) != events.NotFound {
+	if err := n.Ledger.RecordUse(ctx, commands.Use{Account: "bob", TokenID: c.Event.TokenID, At: at}); events.ErrorCode(err) != events.NotFound {
 		t.Fatalf("use of a revoked token recorded: %v", err)
 	}
 }
@@ -107,4 +112,14 @@ func TestMaxLifetime(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
 		}
 	}
+}
+
+// mustPrefix is one allow-list entry as a transport parses it.
+func mustPrefix(tb testing.TB, s string) events.Prefix {
+	tb.Helper()
+	p, err := events.ParsePrefix(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }

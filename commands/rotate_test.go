@@ -105,7 +105,7 @@ func TestCreateAndRotateAnswerWithTheToken(t *testing.T) {
 		token commands.Token
 	}{{"create", made.Token}, {"rotate", rotated.Token}} {
 		h := have.token
-		if h.ID.String() != row.TokenID || h.Name != row.Name || h.Created.Unix() != row.Created.Unix() || h.ExpiresAt == nil || *h.ExpiresAt != expires ||
+		if h.ID != row.TokenID || h.Name != row.Name || h.Created.Unix() != row.Created.Unix() || h.ExpiresAt == nil || *h.ExpiresAt != expires ||
 			!equal(h.Features, []string{"dns", "email"}) || !h.ReadOnly {
 			t.Errorf("%s: %+v, want as listed: %+v", have.name, h, row)
 		}

@@ -22,8 +22,8 @@ type UseConfig struct {
 	Store    UseStore
 	Node     string // this node's public key, kept with each use it records
 	Now      func() time.Time
-	LastUsed func(account, tokenID string) time.Time // the last use the node's table knows of
-	Every    time.Duration                           // at most one record per token per this, across all nodes
+	LastUsed func(account string, id events.TokenID) time.Time // the last use the node's table knows of
+	Every    time.Duration                                     // at most one record per token per this, across all nodes
 	Log      *slog.Logger
 }
 
@@ -35,17 +35,17 @@ type UseConfig struct {
 type UseRecorder struct {
 	record   func(context.Context, Use) error
 	now      func() time.Time
-	lastUsed func(account, tokenID string) time.Time
+	lastUsed func(account string, id events.TokenID) time.Time
 	every    time.Duration
 	log      *slog.Logger
 	notes    chan Use
-	recent   map[string]time.Time // token id -> when this node last recorded it, or found it recorded
+	recent   map[events.TokenID]time.Time // when this node last recorded each token's use, or found it recorded
 }
 
 // NewUses returns a recorder that keeps last uses in cfg.Store.
 func NewUses(cfg UseConfig) *UseRecorder {
 	record := func(ctx context.Context, u Use) error {
-		_, err := cfg.Store.Record(ctx, events.LastUse{Account: u.Account, TokenID: u.TokenID, At: u.At, IP: u.IP, Node: cfg.Node}, cfg.Every)
+		_, err := cfg.Store.Record(ctx, events.LastUse{Account: u.Account, TokenID: u.TokenID.String(), At: u.At, IP: u.IP, Node: cfg.Node}, cfg.Every)
 		return err
 	}
 	return newUseRecorder(record, cfg.Now, cfg.LastUsed, cfg.Every, cfg.Log)
@@ -56,19 +56,19 @@ func NewUses(cfg UseConfig) *UseRecorder {
 //
 // Deprecated: such events share the account's concurrency sequence with its
 // commands, which then lose races to validations; use NewUses.
-func NewUseRecorder(ledger *Ledger, lastUsed func(account, tokenID string) time.Time, every time.Duration, log *slog.Logger) *UseRecorder {
+func NewUseRecorder(ledger *Ledger, lastUsed func(account string, id events.TokenID) time.Time, every time.Duration, log *slog.Logger) *UseRecorder {
 	return newUseRecorder(ledger.RecordUse, ledger.Now, lastUsed, every, log)
 }
 
-func newUseRecorder(record func(context.Context, Use) error, now func() time.Time, lastUsed func(account, tokenID string) time.Time, every time.Duration, log *slog.Logger) *UseRecorder {
+func newUseRecorder(record func(context.Context, Use) error, now func() time.Time, lastUsed func(account string, id events.TokenID) time.Time, every time.Duration, log *slog.Logger) *UseRecorder {
 	return &UseRecorder{record: record, now: now, lastUsed: lastUsed, every: every, log: log,
-		notes: make(chan Use, 4096), recent: make(map[string]time.Time)}
+		notes: make(chan Use, 4096), recent: make(map[events.TokenID]time.Time)}
 }
 
 // Seen notes a successful validation. It never blocks.
-func (r *UseRecorder) Seen(account, tokenID, ip string) {
+func (r *UseRecorder) Seen(account string, id events.TokenID, ip string) {
 	select {
-	case r.notes <- Use{Account: account, TokenID: tokenID, IP: ip, At: r.now()}:
+	case r.notes <- Use{Account: account, TokenID: id, IP: ip, At: r.now()}:
 	default: // busy: a later use will be recorded
 	}
 }

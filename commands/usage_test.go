@@ -71,9 +71,9 @@ func mustUses(t *testing.T, n *nodetest.Node, name string, clk *testClock, every
 }
 
 // last is the token's last use as the bucket holds it.
-func (n *usesNode) last(t *testing.T, account, tokenID string) (events.LastUse, uint64, bool) {
+func (n *usesNode) last(t *testing.T, account string, id events.TokenID) (events.LastUse, uint64, bool) {
 	t.Helper()
-	u, rev, ok, err := n.Used.Last(context.Background(), account, tokenID)
+	u, rev, ok, err := n.Used.Last(context.Background(), account, id.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,9 +95,9 @@ func (n *usesNode) writes(t *testing.T) uint64 {
 }
 
 // listed is the live token's row in the node's table.
-func listed(n *nodetest.Node, account, tokenID string, now time.Time) (projections.Row, bool) {
+func listed(n *nodetest.Node, account string, id events.TokenID, now time.Time) (projections.Row, bool) {
 	for _, r := range n.Table.List(account, now) {
-		if r.TokenID == tokenID {
+		if r.TokenID == id {
 			return r, true
 		}
 	}
@@ -120,13 +120,13 @@ func usedEvents(t *testing.T, n *nodetest.Node, account string) int {
 	return count
 }
 
-func mustCreate(t *testing.T, n *nodetest.Node, account, name string) string {
+func mustCreate(t *testing.T, n *nodetest.Node, account, name string) events.TokenID {
 	t.Helper()
 	c, err := n.Ledger.Create(context.Background(), commands.Create{Account: account, Name: name, Actor: operator})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Event.TokenID.String()
+	return c.Event.TokenID
 }
 
 // TestUseIsRecordedOncePerPeriodAcrossNodes: two nodes on one server see the
@@ -208,7 +208,7 @@ func TestRevokeRacingUsesNeverConflicts(t *testing.T) {
 	n2 := mustUses(t, clk.node(t, s), "n2", clk, every)
 	ctx := context.Background()
 	const tokens = 20
-	ids := make([]string, tokens)
+	ids := make([]events.TokenID, tokens)
 	for i := range ids {
 		ids[i] = mustCreate(t, n1.Node, "bob", fmt.Sprintf("t%d", i))
 	}

@@ -42,7 +42,7 @@ func (h *handler) authenticate(r *http.Request) (who principal, wait time.Durati
 			h.cfg.Uses.Seen(account, res.TokenID, clientIP(r))
 		}
 		return principal{account: account, actor: events.Actor{
-			Kind: events.ActorToken, Name: account, TokenID: res.TokenID, Remote: clientIP(r)}}, 0, true
+			Kind: events.ActorToken, Name: account, TokenID: res.TokenID.String(), Remote: clientIP(r)}}, 0, true
 	case strings.EqualFold(scheme, "basic"):
 		account, password, ok := r.BasicAuth()
 		if !ok {

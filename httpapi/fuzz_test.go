@@ -188,8 +188,13 @@ func FuzzParams(f *testing.F) {
 			}
 		}
 		if ips, err := parseWhitelist(form); err == nil {
-			if _, err := events.ParsePrefixes(ips); err != nil {
+			if err := events.CheckPrefixes(ips); err != nil {
 				t.Fatalf("whitelist %q accepted: %v", ips, err)
+			}
+			for _, p := range ips {
+				if back, err := events.ParsePrefix(p.String()); err != nil || back != p {
+					t.Fatalf("whitelist entry %s reads back as %s, %v", p, back, err)
+				}
 			}
 		}
 	})

@@ -16,6 +16,7 @@ import (
 
 	"tokenledger/accounts"
 	"tokenledger/commands"
+	"tokenledger/events"
 	"tokenledger/projections"
 )
 
@@ -56,7 +57,7 @@ type Table interface {
 // UseRecorder is told of every successful token authentication, so that the
 // token's last use is recorded (*commands.UseRecorder). Seen must not block.
 type UseRecorder interface {
-	Seen(account, tokenID, ip string)
+	Seen(account string, id events.TokenID, ip string)
 }
 
 var (

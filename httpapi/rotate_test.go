@@ -71,7 +71,7 @@ func TestRotate(t *testing.T) {
 	n.uapi(t, "GET", "rotate", auth, url.Values{"name": {"carols"}}).refused(t, http.StatusOK, "The API token “carols” does not exist.")
 
 	evs := n.events(t, "bob")
-	if e := evs[2]; e.Type() != events.TypeRotated || e.TokenID.String() != tokenID || e.Actor.Kind != "token" || e.Actor.Remote != "127.0.0.1" {
+	if e := evs[2]; e.Type() != events.TypeRotated || e.TokenID != tokenID || e.Actor.Kind != "token" || e.Actor.Remote != "127.0.0.1" {
 		t.Fatalf("rotate event %s %+v", e.Type(), e.Actor)
 	}
 }

@@ -592,17 +592,19 @@ func checkLimiting(fn string, form url.Values) error {
 
 // parseWhitelist reads create_full_access's address allow-list, named as WHM
 // names it: whitelist_ip (also repeated) and whitelist_ip-0, whitelist_ip-1,
-// …; empty values are skipped. None means any address.
-func parseWhitelist(form url.Values) ([]string, error) {
-	var out []string
+// …; empty values are skipped. None means any address. Repeats are kept, and
+// counted against the limit, as given; the ledger drops them.
+func parseWhitelist(form url.Values) ([]events.Prefix, error) {
+	var out []events.Prefix
 	for _, v := range numbered(form, "whitelist_ip") {
 		if v = strings.TrimSpace(v); v == "" {
 			continue
 		}
-		if _, err := events.ParsePrefixes([]string{v}); err != nil {
+		p, err := events.ParsePrefix(v)
+		if err != nil {
 			return nil, events.Errorf(events.Invalid, "The “whitelist_ip” value “%s” is not an IP address or a CIDR range.", clip(v))
 		}
-		out = append(out, v)
+		out = append(out, p)
 	}
 	if len(out) > events.MaxAllowedIPs {
 		return nil, events.Errorf(events.Invalid, "Give at most %d “whitelist_ip” values.", events.MaxAllowedIPs)

@@ -445,7 +445,7 @@ func TestAuthentication(t *testing.T) {
 func TestActor(t *testing.T) {
 	n := mustNode(t)
 	secret := n.mustToken(t, "bob", "admin", nil)
-	tokenID := n.Table.Validate(secret, "bob", n.Clock.Now()).TokenID
+	tokenID := n.Table.Validate(secret, "bob", n.Clock.Now()).TokenID.String()
 	n.uapi(t, "GET", "create_full_access", cpanel("bob", secret), url.Values{"name": {"by_token"}}).ok(t)
 	n.uapi(t, "POST", "rename", basic("bob", passwords["bob"]), url.Values{"name": {"by_token"}, "new_name": {"by_password"}}).ok(t)
 	n.uapi(t, "GET", "revoke", cpanel("bob", secret), url.Values{"name": {"by_password"}}).ok(t)

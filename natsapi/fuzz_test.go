@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"tokenledger/events"
+	"tokenledger/projections"
 )
 
 // FuzzParseValidate: any request body parses without a crash, an account it
@@ -47,26 +48,41 @@ func FuzzParseValidate(f *testing.F) {
 	})
 }
 
-// FuzzValidateReply: the hand-written reply is what json.Marshal writes.
+// FuzzValidateReply: the hand-written reply to the table's answer is what
+// json.Marshal writes of the ValidateReply it stands for (wireReply).
 func FuzzValidateReply(f *testing.F) {
-	f.Add(true, "", "bob", "01KAT8ZQ4Y7M3J9W2X5R6B1C0D", "deploy", int64(1795564799), "active", "", 0, false)
-	f.Add(false, "unknown", "", "", "", int64(0), "", "", -1, false)
-	f.Add(true, "", "b\"o\\b", "<&>", "\u2028é\x00\xff", int64(-1), "expiring", "a<b", 3, true)
-	f.Add(true, "", "bob", "01KAT8ZQ4Y7M3J9W2X5R6B1C0D", "deploy", int64(0), "active", "email", 2, true)
-	f.Fuzz(func(t *testing.T, valid bool, reason, account, tokenID, name string, expires int64, status, feature string, features int, readOnly bool) {
-		r := ValidateReply{Valid: valid, Reason: reason, Account: account, TokenID: tokenID, Name: name, Status: status, ReadOnly: readOnly}
+	id := []byte(events.NewTokenID().String())
+	f.Add(true, "", "bob", id, "deploy", int64(1795564799), "active", "", 0, false)
+	f.Add(false, "unknown", "", []byte{}, "", int64(0), "", "", -1, false)
+	f.Add(false, "", "bob", id, "deploy", int64(0), "", "", 2, true)
+	f.Add(true, "", "b\"o\\b", []byte("<&>"), "\u2028é\x00\xff", int64(-1), "expiring", "a<b", 3, true)
+	f.Add(true, "", "bob", id, "deploy", int64(0), "active", "email", 2, true)
+	f.Add(true, "", "", []byte{}, "", int64(0), "", "", -1, false)
+	f.Fuzz(func(t *testing.T, valid bool, reason, account string, idBytes []byte, name string, expires int64, status, feature string, features int, readOnly bool) {
+		r := projections.Result{Valid: valid, Reason: reason, Account: account, Name: name, Status: status, ReadOnly: readOnly}
+		copy(r.TokenID[:], idBytes)
 		if expires != 0 {
 			r.ExpiresAt = &expires
 		}
-		if features >= 0 { // -1: nil, as in an invalid reply; 0: [], full access
+		if features >= 0 { // -1: nil, full access; 0: [], which the table does not give
 			r.Features = []string{}
 			for i := range features % 5 {
 				r.Features = append(r.Features, feature+strings.Repeat("x", i))
 			}
 		}
-		want, _ := json.Marshal(r)
+		want, _ := json.Marshal(wireReply(r))
 		if have := appendValidateReply(nil, r); !bytes.Equal(have, want) {
 			t.Fatalf("have %s, want %s", have, want)
 		}
 	})
+}
+
+// wireReply is the ValidateReply that the table's answer r stands for: what
+// appendValidateReply writes, by reflection.
+func wireReply(r projections.Result) ValidateReply {
+	if !r.Valid {
+		return ValidateReply{Reason: r.Reason}
+	}
+	return ValidateReply{Valid: true, Account: r.Account, TokenID: r.TokenID.String(), Name: r.Name, ExpiresAt: r.ExpiresAt, Status: r.Status,
+		Features: listed(r.Features), ReadOnly: r.ReadOnly}
 }

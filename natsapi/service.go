@@ -59,7 +59,7 @@ type Table interface {
 // UseRecorder hears of each valid token, so that its last use is recorded
 // (*commands.UseRecorder). Seen runs on validate's path and must not block.
 type UseRecorder interface {
-	Seen(account, tokenID, ip string)
+	Seen(account string, id events.TokenID, ip string)
 }
 
 // Config wires the service to the node's write and read sides.
@@ -201,7 +201,7 @@ func (s *Service) validate(req micro.Request) {
 	} else if s.cfg.Failed != nil {
 		s.cfg.Failed(netip.Addr{})
 	}
-	s.reply = appendValidateReply(s.reply[:0], validateReply(r))
+	s.reply = appendValidateReply(s.reply[:0], r)
 	req.Respond(s.reply)
 }
 
@@ -380,12 +380,17 @@ func done[Cmd any](do func(context.Context, Cmd) error) func(context.Context, Cm
 }
 
 // createCommand builds a create, refused at once as the ledger would refuse
-// it before reading the account (its lifetime policy too).
+// it before reading the account (its lifetime policy too). The allow-list is
+// parsed here, once; the ledger's own checks of the rest speak first.
 func createCommand(l Ledger) func(CreateRequest, events.Actor) (commands.Create, error) {
 	return func(r CreateRequest, who events.Actor) (commands.Create, error) {
-		c := commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt, AllowedIPs: r.AllowedIPs,
+		allowed, badList := events.ParsePrefixes(r.AllowedIPs)
+		c := commands.Create{Account: r.Account, Name: r.Name, ExpiresAt: r.ExpiresAt, AllowedIPs: allowed,
 			Features: r.Features, ReadOnly: r.ReadOnly, Actor: who}
-		return c, l.CheckCreate(c)
+		if err := l.CheckCreate(c); err != nil {
+			return c, err
+		}
+		return c, badList
 	}
 }
 
@@ -404,9 +409,15 @@ func rotateCommand(r RotateRequest, who events.Actor) (commands.Rotate, error) {
 	return c, c.Check()
 }
 
+// setAllowedIPsCommand parses the allow-list, once; a bad account, actor or
+// name is named first, as the ledger's check, which ends with the list, would.
 func setAllowedIPsCommand(r SetAllowedIPsRequest, who events.Actor) (commands.SetAllowedIPs, error) {
-	c := commands.SetAllowedIPs{Account: r.Account, Name: r.Name, AllowedIPs: r.AllowedIPs, Actor: who}
-	return c, c.Check()
+	allowed, badList := events.ParsePrefixes(r.AllowedIPs)
+	c := commands.SetAllowedIPs{Account: r.Account, Name: r.Name, AllowedIPs: allowed, Actor: who}
+	if err := c.Check(); err != nil {
+		return c, err
+	}
+	return c, badList
 }
 
 // decodeSetFeatures reads a set-features request, which must give the
@@ -453,7 +464,12 @@ func (s *Service) list(req micro.Request) {
 	}
 	rows := s.cfg.Table.List(r.Account, s.cfg.Now())
 	if r.After != "" {
-		i := slices.IndexFunc(rows, func(row projections.Row) bool { return row.TokenID == r.After })
+		i := -1
+		// Only the form a reply's "next" has names a token: text that merely
+		// parses (lower case) matches none, as it never has.
+		if after, err := events.ParseTokenID(r.After); err == nil && after.String() == r.After {
+			i = slices.IndexFunc(rows, func(row projections.Row) bool { return row.TokenID == after })
+		}
 		if i < 0 {
 			s.refuse(req, events.Errorf(events.Conflict, "the token %s that the previous page ended with is no longer listed (revoked since?): list %s again from the start", safeText(r.After), r.Account))
 			return
@@ -511,7 +527,7 @@ func listPage(rows []projections.Row, limit, max int) (body []byte, n int, err e
 		return append(body, last...), n, nil
 	}
 	body = append(body, `],"next":`...)
-	body = appendString(body, rows[n-1].TokenID)
+	body = appendTokenID(body, rows[n-1].TokenID)
 	return append(body, '}'), n, nil
 }
 

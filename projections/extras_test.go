@@ -19,7 +19,7 @@ func TestRotationAndGrace(t *testing.T) {
 	f.apply(t, tab, 2, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: c.TokenID,
 		Data: events.TokenRotated{Name: "a", TokenHash: events.HashSecret(secret('B')),
 			OldTokenHash: events.HashSecret(secret('A')), GraceUntil: &grace}})
-	if r := tab.Validate(secret('B'), "bob", t0); !r.Valid || r.TokenID != c.TokenID.String() || r.Name != "a" {
+	if r := tab.Validate(secret('B'), "bob", t0); !r.Valid || r.TokenID != c.TokenID || r.Name != "a" {
 		t.Fatalf("new secret: %+v", r)
 	}
 	if r := tab.Validate(secret('A'), "bob", t0.Add(59*time.Minute)); !r.Valid {
@@ -35,7 +35,7 @@ func TestRotationAndGrace(t *testing.T) {
 	if r := tab.Validate(secret('B'), "", t0); r.Reason != ReasonRevoked {
 		t.Fatalf("second secret after an immediate rotation: %+v", r)
 	}
-	if rows := tab.List("bob", t0); len(rows) != 1 || rows[0].TokenID != c.TokenID.String() {
+	if rows := tab.List("bob", t0); len(rows) != 1 || rows[0].TokenID != c.TokenID {
 		t.Fatalf("a rotation keeps one token: %+v", rows)
 	}
 	assertSnapshotRoundTrip(t, tab, []string{secret('A'), secret('B'), secret('C')}, t0.Add(30*time.Minute))
@@ -73,8 +73,8 @@ func TestAllowListAndLastUse(t *testing.T) {
 	if rows[0].LastUsed == nil || *rows[0].LastUsed != used.Unix() || rows[0].LastIP != "192.0.2.9" || rows[0].AllowedIPs != nil {
 		t.Fatalf("row %+v", rows[0])
 	}
-	if !tab.LastUsed("bob", c.TokenID.String()).Equal(used.Truncate(time.Second)) {
-		t.Fatalf("LastUsed %v", tab.LastUsed("bob", c.TokenID.String()))
+	if !tab.LastUsed("bob", c.TokenID).Equal(used.Truncate(time.Second)) {
+		t.Fatalf("LastUsed %v", tab.LastUsed("bob", c.TokenID))
 	}
 	assertSnapshotRoundTrip(t, tab, []string{secret('A')}, t0)
 }

@@ -48,7 +48,7 @@ func (n *Notifier) Check(ctx context.Context) {
 		n.sent = make(map[string]bool)
 	}
 	for _, note := range n.Table.Notices(n.Now()) {
-		key := note.TokenID + "." + note.Status
+		key := note.TokenID.String() + "." + note.Status
 		if n.sent[key] {
 			continue
 		}

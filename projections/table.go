@@ -534,7 +534,7 @@ func (t *Table) WaitApplied(ctx context.Context, seq uint64) error {
 // Row is one live token as list shows it.
 type Row struct {
 	Name       string
-	TokenID    string
+	TokenID    events.TokenID
 	Created    time.Time
 	ExpiresAt  *int64
 	FullAccess bool     // it has no features, and may do anything
@@ -572,7 +572,7 @@ func (t *Table) List(account string, now time.Time) []Row {
 	rows := make([]Row, len(toks))
 	for i, l := range toks {
 		tok, x := &l.tok, &l.ext
-		rows[i] = Row{Name: tok.nameString(), TokenID: tok.id.String(), Created: time.UnixMilli(tok.created), ExpiresAt: tok.expiry(),
+		rows[i] = Row{Name: tok.nameString(), TokenID: tok.id, Created: time.UnixMilli(tok.created), ExpiresAt: tok.expiry(),
 			FullAccess: len(l.features) == 0, Features: slices.Clone(l.features), ReadOnly: tok.readOnly(),
 			Status: t.status(tok.expiresAt, now), LastIP: x.lastIP}
 		if x.lastUsed != 0 {
@@ -612,7 +612,7 @@ type Result struct {
 	Valid     bool
 	Reason    string // when not valid
 	Account   string
-	TokenID   string
+	TokenID   events.TokenID
 	Name      string
 	ExpiresAt *int64
 	Status    string
@@ -707,7 +707,7 @@ func (t *Table) ValidateFor(secret, account string, ip netip.Addr, need Need, no
 	if account == "" {
 		account = ownerName
 	}
-	return Result{Valid: true, Account: account, TokenID: c.id.String(), Name: c.nameString(), ExpiresAt: c.expiry(), Status: status,
+	return Result{Valid: true, Account: account, TokenID: c.id, Name: c.nameString(), ExpiresAt: c.expiry(), Status: status,
 		Features: features, ReadOnly: c.readOnly()}
 }
 
@@ -731,11 +731,7 @@ func allows(list []events.Prefix, ip netip.Addr) bool {
 }
 
 // LastUsed is when the live token was last recorded as used; zero if never.
-func (t *Table) LastUsed(account, tokenID string) time.Time {
-	id, err := events.ParseTokenID(tokenID)
-	if err != nil {
-		return time.Time{}
-	}
+func (t *Table) LastUsed(account string, id events.TokenID) time.Time {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if a := t.accounts[account]; a != nil {
@@ -765,11 +761,11 @@ func (t *Table) Accounts() []string {
 // Notice is a live token whose expiry deserves a word: it entered the
 // warning window (Status expiring) or passed (Status expired).
 type Notice struct {
-	Account   string `json:"account"`
-	Name      string `json:"name"`
-	TokenID   string `json:"token_id"`
-	ExpiresAt int64  `json:"expires_at"`
-	Status    string `json:"status"`
+	Account   string         `json:"account"`
+	Name      string         `json:"name"`
+	TokenID   events.TokenID `json:"token_id"`
+	ExpiresAt int64          `json:"expires_at"`
+	Status    string         `json:"status"`
 }
 
 // Notices lists the live tokens that are expiring or expired at now. It walks
@@ -782,7 +778,7 @@ func (t *Table) Notices(now time.Time) []Notice {
 			return
 		}
 		if st := t.status(tok.expiresAt, now); st != Active {
-			out = append(out, Notice{Account: a.name, Name: tok.nameString(), TokenID: tok.id.String(), ExpiresAt: tok.expiresAt, Status: st})
+			out = append(out, Notice{Account: a.name, Name: tok.nameString(), TokenID: tok.id, ExpiresAt: tok.expiresAt, Status: st})
 		}
 	})
 	return out
