@@ -381,7 +381,10 @@ func done[Cmd any](do func(context.Context, Cmd) error) func(context.Context, Cm
 
 // createCommand builds a create, refused at once as the ledger would refuse
 // it before reading the account (its lifetime policy too). The allow-list is
-// parsed here, once; the ledger's own checks of the rest speak first.
+// parsed here, once, and the ledger's checks of the rest speak first: a bad
+// account, actor, name or expiry is named before a bad list, as it always
+// was, and now so are bad features and a lifetime beyond the policy, which
+// the ledger used to check after the list.
 func createCommand(l Ledger) func(CreateRequest, events.Actor) (commands.Create, error) {
 	return func(r CreateRequest, who events.Actor) (commands.Create, error) {
 		allowed, badList := events.ParsePrefixes(r.AllowedIPs)
