@@ -18,8 +18,10 @@
 //
 // Values travel typed: a secret's hash is a Hash, a token's id a TokenID, an
 // allow-list entry a Prefix, each with the text form the event's JSON has
-// always held. They are parsed once where they come in (a command's check,
-// the decoder) and reach decide, apply and the table as they are.
+// always held. They are parsed once where they come in (a transport reading
+// a request, a command drawing a token id, the decoder) and reach decide,
+// apply, the table and the replies as they are. Three stay strings, each
+// for the reason beside it: Actor.TokenID, TokenUsed.IP, LastUse.TokenID.
 //
 // Adding an event type is one change per concern. Here, in event.go: its
 // Type constant (fixed once written: auditors match on it), its Data
