@@ -161,6 +161,11 @@ func TestListPagesWhileTheAccountChanges(t *testing.T) {
 		t.Fatalf("second page: %+v, next %q, %v", rest, last, err)
 	}
 
+	// Only the cursor as a reply wrote it names a token: the same id in lower
+	// case names none, as when cursors were compared as text.
+	if _, _, err := n.API.ListPage(ctx, natsapi.ListRequest{Account: "bob", After: strings.ToLower(next), Limit: 2}); events.ErrorCode(err) != events.Conflict {
+		t.Fatalf("a page after a cursor in lower case: %v, want a conflict", err)
+	}
 	n.MustRevoke(t, "bob", "b")
 	if _, _, err := n.API.ListPage(ctx, natsapi.ListRequest{Account: "bob", After: next, Limit: 2}); events.ErrorCode(err) != events.Conflict ||
 		!strings.Contains(err.Error(), "from the start") {
