@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tokenledger/events"
+	"tokenledger/internal/retry"
 )
 
 // Source is what the read side needs of the event stream (*jetstream.Stream).
@@ -525,27 +526,25 @@ func (f *Follower) Halted() string {
 // stream until it answers or ctx ends.
 func (f *Follower) CatchUp(ctx context.Context) error {
 	gen := f.generation()
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		// Just after a server is lost, a request may go unanswered: ask again
-		// soon rather than wait long on one.
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		target, err := f.src.LastSeq(actx, "")
-		cancel()
-		if err == nil {
-			if err := f.table.WaitApplied(ctx, target); err != nil {
-				return err
-			}
-			f.setReady(gen, target)
-			return nil
-		}
-		f.log.Warn("catching up: the stream does not answer yet", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
+	p := catchUpAsk
+	p.Notify = func(err error) { f.log.Warn("catching up: the stream does not answer yet", "err", err) }
+	target, err := retry.Do(ctx, p, func(ctx context.Context) (uint64, error) { return f.src.LastSeq(ctx, "") })
+	if err != nil {
+		return err
 	}
+	if err := f.table.WaitApplied(ctx, target); err != nil {
+		return err
+	}
+	f.setReady(gen, target)
+	return nil
 }
+
+// catchUpAsk is how CatchUp asks the stream for its last sequence: just
+// after a server is lost a request may go unanswered, so each attempt is
+// short and asked again at once; a refusal is asked again after a pause
+// that grows, until the caller's context ends.
+var catchUpAsk = retry.Policy{Attempt: 2 * time.Second, Pause: 100 * time.Millisecond, MaxPause: 5 * time.Second,
+	Again: func(error) bool { return true }}
 
 // WaitReady blocks until the follower is ready (see Ready) or ctx ends.
 func (f *Follower) WaitReady(ctx context.Context) error {
