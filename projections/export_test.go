@@ -1,6 +1,10 @@
 package projections
 
-import "tokenledger/events"
+import (
+	"testing"
+
+	"tokenledger/events"
+)
 
 // HoldsEarlyUse says whether tab holds a last use of the token tokenID,
 // whose creation it has not applied yet: for the watcher's test, outside
@@ -11,3 +15,18 @@ func HoldsEarlyUse(tab *Table, tokenID events.TokenID) bool {
 	_, ok := tab.early[tokenID]
 	return ok
 }
+
+// Fixture is the package tests' fixture, for tests outside the package:
+// events with predictable ids, each account's chained as they are applied.
+type Fixture = fixture
+
+// Create is fixture.create.
+func (f *fixture) Create(account, name, secret string) events.Event {
+	return f.create(account, name, secret, nil)
+}
+
+// Apply is fixture.apply.
+func (f *fixture) Apply(t *testing.T, tab *Table, seq uint64, e events.Event) { f.apply(t, tab, seq, e) }
+
+// T0 is the instant the fixture's events happen at.
+var T0 = t0
