@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"tokenledger/access"
-
 	"tokenledger/events"
 )
 

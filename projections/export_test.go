@@ -26,7 +26,9 @@ func (f *fixture) Create(account, name, secret string) events.Event {
 }
 
 // Apply is fixture.apply.
-func (f *fixture) Apply(t *testing.T, tab *Table, seq uint64, e events.Event) { f.apply(t, tab, seq, e) }
+func (f *fixture) Apply(t *testing.T, tab *Table, seq uint64, e events.Event) {
+	f.apply(t, tab, seq, e)
+}
 
 // T0 is the instant the fixture's events happen at.
 var T0 = t0

@@ -10,9 +10,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
-
 	"tokenledger/events"
-
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/nodetest"
 	"tokenledger/jetstream"

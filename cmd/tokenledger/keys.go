@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"tokenledger/access"
-
 	"tokenledger/events"
 	"tokenledger/internal/atomicfile"
 )

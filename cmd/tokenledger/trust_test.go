@@ -15,9 +15,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
-
 	"tokenledger/events"
-
 	"tokenledger/internal/natstest"
 	"tokenledger/jetstream"
 )

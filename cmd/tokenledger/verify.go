@@ -5,9 +5,7 @@ import (
 	"fmt"
 
 	"tokenledger/access"
-
 	"tokenledger/events"
-
 	"tokenledger/jetstream"
 	"tokenledger/projections"
 )
