@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"tokenledger/events"
@@ -27,11 +28,12 @@ type UseConfig struct {
 	Log      *slog.Logger
 }
 
-// UseRecorder records last uses off the validation path: a validation only
-// drops a note in a channel (or drops the note when the channel is full), and
-// one goroutine records at most one use per token per Every, skipping tokens
-// whose last use, recorded by any node, is recent enough. Most notes end
-// there, without I/O; the store settles the rest between nodes.
+// UseRecorder records last uses off the validation path: a validation
+// passes a token on at most once per Every (a map lookup under a lock; most
+// validations end there), as a note in a channel, or drops the note when the
+// channel is full; one goroutine then records it, unless the token's last
+// use, recorded by any node, is recent enough. The store settles the rest
+// between nodes.
 type UseRecorder struct {
 	record   func(context.Context, Use) error
 	now      func() time.Time
@@ -39,7 +41,15 @@ type UseRecorder struct {
 	every    time.Duration
 	log      *slog.Logger
 	notes    chan Use
-	recent   map[events.TokenID]time.Time // when this node last recorded each token's use, or found it recorded
+
+	// noted is when each token was last passed on, in two generations:
+	// those older than two Every are let go of wholesale when cur becomes
+	// prev, so that the map never needs a walk under the lock. A note per
+	// validation woke the recorder goroutine per validation, tens of
+	// thousands of times a second under load.
+	mu        sync.Mutex
+	cur, prev map[events.TokenID]time.Time
+	turned    time.Time // when cur began
 }
 
 // NewUses returns a recorder that keeps last uses in cfg.Store.
@@ -62,36 +72,58 @@ func NewUseRecorder(ledger *Ledger, lastUsed func(account string, id events.Toke
 
 func newUseRecorder(record func(context.Context, Use) error, now func() time.Time, lastUsed func(account string, id events.TokenID) time.Time, every time.Duration, log *slog.Logger) *UseRecorder {
 	return &UseRecorder{record: record, now: now, lastUsed: lastUsed, every: every, log: log,
-		notes: make(chan Use, 4096), recent: make(map[events.TokenID]time.Time)}
+		notes: make(chan Use, 4096), cur: make(map[events.TokenID]time.Time)}
 }
 
 // Seen notes a successful validation. It never blocks.
 func (r *UseRecorder) Seen(account string, id events.TokenID, ip string) {
-	select {
-	case r.notes <- Use{Account: account, TokenID: id, IP: ip, At: r.now()}:
-	default: // busy: a later use will be recorded
+	at := r.now()
+	if !r.due(id, at) {
+		return
 	}
+	select {
+	case r.notes <- Use{Account: account, TokenID: id, IP: ip, At: at}:
+	default: // busy: a later use will be recorded
+		r.forget(id)
+	}
+}
+
+// due says whether the token's use at is to be passed on, and if so notes
+// that it was.
+func (r *UseRecorder) due(id events.TokenID, at time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at.Sub(r.turned) >= r.every {
+		r.prev, r.cur, r.turned = r.cur, make(map[events.TokenID]time.Time, len(r.cur)), at
+	}
+	last, ok := r.cur[id]
+	if !ok {
+		last, ok = r.prev[id]
+	}
+	if ok && at.Sub(last) < r.every && !at.Before(last) {
+		return false
+	}
+	r.cur[id] = at
+	return true
+}
+
+// forget lets the next use of the token be passed on, when its note was dropped.
+func (r *UseRecorder) forget(id events.TokenID) {
+	r.mu.Lock()
+	delete(r.cur, id)
+	r.mu.Unlock()
 }
 
 // Run records notes until ctx ends.
 func (r *UseRecorder) Run(ctx context.Context) error {
-	sweep := time.NewTicker(max(r.every, time.Minute))
-	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-sweep.C:
-			for id, at := range r.recent {
-				if r.now().Sub(at) >= r.every {
-					delete(r.recent, id)
-				}
-			}
 		case u := <-r.notes:
-			if u.At.Sub(r.recent[u.TokenID]) < r.every || u.At.Sub(r.lastUsed(u.Account, u.TokenID)) < r.every {
-				continue
+			if u.At.Sub(r.lastUsed(u.Account, u.TokenID)) < r.every {
+				continue // another node recorded it lately
 			}
-			r.recent[u.TokenID] = u.At
 			if err := r.record(ctx, u); err != nil && ctx.Err() == nil {
 				r.log.Debug("use not recorded", "token_id", u.TokenID, "err", err)
 			}
