@@ -47,6 +47,12 @@ type Config struct {
 	NATSConfig string // embedded: a nats-server configuration file; its users then apply
 	Admin      bool   // embedded: let the admin identity in, for this run
 
+	// Region makes this a regional node (see region.go); nil: not one.
+	Region *Region
+	// Hub makes the embedded server a hub that regional nodes' servers
+	// connect to as leaf nodes; nil: none connect.
+	Hub *Hub
+
 	// Stream is the stream of the events and their subject prefix. With
 	// Replicas events.AutoReplicas, a joined node that creates the stream
 	// chooses; an embedded one keeps one copy.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +54,15 @@ type serveConfig struct {
 	// stored event may be while the node answers from it (see
 	// projections.Follower).
 	MaxStaleness time.Duration
+	// Regions (see node.Region): a regional node's embedded server is a
+	// leaf node of the hub, with a JetStream domain named after the region
+	// and a local mirror of the hub's stream; a hub node's embedded server
+	// takes the regions' leaf connections.
+	Region     string // this node's region; empty: not regional
+	Hub        string // regional: leafnode URL(s) of the hub, comma separated
+	HubCreds   string // regional: nkey seed or .creds file of the leaf connection
+	HubDomain  string // the hub's JetStream domain, on either side
+	LeafListen string // hub, embedded: accept the regions' leaf connections here
 }
 
 func (e *cli) serveFlags(args []string) (serveConfig, error) {
@@ -90,6 +100,11 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	fs.DurationVar(&c.MaxLifetime, "max-lifetime", 0, "when set, refuse tokens that never expire or expire later than this from now (e.g. 2160h)")
 	fs.IntVar(&c.WarnDays, "warn-days", 7, "days before expiry in which a token is listed as expiring")
 	fs.DurationVar(&c.MaxStaleness, "max-staleness", defaultMaxStaleness, "answer validations and take commands only while the table is proven to hold every event stored up to this long ago; past it the node says \"unavailable\" and is not ready")
+	fs.StringVar(&c.Region, "region", "", "run as a regional node of this name: the embedded NATS is a leaf node of --hub with JetStream domain NAME, the table follows a local mirror of the hub's stream, validations are answered locally and commands go to the hub")
+	fs.StringVar(&c.Hub, "hub", "", "regional: leafnode URL(s) of the hub, comma separated (nats-leaf://host:7422)")
+	fs.StringVar(&c.HubCreds, "hub-creds", "", "regional: the leaf connection's credentials, an nkey seed file (the hub's 'region' role, see 'tokenledger creds region') or a .creds file")
+	fs.StringVar(&c.HubDomain, "hub-domain", "hub", "the hub's JetStream domain: a regional node mirrors and appends there; a hub node with --leaf-listen takes it as its own")
+	fs.StringVar(&c.LeafListen, "leaf-listen", "", "hub, embedded NATS: accept regional nodes' leaf connections on this host:port (as the 'region' role); beyond loopback it needs --nats-config")
 	fs.IntVar(&c.Replicas, "replicas", events.AutoReplicas, "copies of the stream when this node creates it, 1 to 5 (default: 3 when the joined cluster has three or more JetStream servers, else 1)")
 	if err := e.parse(fs, args, 0); err != nil {
 		return c, err
@@ -112,6 +127,9 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 	if c.MaxStaleness < time.Second {
 		return c, usageErrorf("--max-staleness must be at least 1s: a NATS server that stalls is noticed in about three")
 	}
+	if err := c.checkRegion(); err != nil {
+		return c, err
+	}
 	if c.WarnDays < 0 {
 		return c, usageErrorf("--warn-days must not be negative")
 	}
@@ -122,6 +140,31 @@ func (e *cli) serveFlags(args []string) (serveConfig, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// validDomain is a JetStream domain this node names: it becomes a subject
+// token ($JS.<domain>.API), so no dots, wildcards or spaces.
+var validDomain = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// checkRegion refuses region settings that cannot work together.
+func (c serveConfig) checkRegion() error {
+	switch {
+	case c.Region != "" && !validDomain.MatchString(c.Region):
+		return usageErrorf("--region %q: a region is its JetStream domain: 1 to 32 of A-Z a-z 0-9 _ -", c.Region)
+	case !validDomain.MatchString(c.HubDomain):
+		return usageErrorf("--hub-domain %q: 1 to 32 of A-Z a-z 0-9 _ -", c.HubDomain)
+	case c.Region != "" && c.Region == c.HubDomain:
+		return usageErrorf("--region %s is also --hub-domain: the region's JetStream domain must differ from the hub's", c.Region)
+	case c.Region != "" && c.Hub == "" && !c.Join:
+		return usageErrorf("--region needs --hub, the hub's leafnode URL(s), for the embedded NATS to connect to")
+	case c.Region == "" && (c.Hub != "" || c.HubCreds != ""):
+		return usageErrorf("--hub and --hub-creds are a regional node's: give --region too")
+	case c.Join && (c.Hub != "" || c.HubCreds != ""):
+		return usageErrorf("--hub and --hub-creds are for the embedded NATS; with --nats, the joined server's own configuration connects it to the hub")
+	case c.LeafListen != "" && (c.Join || c.Region != ""):
+		return usageErrorf("--leaf-listen is a hub's embedded NATS: not with --nats or --region")
+	}
+	return nil
 }
 
 // serve runs a node: NATS (embedded, or joined), the stream, the projections,
@@ -151,6 +194,17 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return n.Run(ctx)
+}
+
+// splitURLs is a comma-separated list of URLs, without blanks.
+func splitURLs(s string) []string {
+	var urls []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
 }
 
 // nodeConfig is the node that cfg describes, with what it names in files
@@ -208,6 +262,12 @@ func (e *cli) nodeConfig(cfg serveConfig) (node.Config, error) {
 	}
 	if cfg.Join {
 		n.Join = cfg.NATS
+	}
+	if cfg.Region != "" {
+		n.Region = &node.Region{Name: cfg.Region, HubDomain: cfg.HubDomain, Hub: splitURLs(cfg.Hub), HubCreds: cfg.HubCreds}
+	}
+	if cfg.LeafListen != "" {
+		n.Hub = &node.Hub{LeafListen: cfg.LeafListen, Domain: cfg.HubDomain}
 	}
 	if cfg.Join || cfg.NATSConfig != "" {
 		n.Auth = cfg.authOptions()
