@@ -43,13 +43,18 @@ const (
 	// server knows it only for that run: the one way to change the stream's
 	// configuration, taken on purpose.
 	Admin = "admin"
+	// Region is a regional server's leaf connection to a hub: made, and
+	// let in, only by a hub node (serve --leaf-listen). It may copy the
+	// stream into the region's mirror, append and ask the service, and
+	// hear replies; nothing else crosses (see RegionPermissions).
+	Region = "region"
 )
 
 // Roles are every role, in the order `creds` lists them.
 var Roles = []string{Node, Service, Operator, Validator, Auditor}
 
 // IsRole says whether role is one of Roles, or Admin.
-func IsRole(role string) bool { return slices.Contains(Roles, role) || role == Admin }
+func IsRole(role string) bool { return slices.Contains(Roles, role) || role == Admin || role == Region }
 
 // InboxPrefix is where role receives replies: `_INBOX_<role>`. Clients of a
 // role connect with nats.CustomInboxPrefix(InboxPrefix(role)); natscli takes
@@ -145,6 +150,16 @@ func Ensure(dataDir string) (map[string]Identity, error) { return ensure(dataDir
 // EnsureAdmin is Ensure with the Admin identity too.
 func EnsureAdmin(dataDir string) (map[string]Identity, error) {
 	return ensure(dataDir, append(slices.Clone(Roles), Admin))
+}
+
+// EnsureHub is Ensure for a hub node, which also lets regional servers in
+// as the Region role (and the admin, with admin).
+func EnsureHub(dataDir string, admin bool) (map[string]Identity, error) {
+	roles := append(slices.Clone(Roles), Region)
+	if admin {
+		roles = append(roles, Admin)
+	}
+	return ensure(dataDir, roles)
 }
 
 func ensure(dataDir string, roles []string) (map[string]Identity, error) {

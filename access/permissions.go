@@ -1,6 +1,8 @@
 package access
 
 import (
+	"strings"
+
 	"github.com/nats-io/nats-server/v2/server"
 
 	"tokenledger/events"
@@ -102,13 +104,84 @@ func streamAdmin(s string) []string {
 	}
 }
 
+// RegionPermissions are those of a regional server's leaf connection to the
+// hub whose JetStream domain is hubDomain, written as the leaf sees them (the
+// hub reverses them): what the region may send to the hub (Publish) and
+// hear from it (Subscribe). It may read the stream and keep the mirror's
+// consumer (the hub's JetStream API for that stream only, through the
+// domain's prefix), answer its flow control, append events and ask the
+// service; it hears replies in the roles' inboxes and JetStream's, the
+// mirror's deliveries and the expiry notices. It may not change, purge or
+// delete the hub's stream, nor take the service's requests from the hub.
+func RegionPermissions(cfg events.Config, hubDomain string) *server.Permissions {
+	s, p := cfg.Stream, cfg.Prefix
+	api := "$JS." + hubDomain + ".API."
+	allow := []string{
+		p + ".events.>", p + ".validate", p + ".cmd.>",
+		api + "INFO",
+		api + "STREAM.INFO." + s,
+		api + "STREAM.MSG.GET." + s,
+		api + "DIRECT.GET." + s, api + "DIRECT.GET." + s + ".>",
+		api + "CONSUMER.CREATE." + s, api + "CONSUMER.CREATE." + s + ".>",
+		api + "CONSUMER.INFO." + s + ".>",
+		api + "CONSUMER.DELETE." + s + ".>",
+		api + "CONSUMER.MSG.NEXT." + s + ".>",
+		"$JS.ACK." + s + ".>", "$JS.FC." + s + ".>",
+	}
+	var deny []string
+	for _, d := range streamAdmin(s) {
+		deny = append(deny, "$JS."+hubDomain+d[len("$JS"):])
+	}
+	hear := []string{"$JS.M.>", "$JSC.R.>", p + ".notices.>"}
+	for _, r := range []string{Node, Operator, Validator, Auditor} {
+		hear = append(hear, InboxPrefix(r)+".>")
+	}
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: allow, Deny: deny},
+		Subscribe: &server.SubjectPermission{Allow: hear},
+	}
+}
+
+// RegionUsers are Users on a regional server: the node may also read the
+// hub's stream through the hub's domain, where its commands decide and its
+// freshness is proven (its appends are the usual subjects).
+func RegionUsers(ids map[string]Identity, cfg events.Config, hubDomain string) []*server.NkeyUser {
+	users := Users(ids, cfg)
+	if id, ok := ids[Node]; ok {
+		for _, u := range users {
+			if u.Nkey == id.PublicKey() {
+				pub := u.Permissions.Publish
+				pub.Allow = append(pub.Allow, "$JS."+hubDomain+".API.STREAM.INFO."+cfg.Stream)
+				for _, r := range readStream(cfg.Stream) {
+					if strings.HasPrefix(r, "$JS.API.") {
+						pub.Allow = append(pub.Allow, "$JS."+hubDomain+r[len("$JS"):])
+					}
+				}
+				for _, d := range streamAdmin(cfg.Stream) {
+					pub.Deny = append(pub.Deny, "$JS."+hubDomain+d[len("$JS"):])
+				}
+			}
+		}
+	}
+	return users
+}
+
 // Users are the server's nkey users for ids, each with its role's permissions.
 func Users(ids map[string]Identity, cfg events.Config) []*server.NkeyUser {
+	return HubUsers(ids, cfg, "")
+}
+
+// HubUsers are Users on a hub whose JetStream domain is hubDomain, with the
+// Region role among ids.
+func HubUsers(ids map[string]Identity, cfg events.Config, hubDomain string) []*server.NkeyUser {
 	users := make([]*server.NkeyUser, 0, len(ids))
 	for _, role := range Roles {
 		if id, ok := ids[role]; ok {
 			users = append(users, &server.NkeyUser{Nkey: id.PublicKey(), Permissions: Permissions(role, cfg)})
 		}
+	}
+	if id, ok := ids[Region]; ok {
+		users = append(users, &server.NkeyUser{Nkey: id.PublicKey(), Permissions: RegionPermissions(cfg, hubDomain)})
 	}
 	if id, ok := ids[Admin]; ok {
 		users = append(users, &server.NkeyUser{Nkey: id.PublicKey()}) // no limits

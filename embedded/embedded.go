@@ -3,12 +3,16 @@
 package embedded
 
 import (
+	"bytes"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // Options configure the embedded server. Every write reaches the disk before
@@ -28,7 +32,29 @@ type Options struct {
 	// Anonymous lets any connection in with every right, for tests of
 	// packages that are not about access; only tests set it.
 	Anonymous bool
+
+	// Domain is the server's JetStream domain: a hub's (hub), or a
+	// region's (the region's name). Empty: none, as before regions.
+	Domain string
+	// LeafListen, host:port, takes leaf node connections from regional
+	// servers, who authenticate as Users do (as the region role, see
+	// package access). Empty: no leafnode listener.
+	LeafListen string
+	// Hub makes the server a leaf node of these URLs (nats-leaf://...),
+	// connecting with HubCreds: a file holding an nkey seed or JWT
+	// credentials. Empty: not a leaf node.
+	Hub      []string
+	HubCreds string
 }
+
+// leafReconnect is how soon a regional server dials the hub again after
+// the link drops, and so how long after the link returns the region starts
+// to catch up: a revoke made during an outage is refused in the region
+// within about this (the mirror takes the events it missed at once, see
+// node.Region). nats-server's default, one second, made that a second and
+// a bit (TestRegionValidatesThroughAnOutage logs it); a dial four times a
+// second to a hub that is away costs nothing worth saving.
+const leafReconnect = 250 * time.Millisecond
 
 // Start starts the server and waits until it accepts connections.
 func Start(o Options) (*server.Server, error) {
@@ -62,6 +88,9 @@ func Start(o Options) (*server.Server, error) {
 	}
 	opts.Nkeys = append(opts.Nkeys, o.Users...)
 	opts.ServerName = "tokenledger"
+	if err := leafOptions(opts, o); err != nil {
+		return nil, err
+	}
 	opts.Host, opts.Port = host, port
 	opts.JetStream, opts.StoreDir = true, o.DataDir
 	opts.SyncAlways = !o.NoSync
@@ -80,6 +109,102 @@ func Start(o Options) (*server.Server, error) {
 	}
 	return s, nil
 }
+
+// leafOptions sets the JetStream domain and the leaf node links of o. A
+// server in a domain is named after it, since a hub and its regions, which
+// meet over leaf connections, must not share a server name.
+func leafOptions(opts *server.Options, o Options) error {
+	if o.Domain != "" {
+		opts.JetStreamDomain = o.Domain
+		opts.ServerName = "tokenledger-" + o.Domain
+	}
+	if o.LeafListen != "" {
+		host, portText, err := net.SplitHostPort(o.LeafListen)
+		port, perr := strconv.Atoi(portText)
+		if err != nil || perr != nil || port < 0 || port > 65535 {
+			return fmt.Errorf("--leaf-listen %q: want host:port", o.LeafListen)
+		}
+		if port == 0 { // a free one now, so that LeafURL can say which
+			if port, err = freePort(host); err != nil {
+				return fmt.Errorf("--leaf-listen %s: %v", o.LeafListen, err)
+			}
+		}
+		if !isLoopback(host) && !hasAuth(opts) {
+			return fmt.Errorf("--leaf-listen %s reaches beyond this machine: give --nats-config a configuration with TLS for the leaf connections (see deploy/), or listen on 127.0.0.1", o.LeafListen)
+		}
+		opts.LeafNode.Host, opts.LeafNode.Port = host, port
+		// Regions dial the URLs they are given (--hub), which may be a
+		// load balancer's or a tunnel's: the hub does not hand them its
+		// own addresses to try instead.
+		opts.LeafNode.NoAdvertise = true
+	}
+	if len(o.Hub) == 0 {
+		return nil
+	}
+	remote := &server.RemoteLeafOpts{}
+	for _, u := range o.Hub {
+		parsed, err := url.Parse(u)
+		if err != nil || parsed.Host == "" {
+			return fmt.Errorf("--hub %q: want a leafnode URL such as nats-leaf://hub.example.com:7422", u)
+		}
+		remote.URLs = append(remote.URLs, parsed)
+	}
+	if o.HubCreds != "" {
+		b, err := os.ReadFile(o.HubCreds)
+		if err != nil {
+			return fmt.Errorf("--hub-creds: %v", err)
+		}
+		defer clear(b)
+		if bytes.Contains(b, []byte("BEGIN NATS USER JWT")) {
+			remote.Credentials = o.HubCreds // a .creds file: the server reads it itself
+		} else {
+			kp, err := nkeys.ParseDecoratedUserNKey(b) // a seed file, ours (with its comments) or any other
+			if err != nil {
+				return fmt.Errorf("--hub-creds %s: neither an nkey user seed nor a .creds file: %v", o.HubCreds, err)
+			}
+			seed, err := kp.Seed()
+			if err == nil {
+				remote.Nkey = string(seed) // a copy: Wipe clears the key's own
+			}
+			kp.Wipe()
+			if err != nil {
+				return fmt.Errorf("--hub-creds %s: %v", o.HubCreds, err)
+			}
+		}
+	}
+	opts.LeafNode.Remotes = append(opts.LeafNode.Remotes, remote)
+	opts.LeafNode.ReconnectInterval = leafReconnect
+	return nil
+}
+
+// freePort is a port free on host now.
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreeAddr is addr (host:port) with port 0 replaced by a port free on
+// host now, so that a caller can say where a listener it asks for with port
+// 0 listens (the server does not tell of its leafnode listener).
+func FreeAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, nil // Start says what is wrong with it
+	}
+	p, err := freePort(host)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// HubLinked says whether s, a regional server, has its leaf connection to
+// the hub up now.
+func HubLinked(s *server.Server) bool { return s.NumLeafNodes() > 0 }
 
 // portFree fails at once, with the reason, when another process listens on
 // addr: the server itself would only log it and leave Start waiting.

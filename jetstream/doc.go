@@ -36,3 +36,8 @@ var (
 	_ projections.Claimer       = (*Claims)(nil)
 	_ projections.UseSource     = (*Used)(nil)
 )
+
+var (
+	_ commands.Log       = (*Hub)(nil)
+	_ projections.Origin = (*Hub)(nil)
+)

@@ -46,6 +46,9 @@ type Stream struct {
 	stream  natsjs.Stream
 	cfg     events.Config
 	trouble func() error // see AskServer; nil: none
+	// hubDomain is the hub's JetStream domain when this is a regional
+	// mirror of its stream (see EnsureMirror); "" otherwise.
+	hubDomain string
 }
 
 // AskServer lets Check and Append ask the NATS server that this node runs
@@ -143,7 +146,7 @@ func (s *Stream) Check(ctx context.Context, seen uint64) (uint64, error) {
 	if err != nil {
 		return 0, natsError(err)
 	}
-	if err := compatible(info.Config, s.cfg); err != nil {
+	if err := s.compatible(info.Config); err != nil {
 		return 0, err
 	}
 	if err := history(info.State, s.cfg, Seen{Seq: seen}, false); err != nil {
@@ -283,6 +286,15 @@ func Open(ctx context.Context, js natsjs.JetStream, cfg events.Config) (*Stream,
 		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, natsError(err))
 	}
 	return &Stream{js: js, stream: s, cfg: cfg}, nil
+}
+
+// compatible refuses a stream that is not the one s stands for: the
+// stream (see compatible), or a regional mirror of it (compatibleMirror).
+func (s *Stream) compatible(have natsjs.StreamConfig) error {
+	if s.hubDomain != "" {
+		return compatibleMirror(have, s.cfg, s.hubDomain)
+	}
+	return compatible(have, s.cfg)
 }
 
 // compatible refuses a stream that would not keep every event, with a message

@@ -140,7 +140,12 @@ type Node struct {
 	// storing; nil when joined.
 	trouble func() error
 
-	stream    *jetstream.Stream
+	stream *jetstream.Stream
+	hub    *jetstream.Hub // regional: the hub's stream, where commands go
+	// linked says whether a regional node's embedded server has its leaf
+	// connection to the hub up; nil otherwise.
+	linked    func() bool
+	leafURL   string // hub: where regional servers connect, nats-leaf://host:port
 	snapshots *jetstream.Snapshots
 	table     *projections.Table
 	follower  *projections.Follower
@@ -210,29 +215,32 @@ func (n *Node) joinNATS() error {
 // configuration's users apply instead, and the node is one of them.
 func (n *Node) startNATS() error {
 	cfg := n.cfg
-	ensure := access.Ensure
-	if cfg.Admin {
-		ensure = access.EnsureAdmin
-	}
-	ids, err := ensure(cfg.DataDir)
+	ids, err := n.ids()
 	if err != nil {
-		return events.Errorf(events.Invalid, "--data-dir %s: %v", cfg.DataDir, err)
+		return err
 	}
 	var users []*server.NkeyUser
 	if cfg.NATSConfig == "" {
 		users = access.Users(ids, cfg.Stream)
 	}
+	eo, err := n.regionOptions(embedded.Options{DataDir: cfg.DataDir, Listen: cfg.Listen, ConfigFile: cfg.NATSConfig, Users: users})
+	if err != nil {
+		return err
+	}
 	if cfg.Admin {
 		n.log.Warn("ADMIN: the admin identity may change or delete the stream for as long as this node runs; restart without --admin when the change is done",
 			"creds", access.Path(cfg.DataDir, access.Admin))
 	}
-	srv, err := embedded.Start(embedded.Options{DataDir: cfg.DataDir, Listen: cfg.Listen, ConfigFile: cfg.NATSConfig, Users: users})
+	srv, err := embedded.Start(eo)
 	if err != nil {
 		return events.Errorf(events.Invalid, "%v", err)
 	}
 	n.release = append(n.release, func() { srv.Shutdown(); srv.WaitForShutdown() })
 	n.clientURL = srv.ClientURL()
 	n.trouble = func() error { return embedded.JetStreamTrouble(srv) }
+	if cfg.Region != nil {
+		n.linked = func() bool { return embedded.HubLinked(srv) }
+	}
 	// The node's own connections skip the socket.
 	connect := func(role string, extra ...nats.Option) (*nats.Conn, error) {
 		opts := append([]nats.Option{nats.InProcessServer(srv), nats.Name("tokenledger " + role)}, extra...)
@@ -253,6 +261,24 @@ func (n *Node) startNATS() error {
 		return snc, closed, err
 	}
 	return nil
+}
+
+// ids are the node's identities, made on first start: one per role, the
+// admin's with Admin, the regions' on a hub.
+func (n *Node) ids() (map[string]access.Identity, error) {
+	cfg := n.cfg
+	ensure := access.Ensure
+	if cfg.Admin {
+		ensure = access.EnsureAdmin
+	}
+	if cfg.Hub != nil {
+		ensure = func(dir string) (map[string]access.Identity, error) { return access.EnsureHub(dir, cfg.Admin) }
+	}
+	ids, err := ensure(cfg.DataDir)
+	if err != nil {
+		return nil, events.Errorf(events.Invalid, "--data-dir %s: %v", cfg.DataDir, err)
+	}
+	return ids, nil
 }
 
 // build makes sure of the stream and builds the node's parts on it.
@@ -287,6 +313,9 @@ func (n *Node) ensureStream(ctx context.Context, js natsjs.JetStream) (events.Co
 		seen = jetstream.Seen{Seq: n.cfg.Seen.Seq(), File: n.cfg.Seen.Path()}
 	}
 	var err error
+	if n.cfg.Region != nil {
+		return n.ensureMirror(ctx, js, cfg, seen)
+	}
 	if n.stream, err = jetstream.Ensure(ctx, js, cfg, seen); err != nil {
 		return cfg, err
 	}
@@ -319,8 +348,8 @@ func (n *Node) openBuckets(ctx context.Context, js natsjs.JetStream, cfg events.
 			return err
 		}},
 	} {
-		if n.cfg.Parts&b.part == 0 {
-			continue
+		if n.cfg.Parts&b.part == 0 || (b.part == Notices && n.cfg.Region != nil) {
+			continue // a region leaves expiry notices to the hub
 		}
 		if err := n.retryUnanswered(ctx, b.open); err != nil {
 			return err
@@ -342,7 +371,11 @@ func (n *Node) buildLedger(ctx context.Context) {
 	n.follower = projections.NewFollower(n.table, n.stream, cfg.Trust, n.log)
 	n.follower.StartGC = cfg.StartGC
 	n.follower.MaxStaleness = cfg.MaxStaleness
-	n.ledger = commands.New(commands.Config{Log: n.stream, Projection: n.table, Now: cfg.Now, Signer: cfg.Signer, Trust: cfg.Trust, MaxLifetime: cfg.MaxLifetime})
+	var log commands.Log = n.stream
+	if n.hub != nil {
+		log, n.follower.Origin = n.hub, n.hub
+	}
+	n.ledger = commands.New(commands.Config{Log: log, Projection: n.table, Now: cfg.Now, Signer: cfg.Signer, Trust: cfg.Trust, MaxLifetime: cfg.MaxLifetime})
 	if n.used != nil {
 		n.uses = commands.NewUses(commands.UseConfig{Store: n.used, Node: cfg.Signer.PublicKey(), Now: cfg.Now,
 			LastUsed: n.table.LastUsed, Every: cfg.UsedEvery, Log: n.log})

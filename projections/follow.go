@@ -37,6 +37,9 @@ type Follower struct {
 	// ready; Run then looks for such proofs (see vouch). Zero: caught up
 	// is enough, as for a table no one answers from.
 	MaxStaleness time.Duration
+	// Origin, when set, proves the table current instead of the followed
+	// stream (see Origin); nil: the followed stream does.
+	Origin Origin
 
 	table *Table
 	src   Source

@@ -21,6 +21,15 @@ import (
 // in a socket while the process was frozen says nothing of the time it is
 // read at.
 
+// Origin is the stream whose last sequence proves the table current, when
+// it is not the one followed: a regional node follows a mirror, which may lag
+// the hub's stream it copies, so its proof asks the hub. While the hub is
+// unreachable there is no proof, and MaxStaleness later the node stops
+// answering.
+type Origin interface {
+	LastSeq(ctx context.Context, account string) (uint64, error)
+}
+
 // fresh says whether the latest proof is younger than MaxStaleness at now,
 // by the monotonic clock and by the wall clock: the monotonic clock stands
 // still while a machine is suspended, the wall clock may be stepped, and a
@@ -84,7 +93,11 @@ func (f *Follower) vouch(ctx context.Context) {
 func (f *Follower) prove(ctx context.Context, asked time.Time, wait time.Duration) bool {
 	ctx, cancel := context.WithDeadline(ctx, asked.Add(wait))
 	defer cancel()
-	last, err := f.src.LastSeq(ctx, "")
+	var origin Origin = f.src
+	if f.Origin != nil {
+		origin = f.Origin
+	}
+	last, err := origin.LastSeq(ctx, "")
 	if err != nil {
 		return false
 	}

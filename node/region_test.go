@@ -1,0 +1,169 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"tokenledger/access"
+	"tokenledger/commands"
+	"tokenledger/events"
+	"tokenledger/internal/natstest"
+	"tokenledger/jetstream"
+	"tokenledger/natsapi"
+	"tokenledger/node"
+)
+
+// regions is a hub node and a regional node whose leaf connection to the hub
+// goes through a link the test can cut, each running until the test ends.
+type regions struct {
+	hub, region *node.Node
+	link        *natstest.Link
+	regionDir   string
+	hubDir      string
+	signer      *events.Signer
+}
+
+var operator = events.Actor{Kind: events.ActorOperator, Name: "test"}
+
+// mustRegions starts a hub node (embedded, domain hub, a leafnode listener)
+// and a regional node "eu" that mirrors it through a cuttable link.
+func mustRegions(t *testing.T, maxStaleness time.Duration) *regions {
+	t.Helper()
+	signer, trust := mustKeys(t)
+	r := &regions{hubDir: t.TempDir(), regionDir: t.TempDir(), signer: signer}
+	base := node.Config{Listen: "127.0.0.1:0", Stream: events.DefaultConfig(), Signer: signer, Trust: trust,
+		Parts: node.Service | node.Snapshots | node.LastUses, Version: "0.0.0-test", Warn: 24 * time.Hour, MaxStaleness: maxStaleness,
+		SnapEvents: 1000, SnapEvery: time.Minute, UsedEvery: time.Minute, NoticeEvery: time.Minute}
+	hub := base
+	hub.DataDir, hub.Hub = r.hubDir, &node.Hub{LeafListen: "127.0.0.1:0", Domain: "hub"}
+	r.hub = mustRun(t, hub)
+	r.link = natstest.MustLink(t, r.hub.LeafURL()[len("nats-leaf://"):])
+	region := base
+	region.DataDir = r.regionDir
+	region.Region = &node.Region{Name: "eu", HubDomain: "hub", Hub: []string{"nats-leaf://" + r.link.Addr()},
+		HubCreds: access.Path(r.hubDir, access.Region)}
+	r.region = mustRun(t, region)
+	natstest.Eventually(t, "the region linked to the hub", r.region.HubLinked)
+	natstest.Eventually(t, "the region's table proven current against the hub", r.region.Follower().Ready)
+	return r
+}
+
+// mustRun builds a node and runs it until the test ends.
+func mustRun(t *testing.T, cfg node.Config) *node.Node {
+	t.Helper()
+	n, err := node.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return n
+}
+
+// validator is a client of the region's own NATS, as the region's panels
+// are: the validator role of the regional node's data directory.
+func (r *regions) client(t *testing.T, dir, role string, n *node.Node) *natsapi.Client {
+	t.Helper()
+	id, err := access.ReadIdentity(access.Path(dir, role))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(n.ClientURL(), id.Options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return natsapi.NewClient(nc, "tokens")
+}
+
+func validIn(c *natsapi.Client, secret string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rep, err := c.Validate(ctx, secret, "")
+	return rep.Valid, err
+}
+
+// TestRegionValidatesThroughAnOutage: a regional node answers validations
+// from its mirror; with the link to the hub cut it goes on answering them,
+// and refuses commands at once as unavailable, naming the hub; a revoke at
+// the hub meanwhile is refused in the region once the link returns.
+func TestRegionValidatesThroughAnOutage(t *testing.T) {
+	r := mustRegions(t, 5*time.Second)
+	ctx := context.Background()
+	created, err := r.hub.Ledger().Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu := r.client(t, r.regionDir, access.Validator, r.region)
+	natstest.Eventually(t, "the hub's token valid in the region", func() bool { v, err := validIn(eu, created.Secret); return err == nil && v })
+
+	// A command in the region is decided and stored at the hub, and the
+	// region reads its own write.
+	euOperator := r.client(t, r.regionDir, access.Operator, r.region)
+	local, err := euOperator.Create(ctx, natsapi.CreateRequest{Account: "bob", Name: "eu-made"})
+	if err != nil {
+		t.Fatalf("a command in the region: %v", err)
+	}
+	if v, err := validIn(eu, local.Token); err != nil || !v {
+		t.Errorf("the region's own new token: valid %v, %v; want valid at once", v, err)
+	}
+	if seq, err := r.hub.Stream().LastSeq(ctx, "bob"); err != nil || seq != 2 {
+		t.Errorf("the hub's stream: account bob ends at %d (%v), want 2: the region's command is stored at the hub", seq, err)
+	}
+
+	r.link.Cut()
+	natstest.Eventually(t, "the region cut off", func() bool { return !r.region.HubLinked() })
+	if v, err := validIn(eu, created.Secret); err != nil || !v {
+		t.Errorf("validate in the region with the hub unreachable: valid %v, %v; want valid", v, err)
+	}
+	_, err = euOperator.Create(ctx, natsapi.CreateRequest{Account: "bob", Name: "during"})
+	if events.ErrorCode(err) != events.Unavailable {
+		t.Errorf("a command in the region with the hub unreachable: %v, want code unavailable", err)
+	}
+	if _, err := r.region.Ledger().Create(ctx, commands.Create{Account: "alice", Name: "x", Actor: operator}); !errors.Is(err, jetstream.ErrHubUnreachable) {
+		t.Errorf("the regional ledger with the hub unreachable: %v, want %v", err, jetstream.ErrHubUnreachable)
+	}
+
+	if err := r.hub.Ledger().Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"ci"}, Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	r.link.Restore()
+	restored := time.Now()
+	natstest.Eventually(t, "the revoke refused in the region", func() bool {
+		v, err := validIn(eu, created.Secret)
+		return err == nil && !v
+	})
+	t.Logf("the revoke made during the outage was refused in the region %v after the link returned", time.Since(restored).Round(time.Millisecond))
+}
+
+// TestRegionCutOffPastMaxStaleness: a region that cannot prove its table
+// current against the hub for MaxStaleness stops answering validations, and
+// answers again once the link returns.
+func TestRegionCutOffPastMaxStaleness(t *testing.T) {
+	r := mustRegions(t, time.Second)
+	ctx := context.Background()
+	created, err := r.hub.Ledger().Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu := r.client(t, r.regionDir, access.Validator, r.region)
+	natstest.Eventually(t, "the token valid in the region", func() bool { v, err := validIn(eu, created.Secret); return err == nil && v })
+	r.link.Cut()
+	natstest.Eventually(t, "the region stale", func() bool { return !r.region.Follower().Ready() })
+	if v, err := validIn(eu, created.Secret); events.ErrorCode(err) != events.Unavailable {
+		t.Errorf("validate in a region stale past --max-staleness: valid %v, %v; want code unavailable", v, err)
+	}
+	r.link.Restore()
+	natstest.Eventually(t, "the region answering again", func() bool { v, err := validIn(eu, created.Secret); return err == nil && v })
+}
