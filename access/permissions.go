@@ -3,6 +3,7 @@ package access
 import (
 	"strings"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 
 	"tokenledger/events"
@@ -181,7 +182,9 @@ func HubUsers(ids map[string]Identity, cfg events.Config, hubDomain string) []*s
 		}
 	}
 	if id, ok := ids[Region]; ok {
-		users = append(users, &server.NkeyUser{Nkey: id.PublicKey(), Permissions: RegionPermissions(cfg, hubDomain)})
+		// Only as a leaf node: the region's identity is not a client's.
+		users = append(users, &server.NkeyUser{Nkey: id.PublicKey(), Permissions: RegionPermissions(cfg, hubDomain),
+			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeLeafnode: {}}})
 	}
 	if id, ok := ids[Admin]; ok {
 		users = append(users, &server.NkeyUser{Nkey: id.PublicKey()}) // no limits

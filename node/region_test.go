@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
 	"tokenledger/commands"
+	"tokenledger/embedded"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
 	"tokenledger/jetstream"
@@ -166,4 +168,67 @@ func TestRegionCutOffPastMaxStaleness(t *testing.T) {
 	}
 	r.link.Restore()
 	natstest.Eventually(t, "the region answering again", func() bool { v, err := validIn(eu, created.Secret); return err == nil && v })
+}
+
+// TestRegionRoleIsLeastPrivilege: the region's identity connects only as a
+// leaf node, and a regional server with every right of its own can, through
+// it, neither delete nor purge nor change the hub's stream, nor take the
+// hub's validations.
+func TestRegionRoleIsLeastPrivilege(t *testing.T) {
+	r := mustRegions(t, 5*time.Second)
+	ctx := context.Background()
+	id, err := access.ReadIdentity(access.Path(r.hubDir, access.Region))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect(r.hub.ClientURL(), id.Options()...); err == nil {
+		nc.Close()
+		t.Error("the region identity connected to the hub as a client")
+	}
+	evil, err := embedded.Start(embedded.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Anonymous: true, NoSync: true,
+		Domain: "evil", Hub: []string{r.hub.LeafURL()}, HubCreds: access.Path(r.hubDir, access.Region)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { evil.Shutdown(); evil.WaitForShutdown() })
+	natstest.Eventually(t, "the other region linked", func() bool { return embedded.HubLinked(evil) })
+	nc, err := nats.Connect(evil.ClientURL(), nats.CustomInboxPrefix(access.InboxPrefix(access.Node))) // replies come back only there
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	hubJS, err := natsjs.NewWithDomain(nc, "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hubJS.Stream(ctx, "TOKENS"); err != nil {
+		t.Fatalf("the region may read the hub's stream info: %v", err)
+	}
+	for name, subject := range map[string]string{
+		"delete": "$JS.hub.API.STREAM.DELETE.TOKENS",
+		"purge":  "$JS.hub.API.STREAM.PURGE.TOKENS",
+		"update": "$JS.hub.API.STREAM.UPDATE.TOKENS",
+		"other":  "$JS.hub.API.STREAM.CREATE.OTHER",
+	} {
+		if m, err := nc.Request(subject, []byte(`{"name":"TOKENS"}`), 500*time.Millisecond); err == nil {
+			t.Errorf("%s through the leaf was answered: %s", name, m.Data)
+		}
+	}
+	hubNC := natstest.MustConnect(t, evil) // a service in the region that would take the hub's validations
+	sub, err := hubNC.SubscribeSync("tokens.validate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubNC.Flush()
+	hubClient := r.client(t, r.hubDir, access.Validator, r.hub)
+	if _, err := validIn(hubClient, "A23456789ABCDEFGHJKMNPQRSTVWXYZ0"); err != nil {
+		t.Fatalf("validate at the hub: %v", err)
+	}
+	if m, err := sub.NextMsg(200 * time.Millisecond); err == nil {
+		t.Errorf("a region heard the hub's validation request: %s", m.Data)
+	}
+	info := natstest.MustStreamInfo(t, r.hub.Conn(), "TOKENS")
+	if info.Config.Name != "TOKENS" {
+		t.Errorf("the hub's stream: %+v", info.Config)
+	}
 }
