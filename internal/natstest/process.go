@@ -5,16 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // Processes is a three-server JetStream cluster of nats-server processes on
@@ -24,6 +28,7 @@ import (
 // The servers are the nats-server of go.mod, built once per test binary.
 type Processes struct {
 	tb      testing.TB
+	from    string // a deployment's configuration file the servers run; empty: the test's own
 	mu      sync.Mutex
 	servers []*serverProcess
 }
@@ -31,7 +36,10 @@ type Processes struct {
 type serverProcess struct {
 	name                     string
 	conf                     string
+	args                     []string // beyond -c conf
+	env                      []string // beyond this process's environment
 	port, clusterPort, httpP int
+	leafPort                 int // 0: no leafnode listener
 	cmd                      *exec.Cmd
 	out                      *logBuffer    // what it logged
 	done                     chan struct{} // closed once it has exited
@@ -43,9 +51,28 @@ type serverProcess struct {
 // server is resumed and killed when the test ends.
 func MustProcesses(tb testing.TB) *Processes {
 	tb.Helper()
+	return mustProcesses(tb, "")
+}
+
+// MustProcessesFrom is MustProcesses with the servers running a deployment's
+// own configuration file, conf, as deploy/README.md runs it on three
+// machines: its users, permissions, accounts, JetStream domain and leafnode
+// listener are the deployment's. The environment the file names (server
+// name aside, which each server gets its own of as NATS_SERVER_NAME) must
+// be set before the call, with tb.Setenv. Only the addresses change, all to
+// loopback and free ports: the client, cluster and monitoring ports by
+// nats-server's flags, the leafnode listener in a copy of the file, and the
+// routes name the three test servers with the file's route credentials.
+func MustProcessesFrom(tb testing.TB, conf string) *Processes {
+	tb.Helper()
+	return mustProcesses(tb, conf)
+}
+
+func mustProcesses(tb testing.TB, from string) *Processes {
+	tb.Helper()
 	bin := natsServerBinary(tb)
 	dir := tb.TempDir() // removed after the servers are killed: cleanups run last first
-	c := &Processes{tb: tb}
+	c := &Processes{tb: tb, from: from}
 	tb.Cleanup(c.shutdown)
 	// Routes need every cluster port before any server starts, so ports are
 	// picked up front; another process may take one in between, and then
@@ -72,11 +99,14 @@ func MustProcesses(tb testing.TB) *Processes {
 }
 
 func (c *Processes) start(bin, dir string) error {
-	ports, err := freePorts(3 * ClusterSize)
-	if err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	if c.from != "" {
+		return c.startFrom(bin, dir)
+	}
+	ports, err := freePorts(3 * ClusterSize)
+	if err != nil {
 		return err
 	}
 	routes := make([]string, ClusterSize)
@@ -103,6 +133,11 @@ cluster {
 		}
 		servers[i] = s
 	}
+	return c.run(bin, servers)
+}
+
+// run starts servers and waits until each listens.
+func (c *Processes) run(bin string, servers []*serverProcess) error {
 	c.mu.Lock()
 	c.servers = servers
 	c.mu.Unlock()
@@ -119,8 +154,93 @@ cluster {
 	return nil
 }
 
+// startFrom starts the servers from the deployment's file c.from.
+func (c *Processes) startFrom(bin, dir string) error {
+	o, err := server.ProcessConfigFile(c.from)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.from, err)
+	}
+	text, err := os.ReadFile(c.from)
+	if err != nil {
+		return err
+	}
+	ports, err := freePorts(4 * ClusterSize)
+	if err != nil {
+		return err
+	}
+	auth := ""
+	if o.Cluster.Username != "" {
+		auth = url.UserPassword(o.Cluster.Username, o.Cluster.Password).String() + "@"
+	}
+	routes := make([]string, ClusterSize)
+	for i := range ClusterSize {
+		routes[i] = fmt.Sprintf("nats-route://%s127.0.0.1:%d", auth, ports[4*i+1])
+	}
+	servers := make([]*serverProcess, ClusterSize)
+	for i := range ClusterSize {
+		s := &serverProcess{name: fmt.Sprintf("n%d", i+1), port: ports[4*i], clusterPort: ports[4*i+1], httpP: ports[4*i+2],
+			out: &logBuffer{}}
+		conf := string(text)
+		if o.HTTPPort != 0 {
+			if conf, err = moveAddr(conf, c.from, "monitoring", o.HTTPHost, o.HTTPPort, s.httpP); err != nil {
+				return err
+			}
+		}
+		if o.LeafNode.Port != 0 {
+			s.leafPort = ports[4*i+3]
+			if conf, err = moveAddr(conf, c.from, "leafnode", o.LeafNode.Host, o.LeafNode.Port, s.leafPort); err != nil {
+				return err
+			}
+		}
+		// nats-server refuses -sd beside a store_dir of the file's.
+		store := filepath.Join(dir, s.name)
+		if o.StoreDir != "" {
+			if n := strings.Count(conf, o.StoreDir); n != 1 {
+				return fmt.Errorf("%s: the store_dir %s appears %d times, want once", c.from, o.StoreDir, n)
+			}
+			conf = strings.Replace(conf, o.StoreDir, store, 1)
+		}
+		s.conf = filepath.Join(dir, s.name+".conf")
+		if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+			return err
+		}
+		s.args = []string{"-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-m", strconv.Itoa(s.httpP),
+			"--cluster", fmt.Sprintf("nats://%s127.0.0.1:%d", auth, s.clusterPort), "--routes", strings.Join(routes, ",")}
+		if o.StoreDir == "" {
+			s.args = append(s.args, "-sd", store)
+		}
+		s.env = []string{"NATS_SERVER_NAME=" + s.name}
+		servers[i] = s
+	}
+	return c.run(bin, servers)
+}
+
+// moveAddr is conf with the listener address host:port, which must appear in
+// it once as written, moved to loopback port to.
+func moveAddr(conf, file, what, host string, port, to int) (string, error) {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	if n := strings.Count(conf, addr); n != 1 {
+		return "", fmt.Errorf("%s: the %s address %s appears %d times, want once", file, what, addr, n)
+	}
+	return strings.Replace(conf, addr, net.JoinHostPort("127.0.0.1", strconv.Itoa(to)), 1), nil
+}
+
+// LeafAddr is server i's leafnode listener, host:port, where the file
+// configures one.
+func (c *Processes) LeafAddr(i int) string {
+	c.tb.Helper()
+	s := c.server(i)
+	if s.leafPort == 0 {
+		c.tb.Fatalf("nats-server %s has no leafnode listener", s.name)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", s.leafPort)
+}
+
 func (s *serverProcess) run(bin string) error {
-	s.cmd = exec.Command(bin, "-c", s.conf)
+	s.cmd = exec.Command(bin, append([]string{"-c", s.conf}, s.args...)...)
+	if len(s.env) > 0 {
+		s.cmd.Env = append(os.Environ(), s.env...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	s.done = make(chan struct{})
 	if err := s.cmd.Start(); err != nil {
