@@ -79,6 +79,9 @@ type Config struct {
 	// nil: not shown.
 	Staleness    func() time.Duration
 	MaxStaleness time.Duration
+	// Hub is a regional node's view of its link to the hub, which /readyz
+	// and /metrics show (see health.go); nil on other nodes.
+	Hub func() (HubLink, error)
 	// Ledger carries out changes; Table answers lists and validates tokens.
 	Ledger Ledger
 	Table  Table

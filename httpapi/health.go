@@ -16,7 +16,7 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 // and, when the node is halted, why, for the operator.
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	if h.ready() {
-		text(w, http.StatusOK, "ready\n")
+		text(w, http.StatusOK, "ready\n"+h.hubLine())
 		return
 	}
 	why := "catching up with the stream"
@@ -30,7 +30,42 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 			why = halted
 		}
 	}
-	text(w, http.StatusServiceUnavailable, why+"\n")
+	text(w, http.StatusServiceUnavailable, why+"\n"+h.hubLine())
+}
+
+// HubLink is what a regional node knows of its link to the hub: whether it
+// is up, and how far the region's mirror of the stream is behind.
+type HubLink struct {
+	Linked bool // the leaf connection to the hub is up now
+	// Lag is how many events the hub held that the mirror did not, when
+	// the hub last delivered one.
+	Lag uint64
+	// Silence is how long since the mirror last heard from the hub (an
+	// event, or its heartbeat each second); negative: never since the
+	// regional server started.
+	Silence time.Duration
+}
+
+// hubLine is /readyz's second line on a regional node: the link, the
+// time since the hub was last heard from and the events behind; "" on
+// other nodes.
+func (h *handler) hubLine() string {
+	if h.cfg.Hub == nil {
+		return ""
+	}
+	link, err := h.cfg.Hub()
+	if err != nil {
+		return fmt.Sprintf("hub: the regional mirror did not say how far behind it is: %v\n", err)
+	}
+	state := "linked"
+	if !link.Linked {
+		state = "unreachable"
+	}
+	heard := "never heard from"
+	if link.Silence >= 0 {
+		heard = fmt.Sprintf("last heard %v ago", link.Silence.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("hub: %s, %s, %d events behind\n", state, heard, link.Lag)
 }
 
 func (h *handler) ready() bool { return h.cfg.Ready == nil || h.cfg.Ready() }

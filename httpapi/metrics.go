@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -68,7 +69,44 @@ func newMetrics(cfg Config) *metrics {
 				Help: "The bound past which the node stops answering (--max-staleness).",
 			}, func() float64 { return cfg.MaxStaleness.Seconds() }))
 	}
+	if cfg.Hub != nil {
+		reg.MustRegister(hubCollector{cfg.Hub})
+	}
 	return m
+}
+
+// hubCollector shows a regional node's link to the hub, from one look at
+// the regional mirror per scrape.
+type hubCollector struct{ hub func() (HubLink, error) }
+
+var (
+	hubLinkedDesc  = prometheus.NewDesc("tokenledger_hub_linked", "Regional node: whether the leaf connection to the hub is up.", nil, nil)
+	hubLagDesc     = prometheus.NewDesc("tokenledger_hub_lag_events", "Regional node: events the hub held that the region's mirror did not, when the hub last delivered one.", nil, nil)
+	hubSilenceDesc = prometheus.NewDesc("tokenledger_hub_silence_seconds", "Regional node: seconds since the region's mirror last heard from the hub (+Inf: never since the server started).", nil, nil)
+)
+
+func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- hubLinkedDesc
+	ch <- hubLagDesc
+	ch <- hubSilenceDesc
+}
+
+func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
+	link, err := c.hub()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(hubLagDesc, err)
+		return
+	}
+	linked, silence := 0.0, math.Inf(1)
+	if link.Linked {
+		linked = 1
+	}
+	if link.Silence >= 0 {
+		silence = link.Silence.Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(hubLinkedDesc, prometheus.GaugeValue, linked)
+	ch <- prometheus.MustNewConstMetric(hubLagDesc, prometheus.GaugeValue, float64(link.Lag))
+	ch <- prometheus.MustNewConstMetric(hubSilenceDesc, prometheus.GaugeValue, silence)
 }
 
 func (m *metrics) call(fn string, status int) {

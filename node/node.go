@@ -403,7 +403,7 @@ func (n *Node) listen() error {
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.http = httpapi.Server(httpapi.New(httpapi.Config{
 		Guard: n.guard, Metrics: metrics,
-		Ready: n.follower.Ready, Halted: n.follower.Halted, Staleness: n.follower.Staleness, MaxStaleness: cfg.MaxStaleness,
+		Ready: n.follower.Ready, Halted: n.follower.Halted, Staleness: n.follower.Staleness, MaxStaleness: cfg.MaxStaleness, Hub: n.hubLink(),
 		Ledger: n.ledger, Table: n.table, Accounts: cfg.Accounts, Uses: uses,
 		Now: cfg.Now, Location: cfg.Location, SecureCookies: cfg.SecureCookies, Features: cfg.Features, Log: n.log,
 	}))

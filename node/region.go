@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
 	"tokenledger/embedded"
 	"tokenledger/events"
+	"tokenledger/httpapi"
 	"tokenledger/jetstream"
 )
 
@@ -101,3 +103,24 @@ func (n *Node) Hub() *jetstream.Hub { return n.hub }
 // lose, and on a regional node that joined its region's server (it cannot
 // see that server's links: NATS' refusals say when the hub is away).
 func (n *Node) HubLinked() bool { return n.linked == nil || n.linked() }
+
+// hubLinkWait bounds /readyz's and /metrics' look at the regional mirror,
+// which the region's own server answers.
+const hubLinkWait = 2 * time.Second
+
+// hubLink is what /readyz and /metrics show of a regional node's link to
+// the hub; nil on other nodes.
+func (n *Node) hubLink() func() (httpapi.HubLink, error) {
+	if n.hub == nil {
+		return nil
+	}
+	return func() (httpapi.HubLink, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), hubLinkWait)
+		defer cancel()
+		m, err := n.stream.Mirror(ctx)
+		if err != nil {
+			return httpapi.HubLink{}, err
+		}
+		return httpapi.HubLink{Linked: n.HubLinked(), Lag: m.Lag, Silence: m.Silence}, nil
+	}
+}

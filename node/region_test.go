@@ -3,6 +3,9 @@ package node_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +48,7 @@ func mustRegions(t *testing.T, maxStaleness time.Duration) *regions {
 	r.hub = mustRun(t, hub)
 	r.link = natstest.MustLink(t, r.hub.LeafURL()[len("nats-leaf://"):])
 	region := base
-	region.DataDir = r.regionDir
+	region.DataDir, region.Parts, region.HTTP = r.regionDir, base.Parts|node.HTTP, "127.0.0.1:0"
 	region.Region = &node.Region{Name: "eu", HubDomain: "hub", Hub: []string{"nats-leaf://" + r.link.Addr()},
 		HubCreds: access.Path(r.hubDir, access.Region)}
 	r.region = mustRun(t, region)
@@ -137,6 +140,11 @@ func TestRegionValidatesThroughAnOutage(t *testing.T) {
 		t.Errorf("the regional ledger with the hub unreachable: %v, want %v", err, jetstream.ErrHubUnreachable)
 	}
 
+	for path, want := range map[string]string{"/readyz": "hub: unreachable, last heard", "/metrics": "tokenledger_hub_linked 0"} {
+		if body := mustGet(t, r.region.HTTPURL()+path); !strings.Contains(body, want) {
+			t.Errorf("%s with the hub unreachable:\n%s\nwant %q in it", path, body, want)
+		}
+	}
 	if err := r.hub.Ledger().Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"ci"}, Actor: operator}); err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +154,11 @@ func TestRegionValidatesThroughAnOutage(t *testing.T) {
 		v, err := validIn(eu, created.Secret)
 		return err == nil && !v
 	})
+	for path, want := range map[string]string{"/readyz": "ready\nhub: linked, last heard", "/metrics": "tokenledger_hub_lag_events 0"} {
+		if body := mustGet(t, r.region.HTTPURL()+path); !strings.Contains(body, want) {
+			t.Errorf("%s with the link back:\n%s\nwant %q in it", path, body, want)
+		}
+	}
 	t.Logf("the revoke made during the outage was refused in the region %v after the link returned", time.Since(restored).Round(time.Millisecond))
 }
 
@@ -231,4 +244,18 @@ func TestRegionRoleIsLeastPrivilege(t *testing.T) {
 	if info.Config.Name != "TOKENS" {
 		t.Errorf("the hub's stream: %+v", info.Config)
 	}
+}
+
+func mustGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
