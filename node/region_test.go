@@ -140,6 +140,17 @@ func TestRegionValidatesThroughAnOutage(t *testing.T) {
 		t.Errorf("the regional ledger with the hub unreachable: %v, want %v", err, jetstream.ErrHubUnreachable)
 	}
 
+	req, _ := http.NewRequest("GET", r.region.HTTPURL()+"/execute/Tokens/create_full_access?name=during-http", nil)
+	req.Header.Set("Authorization", "cpanel bob:"+created.Secret)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"status":0`) || !strings.Contains(string(b), "hub") {
+			t.Errorf("a UAPI create in the region with the hub unreachable: %d %s; want 503 in UAPI's envelope, naming the hub", resp.StatusCode, b)
+		}
+	}
 	for path, want := range map[string]string{"/readyz": "hub: unreachable, last heard", "/metrics": "tokenledger_hub_linked 0"} {
 		if body := mustGet(t, r.region.HTTPURL()+path); !strings.Contains(body, want) {
 			t.Errorf("%s with the hub unreachable:\n%s\nwant %q in it", path, body, want)
