@@ -241,6 +241,21 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	}
 	r.add(fmt.Sprintf("create command on the stream of %d events, %d writers", b.Events, writers), "%.0f /s", big)
 
+	// 7. A revoke at the hub, refused in a region (issue 19): a hub and a
+	// region of their own, after every ratio's measurement.
+	say("revoke at the hub, refusal in a region")
+	rdir, removeRegion, err := regionDir()
+	if err != nil {
+		return nil, err
+	}
+	defer removeRegion()
+	rlat, err := regionRevokeLatency(ctx, rdir, signer, trust, sz.Revokes)
+	if err != nil {
+		return nil, err
+	}
+	r.add("revoke acknowledged at the hub to refused in a region (leaf node over loopback)", "p50 %s, p99 %s, max %s (%d revokes)",
+		pct(rlat, 50), pct(rlat, 99), rlat[len(rlat)-1].Round(time.Microsecond), len(rlat))
+
 	r.Ratios = []ratio{
 		{"validate", reqbench.Median(validateRatios), validateGoal},
 		{"create", reqbench.Median(cr.ratios), createGoal},

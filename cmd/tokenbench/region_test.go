@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"testing"
+
+	"tokenledger/access"
+)
+
+// make bench's region line measures what it says: a revoke at the hub is
+// refused by the regional node, for every token it revokes.
+func TestRegionRevokeLatency(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a hub and a region")
+	}
+	seed, err := access.NewSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := access.NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := access.NewTrust(signer.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lat, err := regionRevokeLatency(context.Background(), t.TempDir(), signer, trust, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lat) != 20 {
+		t.Fatalf("%d revokes timed, want 20", len(lat))
+	}
+	t.Logf("p50 %s, p99 %s", pct(lat, 50), pct(lat, 99))
+}
