@@ -270,3 +270,40 @@ func mustGet(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// TestRegionConvergesAfterALongOutage: after an outage long enough for the
+// hub to drop the mirror's consumer (10 s without interest), the mirror
+// takes up to half a minute to ask again (nats-server's wait for the
+// consumer request it sent into the outage); the regional table does not
+// wait for it: it refuses a revoke made during the outage once the link is
+// back, and is ready again, from what it read of the hub.
+func TestRegionConvergesAfterALongOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the hub to drop the mirror's consumer, about 10 s")
+	}
+	r := mustRegions(t, time.Minute)
+	ctx := context.Background()
+	created, err := r.hub.Ledger().Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu := r.client(t, r.regionDir, access.Validator, r.region)
+	natstest.Eventually(t, "the token valid in the region", func() bool { v, err := validIn(eu, created.Secret); return err == nil && v })
+	r.link.Cut()
+	natstest.Eventually(t, "the region cut off", func() bool { return !r.region.HubLinked() })
+	if err := r.hub.Ledger().Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"ci"}, Actor: operator}); err != nil {
+		t.Fatal(err)
+	}
+	// The hub drops a mirror's consumer 10 s after it last had interest.
+	natstest.EventuallyWithin(t, 30*time.Second, "the region's mirror silent past the hub's inactive threshold", func() bool {
+		m, err := r.region.Stream().Mirror(ctx)
+		return err == nil && m.Silence > 12*time.Second
+	})
+	r.link.Restore()
+	restored := time.Now()
+	natstest.Eventually(t, "the revoke refused in the region", func() bool { v, err := validIn(eu, created.Secret); return err == nil && !v })
+	t.Logf("after a long outage, the revoke was refused in the region %v after the link returned", time.Since(restored).Round(time.Millisecond))
+	// Proven current again from what the hub holds, before the mirror
+	// has it all.
+	natstest.Eventually(t, "the region ready again", r.region.Follower().Ready)
+}

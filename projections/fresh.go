@@ -3,6 +3,8 @@ package projections
 import (
 	"context"
 	"time"
+
+	"tokenledger/events"
 )
 
 // A node answers from memory, and a table that silently stopped following
@@ -26,8 +28,71 @@ import (
 // the hub's stream it copies, so its proof asks the hub. While the hub is
 // unreachable there is no proof, and MaxStaleness later the node stops
 // answering.
+//
+// An origin is also read: a mirror may lag its origin for long after a
+// link returns (nats-server gives a mirror whose consumer request went
+// unanswered during an outage 30 s before it asks again), so a caught-up
+// follower whose mirror lags takes the missing events straight from the
+// origin, ahead of the mirror (Table.ApplyOwn, as a command's own events
+// are), and a revoke made during the outage is refused as soon as the
+// origin answers.
 type Origin interface {
 	LastSeq(ctx context.Context, account string) (uint64, error)
+	Read(ctx context.Context, opts events.ReadOptions, fn func(events.Msg) error) error
+}
+
+// mirrorWait is how long a proof against an origin waits for the mirror to
+// bring what the origin holds before it reads the gap from the origin.
+const mirrorWait = 250 * time.Millisecond
+
+// originEvery is the most time between proofs against an origin: the
+// region learns this soon that its link returned.
+const originEvery = 250 * time.Millisecond
+
+// proveAgainstOrigin is prove for a follower of a mirror (see Origin).
+func (f *Follower) proveAgainstOrigin(ctx context.Context) bool {
+	last, err := f.Origin.LastSeq(ctx, "")
+	if err != nil {
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, mirrorWait)
+	err = f.table.WaitApplied(wctx, last)
+	cancel()
+	if err == nil {
+		return true
+	}
+	f.mu.Lock()
+	caughtUp := f.caughtUp
+	f.mu.Unlock()
+	if !caughtUp { // the first catch-up from the mirror goes first
+		return f.table.WaitApplied(ctx, last) == nil
+	}
+	err = f.Origin.Read(ctx, events.ReadOptions{AfterSeq: f.table.held()}, func(m events.Msg) error {
+		if m.Seq > last {
+			return nil
+		}
+		m.Decode()
+		if m.Err != nil || (!f.table.vouchedFor(m.Digest) && f.trust.Verify(m.Raw, m.Event) != nil) {
+			return nil // the mirror brings it, and the follower raises the alert
+		}
+		f.table.ApplyOwn(m.Seq, m.Event, m.Digest)
+		return nil
+	})
+	return err == nil && f.table.held() >= last
+}
+
+// held is the sequence up to which the table holds every event: applied,
+// or applied ahead of the stream without a gap.
+func (t *Table) held() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s := t.applied
+	for {
+		if _, ok := t.ahead[s+1]; !ok {
+			return s
+		}
+		s++
+	}
 }
 
 // fresh says whether the latest proof is younger than MaxStaleness at now,
@@ -59,6 +124,9 @@ func (f *Follower) Staleness() time.Duration {
 // at most a second, so that one or two lost answers (a request in flight on
 // a server that went away) do not let the bound lapse.
 func (f *Follower) vouchEvery() time.Duration {
+	if f.Origin != nil {
+		return max(min(f.MaxStaleness/5, originEvery), 10*time.Millisecond)
+	}
 	return max(min(f.MaxStaleness/5, time.Second), 10*time.Millisecond)
 }
 
@@ -93,11 +161,10 @@ func (f *Follower) vouch(ctx context.Context) {
 func (f *Follower) prove(ctx context.Context, asked time.Time, wait time.Duration) bool {
 	ctx, cancel := context.WithDeadline(ctx, asked.Add(wait))
 	defer cancel()
-	var origin Origin = f.src
 	if f.Origin != nil {
-		origin = f.Origin
+		return f.proveAgainstOrigin(ctx)
 	}
-	last, err := origin.LastSeq(ctx, "")
+	last, err := f.src.LastSeq(ctx, "")
 	if err != nil {
 		return false
 	}
