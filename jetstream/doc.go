@@ -15,6 +15,11 @@
 // or 10164 on a replicated stream) is a Conflict, a server that does not
 // answer or cannot store is Unavailable.
 //
+// For regions (mirror.go), EnsureMirror keeps a regional mirror of the
+// hub's stream in the region's JetStream domain, and Hub is the hub's
+// stream seen from a region, through the hub's domain: where a regional
+// node's commands decide and append, and what proves its table current.
+//
 // Each type here satisfies the small interfaces its users declare where
 // they use it (commands.Log, projections.Source, ...); the checks below
 // say so at compile time.

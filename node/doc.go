@@ -22,4 +22,28 @@
 // `tokens` service has a connection of its own that it drops whenever the
 // table may not be answered from, and makes anew once it may (serviceLoop,
 // serviceConn).
+//
+// Regions (region.go). A hub node's embedded server takes leaf connections
+// (Config.Hub); a regional node's embedded server is a leaf node of the hub
+// with a JetStream domain of its own (Config.Region), keeps a mirror of the
+// hub's stream there, and the node follows the mirror: validations never
+// leave the region while its node is ready, and go on through an outage of
+// the link. Its table is proven current against the hub's stream, not the
+// mirror (projections.Origin), so a region cut off longer than
+// --max-staleness stops answering; when the mirror lags the hub the table
+// reads the gap from the hub.
+//
+// A regional node's commands are its own ledger's, decided and appended on
+// the hub's stream through a JetStream context on the hub's domain
+// (jetstream.Hub), rather than requests forwarded to hub nodes. So the
+// account's optimistic concurrency stays on the one stream that is written,
+// the events are signed by the node that decided them (its key, its actor),
+// the HTTP API and the panel in the region work unchanged, a command reads
+// its own write from the regional table (the ledger applies its event
+// ahead, or waits for the mirror), and a command fails at once, as
+// Unavailable naming the hub, when the leaf link is down: the node sees the
+// link (embedded.HubLinked) and does not wait out a timeout. Forwarding
+// would have needed hub nodes to be up to take any regional write, and a
+// second path for HTTP. A region leaves expiry notices to the hub, keeps
+// its own snapshots of its table and its own last-use records.
 package node

@@ -496,6 +496,13 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("node starting", "signing_key", cfg.Signer.PublicKey(), "trusted_keys", len(cfg.Trust.Keys()), "nats", n.clientURL,
 		"http", n.httpAddr(), "stream", n.stream.Config().Stream, "embedded", !n.join)
+	if cfg.Region != nil {
+		n.log.Info("regional node: validations from the region's mirror, commands to the hub", "region", cfg.Region.Name,
+			"hub_domain", cfg.Region.HubDomain, "hub", cfg.Region.Hub, "linked", n.HubLinked())
+	}
+	if n.leafURL != "" {
+		n.log.Info("hub: taking regions' leaf connections", "leaf", n.leafURL, "domain", cfg.Hub.Domain)
+	}
 	return g.run()
 }
 
