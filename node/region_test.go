@@ -302,7 +302,8 @@ func TestRegionConvergesAfterALongOutage(t *testing.T) {
 	r.link.Restore()
 	restored := time.Now()
 	natstest.Eventually(t, "the revoke refused in the region", func() bool { v, err := validIn(eu, created.Secret); return err == nil && !v })
-	t.Logf("after a long outage, the revoke was refused in the region %v after the link returned", time.Since(restored).Round(time.Millisecond))
+	m, _ := r.region.Stream().Mirror(ctx)
+	t.Logf("after a long outage, the revoke was refused in the region %v after the link returned (the mirror then at sequence %d of 2)", time.Since(restored).Round(time.Millisecond), m.Last)
 	// Proven current again from what the hub holds, before the mirror
 	// has it all.
 	natstest.Eventually(t, "the region ready again", r.region.Follower().Ready)

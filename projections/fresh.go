@@ -49,6 +49,20 @@ const mirrorWait = 250 * time.Millisecond
 // region learns this soon that its link returned.
 const originEvery = 250 * time.Millisecond
 
+// originWait is the least time a proof against an origin may take: the
+// origin is across a WAN, and its answer, the mirror's delivery or the read
+// of a gap each cross it. A proof counts from when it was asked, so a slow
+// one is no weaker, only later.
+const originWait = 2 * time.Second
+
+// proveWait is how long one proof may take.
+func (f *Follower) proveWait(every time.Duration) time.Duration {
+	if f.Origin != nil {
+		return max(2*every, originWait)
+	}
+	return 2 * every
+}
+
 // proveAgainstOrigin is prove for a follower of a mirror (see Origin).
 func (f *Follower) proveAgainstOrigin(ctx context.Context) bool {
 	last, err := f.Origin.LastSeq(ctx, "")
@@ -141,7 +155,7 @@ func (f *Follower) vouch(ctx context.Context) {
 	defer stale.Stop()
 	for {
 		asked := time.Now()
-		if f.prove(ctx, asked, 2*every) {
+		if f.prove(ctx, asked, f.proveWait(every)) {
 			f.proof.Store(&asked)
 			stale.Reset(f.MaxStaleness - time.Since(asked))
 			f.refresh()
