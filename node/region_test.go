@@ -30,6 +30,7 @@ type regions struct {
 	regionDir   string
 	hubDir      string
 	signer      *events.Signer
+	trust       *events.Trust
 }
 
 var operator = events.Actor{Kind: events.ActorOperator, Name: "test"}
@@ -39,7 +40,7 @@ var operator = events.Actor{Kind: events.ActorOperator, Name: "test"}
 func mustRegions(t *testing.T, maxStaleness time.Duration) *regions {
 	t.Helper()
 	signer, trust := mustKeys(t)
-	r := &regions{hubDir: t.TempDir(), regionDir: t.TempDir(), signer: signer}
+	r := &regions{hubDir: t.TempDir(), regionDir: t.TempDir(), signer: signer, trust: trust}
 	base := node.Config{Listen: "127.0.0.1:0", Stream: events.DefaultConfig(), Signer: signer, Trust: trust,
 		Parts: node.Service | node.Snapshots | node.LastUses, Version: "0.0.0-test", Warn: 24 * time.Hour, MaxStaleness: maxStaleness,
 		SnapEvents: 1000, SnapEvery: time.Minute, UsedEvery: time.Minute, NoticeEvery: time.Minute}
@@ -307,4 +308,38 @@ func TestRegionConvergesAfterALongOutage(t *testing.T) {
 	// Proven current again from what the hub holds, before the mirror
 	// has it all.
 	natstest.Eventually(t, "the region ready again", r.region.Follower().Ready)
+}
+
+// TestRegionJoinsALeafServer: a regional node may join a leaf server the
+// operator runs (--region with --nats) rather than embed one: it cannot see
+// that server's link, and learns that the hub is away from NATS itself, at
+// once, as a command's refusal that names the hub.
+func TestRegionJoinsALeafServer(t *testing.T) {
+	r := mustRegions(t, 5*time.Second)
+	ctx := context.Background()
+	link := natstest.MustLink(t, r.hub.LeafURL()[len("nats-leaf://"):])
+	leaf, err := embedded.Start(embedded.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Anonymous: true, NoSync: true,
+		Domain: "us", Hub: []string{"nats-leaf://" + link.Addr()}, HubCreds: access.Path(r.hubDir, access.Region)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leaf.Shutdown(); leaf.WaitForShutdown() })
+	natstest.Eventually(t, "the leaf server linked", func() bool { return embedded.HubLinked(leaf) })
+	signer, trust := r.signer, r.trust
+	us := mustRun(t, node.Config{Join: leaf.ClientURL(), Auth: []nats.Option{nats.CustomInboxPrefix(access.InboxPrefix(access.Node))},
+		Region: &node.Region{Name: "us", HubDomain: "hub"}, Stream: events.DefaultConfig(), Signer: signer, Trust: trust,
+		Parts: node.Service, Version: "0.0.0-test", Warn: 24 * time.Hour, MaxStaleness: 5 * time.Second})
+	natstest.Eventually(t, "the joined region proven current against the hub", us.Follower().Ready)
+	created, err := us.Ledger().Create(ctx, commands.Create{Account: "dave", Name: "ci", Actor: operator})
+	if err != nil {
+		t.Fatalf("a command in the joined region: %v", err)
+	}
+	if res := us.Table().Validate(created.Secret, "", time.Now()); !res.Valid {
+		t.Error("the joined region does not read its own write")
+	}
+	link.Cut()
+	natstest.Eventually(t, "the leaf server cut off", func() bool { return !embedded.HubLinked(leaf) })
+	if _, err := us.Ledger().Create(ctx, commands.Create{Account: "dave", Name: "during", Actor: operator}); !errors.Is(err, jetstream.ErrHubUnreachable) {
+		t.Errorf("a command in the joined region with the hub away: %v, want %v", err, jetstream.ErrHubUnreachable)
+	}
 }
