@@ -24,11 +24,12 @@ import (
 	"tokenledger/internal/nodetest"
 )
 
-// A tokenledger in two places, as deploy/README.md's "Regions" lays it out:
-// a hub (a three-server JetStream cluster in domain `hub`, run from
-// deploy/regions/hub.conf itself, with a node joined to it) and a region (a
-// node with its own embedded NATS, a leaf node of the hub across a link the
-// test cuts and restores as a WAN drops and comes back).
+// A tokenledger in three places, as deploy/README.md's "Regions" lays it
+// out: a hub (a three-server JetStream cluster in domain `hub`, run from
+// deploy/regions/hub.conf itself, with a node joined to it) and the regions
+// eu and us (each a node with its own embedded NATS, a leaf node of the hub
+// as the region's user; eu's leaf connection crosses links the test cuts
+// and restores as a WAN drops and comes back).
 
 // regionTestStaleness is the regional node's --max-staleness here: long
 // enough that the region is seen answering after the cut on a loaded
@@ -39,7 +40,7 @@ const regionTestStaleness = 12 * time.Second
 // the nkey seed file a region connects with.
 type hubDeploy struct {
 	*natstest.Processes
-	regionCreds string // the eu region's seed, as --hub-creds takes it
+	regionCreds map[string]string // each region's seed file (eu, us), as --hub-creds takes it
 }
 
 // mustHub starts the hub's three servers from deploy/regions/hub.conf with
@@ -50,7 +51,8 @@ func mustHub(t *testing.T) hubDeploy {
 		t.Setenv(k, v)
 	}
 	t.Setenv("NATS_SERVER_NAME", "n") // each process gets its own
-	h := hubDeploy{regionCreds: filepath.Join(t.TempDir(), "region-eu.nk")}
+	h := hubDeploy{regionCreds: map[string]string{}}
+	dir := t.TempDir()
 	for _, region := range []string{"EU", "US"} {
 		kp, err := nkeys.CreateUser()
 		if err != nil {
@@ -58,11 +60,11 @@ func mustHub(t *testing.T) hubDeploy {
 		}
 		pub, _ := kp.PublicKey()
 		t.Setenv("NATS_REGION_"+region+"_NKEY", pub)
-		if region == "EU" {
-			seed, _ := kp.Seed()
-			if err := os.WriteFile(h.regionCreds, seed, 0o600); err != nil {
-				t.Fatal(err)
-			}
+		seed, _ := kp.Seed()
+		name := strings.ToLower(region)
+		h.regionCreds[name] = filepath.Join(dir, "region-"+name+".nk")
+		if err := os.WriteFile(h.regionCreds[name], seed, 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
 	conf, err := filepath.Abs(filepath.Join("..", "..", "deploy", "regions", "hub.conf"))
@@ -126,7 +128,8 @@ func connectRole(t *testing.T, url, dataDir, role string) *nats.Conn {
 // The region answers validations from its own table with the hub out of
 // reach, refuses commands at once as unavailable, gives up answering once
 // its table is older than --max-staleness, and once the link returns
-// refuses a token revoked at the hub during the outage. The run leaves
+// refuses a token revoked at the hub during the outage; the other region
+// goes on meanwhile, commands included. The run leaves
 // nothing behind: on the hub's stream no consumer beyond those it held at
 // rest before the outage, and in this process no goroutine.
 func TestRegionThroughAnOutage(t *testing.T) {
@@ -169,7 +172,7 @@ func TestRegionThroughAnOutage(t *testing.T) {
 			return n
 		}
 		regionDir := t.TempDir()
-		region := startServe(t, "eu", "--region", "eu", "--hub", strings.Join(hubURLs, ","), "--hub-creds", hub.regionCreds,
+		region := startServe(t, "eu", "--region", "eu", "--hub", strings.Join(hubURLs, ","), "--hub-creds", hub.regionCreds["eu"],
 			"--hub-domain", "hub", "--listen", "127.0.0.1:0", "--data-dir", regionDir, "--signing-key", key,
 			"--max-staleness", regionTestStaleness.String())
 		region.serving(t)
@@ -178,6 +181,22 @@ func TestRegionThroughAnOutage(t *testing.T) {
 			return runClient(regionURL, append([]string{args[0], "--data-dir", regionDir}, args[1:]...)...)
 		}
 		inRegion := connectRole(t, regionURL, regionDir, access.Validator)
+
+		// The second region of deploy/'s example, linked straight to the
+		// hub's servers: it goes on while eu is cut off.
+		var usURLs []string
+		for i := range natstest.ClusterSize {
+			usURLs = append(usURLs, "nats-leaf://"+hub.LeafAddr(i))
+		}
+		usDir := t.TempDir()
+		us := startServe(t, "us", "--region", "us", "--hub", strings.Join(usURLs, ","), "--hub-creds", hub.regionCreds["us"],
+			"--hub-domain", "hub", "--listen", "127.0.0.1:0", "--data-dir", usDir, "--signing-key", key)
+		us.serving(t)
+		usURL := us.natsURL(t)
+		usCLI := func(args ...string) (string, int, error) {
+			return runClient(usURL, append([]string{args[0], "--data-dir", usDir}, args[1:]...)...)
+		}
+		inUS := connectRole(t, usURL, usDir, access.Validator)
 
 		// Stream consumers on the hub, asked as the hub's auditor.
 		audit, err := nats.Connect(hub.URLs(), nats.UserInfo("auditor", deployPasswords["NATS_AUDITOR_PASSWORD"]),
@@ -192,10 +211,12 @@ func TestRegionThroughAnOutage(t *testing.T) {
 		keep := mustCreateVia(t, hubCLI, "bob", "keep")
 		gone := mustCreateVia(t, hubCLI, "bob", "gone")
 		for _, tok := range []string{keep, gone} {
-			natstest.Eventually(t, "the hub's new token valid in the region", func() bool {
-				rep, ok := validate(inRegion, tok)
-				return ok && rep.Valid
-			})
+			for _, nc := range []*nats.Conn{inRegion, inUS} {
+				natstest.Eventually(t, "the hub's new token valid in each region", func() bool {
+					rep, ok := validate(nc, tok)
+					return ok && rep.Valid
+				})
+			}
 		}
 		// At rest the hub's stream has one consumer, the hub node's
 		// follower: the region's mirror copies through the server's own
@@ -233,6 +254,14 @@ func TestRegionThroughAnOutage(t *testing.T) {
 		if _, code, err := hubCLI("revoke", "--account", "bob", "--name", "gone"); code != 0 {
 			t.Fatalf("revoke at the hub during the outage: exit %d: %v", code, err)
 		}
+		var fromUS string
+		t.Run("the other region goes on", func(t *testing.T) {
+			fromUS = mustCreateVia(t, usCLI, "bob", "from-us")
+			natstest.Eventually(t, "the revoke at the hub refused in the us region", func() bool {
+				rep, ok := validate(inUS, gone)
+				return ok && !rep.Valid && rep.Reason == "revoked"
+			})
+		})
 		t.Run("stale region answers unavailable", func(t *testing.T) {
 			// No validation is answered "valid" past the limit: the node
 			// says unavailable, and its /readyz says it is not ready.
@@ -260,8 +289,11 @@ func TestRegionThroughAnOutage(t *testing.T) {
 				return ok && !rep.Valid && rep.Reason == "revoked"
 			})
 			t.Logf("the revoke refused in the region %v after the links were restored", time.Since(restored).Round(time.Millisecond))
-			if rep := answered(t, inRegion, keep); !rep.Valid {
-				t.Fatalf("after the outage, the region refused a valid token: %+v", rep)
+			for _, tok := range []string{keep, fromUS} {
+				natstest.Eventually(t, "a valid token valid in the region again", func() bool {
+					rep, ok := validate(inRegion, tok)
+					return ok && rep.Valid
+				})
 			}
 			natstest.Eventually(t, "the region ready again", func() bool { return readyzStatus(t, region.http) == http.StatusOK })
 			hubShown(t, region.http, "linked")
