@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ type regions struct {
 	hubDir      string
 	signer      *events.Signer
 	trust       *events.Trust
+	regionCfg   node.Config
+	stopRegion  func() // stops the regional node, once
 }
 
 var operator = events.Actor{Kind: events.ActorOperator, Name: "test"}
@@ -52,29 +55,49 @@ func mustRegions(t *testing.T, maxStaleness time.Duration) *regions {
 	region.DataDir, region.Parts, region.HTTP = r.regionDir, base.Parts|node.HTTP, "127.0.0.1:0"
 	region.Region = &node.Region{Name: "eu", HubDomain: "hub", Hub: []string{"nats-leaf://" + r.link.Addr()},
 		HubCreds: access.Path(r.hubDir, access.Region)}
-	r.region = mustRun(t, region)
+	r.regionCfg = region
+	r.region = r.startRegion(t)
 	natstest.Eventually(t, "the region linked to the hub", r.region.HubLinked)
 	natstest.Eventually(t, "the region's table proven current against the hub", r.region.Follower().Ready)
 	return r
 }
 
+// startRegion starts the regional node on its data directory.
+func (r *regions) startRegion(t *testing.T) *node.Node {
+	t.Helper()
+	var n *node.Node
+	n, r.stopRegion = run(t, r.regionCfg)
+	return n
+}
+
 // mustRun builds a node and runs it until the test ends.
 func mustRun(t *testing.T, cfg node.Config) *node.Node {
+	t.Helper()
+	n, _ := run(t, cfg)
+	return n
+}
+
+// run builds a node and runs it until stop is called, or the test ends.
+func run(t *testing.T, cfg node.Config) (*node.Node, func()) {
 	t.Helper()
 	n, err := node.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return n
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return n, stop
 }
 
 // validator is a client of the region's own NATS, as the region's panels
@@ -341,5 +364,25 @@ func TestRegionJoinsALeafServer(t *testing.T) {
 	natstest.Eventually(t, "the leaf server cut off", func() bool { return !embedded.HubLinked(leaf) })
 	if _, err := us.Ledger().Create(ctx, commands.Create{Account: "dave", Name: "during", Actor: operator}); !errors.Is(err, jetstream.ErrHubUnreachable) {
 		t.Errorf("a command in the joined region with the hub away: %v, want %v", err, jetstream.ErrHubUnreachable)
+	}
+}
+
+// TestRegionStartsAgainFromItsMirror: a regional node started again on its
+// data directory opens the mirror it made (and the snapshot it took of its
+// table), and answers as before.
+func TestRegionStartsAgainFromItsMirror(t *testing.T) {
+	r := mustRegions(t, 5*time.Second)
+	ctx := context.Background()
+	created, err := r.hub.Ledger().Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, "the token in the region's table", func() bool { return r.region.Table().Validate(created.Secret, "", time.Now()).Valid })
+	r.stopRegion()
+	again := r.startRegion(t)
+	natstest.Eventually(t, "the region started again, linked and proven current", again.Follower().Ready)
+	eu := r.client(t, r.regionDir, access.Validator, again)
+	if v, err := validIn(eu, created.Secret); err != nil || !v {
+		t.Errorf("validate in the region started again: valid %v, %v; want valid", v, err)
 	}
 }
