@@ -29,7 +29,7 @@ func TestRotate(t *testing.T) {
 		t.Fatalf("rotation: %+v", r)
 	}
 	now := time.Now()
-	if v := n.Table.Validate(r.Secret, "bob", now); !v.Valid || v.Name != "a" || *v.ExpiresAt != exp {
+	if v := n.Table.Validate(r.Secret, "bob", now); !v.Valid || v.Name() != "a" || *v.ExpiresAt != exp {
 		t.Fatalf("new secret: %+v", v)
 	}
 	if v := n.Table.Validate(c.Secret, "bob", now); v.Reason != projections.ReasonRevoked {

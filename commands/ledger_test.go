@@ -76,7 +76,7 @@ func TestCommandsReadTheirOwnWrites(t *testing.T) {
 	if have := names(n.Table.List("bob", time.Now())); !equal(have, []string{"ci"}) {
 		t.Fatalf("list after rename: %v", have)
 	}
-	if r := n.Table.Validate(c.Secret, "", time.Now()); !r.Valid || r.Name != "ci" {
+	if r := n.Table.Validate(c.Secret, "", time.Now()); !r.Valid || r.Name() != "ci" {
 		t.Fatalf("renamed token keeps its secret: %+v", r)
 	}
 	if err := n.Ledger.Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"ci"}, Actor: operator}); err != nil {

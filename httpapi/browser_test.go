@@ -274,7 +274,7 @@ func TestPanelInBrowser(t *testing.T) {
 		t.Fatalf("the secret is shown at %s, not on a page of its own", url)
 	}
 	res := n.Table.Validate(secret, "bob", n.Clock.Now())
-	if !events.IsSecretShaped(secret) || !res.Valid || res.Name != "web-deploy" {
+	if !events.IsSecretShaped(secret) || !res.Valid || res.Name() != "web-deploy" {
 		t.Fatalf("the secret shown does not validate: %+v", res)
 	}
 	if access != "apitokens, cron" || !slices.Equal(res.Features, []string{"apitokens", "cron"}) || res.ReadOnly {
@@ -360,7 +360,7 @@ func TestPanelInBrowser(t *testing.T) {
 	if !strings.Contains(notice, "“web-deploy-2” API token has a new secret") {
 		t.Fatalf("rotate notice %q", notice)
 	}
-	if res := n.Table.Validate(rotated, "bob", n.Clock.Now()); rotated == secret || !res.Valid || res.Name != "web-deploy-2" {
+	if res := n.Table.Validate(rotated, "bob", n.Clock.Now()); rotated == secret || !res.Valid || res.Name() != "web-deploy-2" {
 		t.Fatalf("the rotated secret shown does not validate: %+v", res)
 	}
 	if res := n.Table.Validate(secret, "bob", n.Clock.Now()); res.Valid {

@@ -71,7 +71,9 @@ func (f fuzzNode) List(account string, now time.Time) []projections.Row {
 
 func (f fuzzNode) ValidateFor(secret, account string, ip netip.Addr, need projections.Need, now time.Time) projections.Result {
 	if secret == fuzzSecret && account == "bob" {
-		return projections.Result{Valid: true, Account: "bob", Name: "admin", Status: projections.Active}
+		r := projections.Result{Valid: true, Account: "bob", Status: projections.Active}
+		r.SetName("admin")
+		return r
 	}
 	return projections.Result{Reason: projections.ReasonUnknown}
 }

@@ -200,7 +200,7 @@ func TestPanelChanges(t *testing.T) {
 	if have := n.names("bob"); !slices.Equal(have, []string{"old", "new"}) {
 		t.Fatalf("after create: %v", have)
 	}
-	if res := n.Table.Validate(m[1], "bob", n.Clock.Now()); !res.Valid || res.Name != "new" || res.ExpiresAt != nil {
+	if res := n.Table.Validate(m[1], "bob", n.Clock.Now()); !res.Valid || res.Name() != "new" || res.ExpiresAt != nil {
 		t.Fatalf("the secret shown: %+v", res)
 	}
 	if p := b.do("GET", "/saved?another=1", nil); p.header.Get("Location") != "/create" {

@@ -33,7 +33,7 @@ func TestRotate(t *testing.T) {
 		!eqPtr(d.ExpiresAt, expires) || d.HasFullAccess != 1 {
 		t.Fatalf("rotate data %+v", d)
 	}
-	if res := n.Table.ValidateFrom(d.Token, "bob", loopback, n.Clock.Now()); !res.Valid || res.TokenID != tokenID || res.Name != "deploy" {
+	if res := n.Table.ValidateFrom(d.Token, "bob", loopback, n.Clock.Now()); !res.Valid || res.TokenID != tokenID || res.Name() != "deploy" {
 		t.Fatalf("new secret: %+v", res)
 	}
 	n.uapi(t, "GET", "list", cpanel("bob", old), nil).refused(t, http.StatusUnauthorized, "Access denied")
@@ -112,7 +112,7 @@ func TestPanelRotate(t *testing.T) {
 		!strings.Contains(p.body, "Its old secret no longer works.") || p.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("rotate: %d\n%s", p.status, p.body)
 	}
-	if res := n.Table.ValidateFrom(m[1], "bob", loopback, n.Clock.Now()); !res.Valid || res.Name != "deploy" {
+	if res := n.Table.ValidateFrom(m[1], "bob", loopback, n.Clock.Now()); !res.Valid || res.Name() != "deploy" {
 		t.Fatalf("new secret: %+v", res)
 	}
 	if n.Table.ValidateFrom(old, "bob", loopback, n.Clock.Now()).Valid {

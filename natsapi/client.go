@@ -222,6 +222,7 @@ func (c *Client) request(ctx context.Context, endpoint string, body []byte, agai
 	var (
 		start   = time.Now()
 		refused error // why the latest attempt that got an answer, or none, failed
+		stale   bool  // a node answered that it could not vouch for its table
 	)
 	unanswered := events.Errorf(events.Unavailable, "no answer on %s in time: is a tokenledger node running and caught up?", subject)
 	policy := askCommand
@@ -234,10 +235,16 @@ func (c *Client) request(ctx context.Context, endpoint string, body []byte, agai
 		case err == nil && !refusedNotCurrent(msg):
 			return msg, nil
 		case err == nil:
-			refused = events.Errorf(events.Unavailable, "no tokenledger node on %s could vouch that its table is current in time: is the NATS cluster whole?", subject)
+			stale = true
+			refused = events.Errorf(events.Unavailable, "no tokenledger node on %s could vouch that its table is current in time: is the NATS cluster whole, or this region cut off from its hub?", subject)
 			return nil, notCarriedOut{refused}
 		case errors.Is(err, nats.ErrNoResponders):
-			refused = events.Errorf(events.Unavailable, "no tokenledger node answers on %s: start one with `tokenledger serve`", subject)
+			// A node that could not vouch for its table leaves the queue
+			// group: no responder after such a refusal is the same news
+			// (a stale region, a cluster not whole), not a missing node.
+			if !stale {
+				refused = events.Errorf(events.Unavailable, "no tokenledger node answers on %s: start one with `tokenledger serve`", subject)
+			}
 			if time.Since(start) > noListenerWait {
 				return nil, refused
 			}

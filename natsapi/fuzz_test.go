@@ -59,7 +59,8 @@ func FuzzValidateReply(f *testing.F) {
 	f.Add(true, "", "bob", id, "deploy", int64(0), "active", "email", 2, true)
 	f.Add(true, "", "", []byte{}, "", int64(0), "", "", -1, false)
 	f.Fuzz(func(t *testing.T, valid bool, reason, account string, idBytes []byte, name string, expires int64, status, feature string, features int, readOnly bool) {
-		r := projections.Result{Valid: valid, Reason: reason, Account: account, Name: name, Status: status, ReadOnly: readOnly}
+		r := projections.Result{Valid: valid, Reason: reason, Account: account, Status: status, ReadOnly: readOnly}
+		r.SetName(name) // cut to a token name's length, as the table never holds a longer one
 		copy(r.TokenID[:], idBytes)
 		if expires != 0 {
 			r.ExpiresAt = &expires
@@ -83,6 +84,6 @@ func wireReply(r projections.Result) ValidateReply {
 	if !r.Valid {
 		return ValidateReply{Reason: r.Reason}
 	}
-	return ValidateReply{Valid: true, Account: r.Account, TokenID: r.TokenID.String(), Name: r.Name, ExpiresAt: r.ExpiresAt, Status: r.Status,
+	return ValidateReply{Valid: true, Account: r.Account, TokenID: r.TokenID.String(), Name: r.Name(), ExpiresAt: r.ExpiresAt, Status: r.Status,
 		Features: listed(r.Features), ReadOnly: r.ReadOnly}
 }

@@ -238,10 +238,10 @@ func parseFlatRequest(b []byte) (v ValidateRequest, simple bool) {
 		return v, false
 	}
 	// One copy of the body, whose substrings are the request's strings: a
-	// string each was an allocation each (9 per validation in all, 3 with
-	// this copy, 750 ns to 600 ns a validation in BenchmarkValidateHandler;
-	// 2 since the reply writes the token id without a string: this copy and
-	// the token's name).
+	// string each was an allocation each. A validation made 9 allocations
+	// and took 750 ns in BenchmarkValidateHandler; with this copy, the token
+	// id and name written into the reply from the table's own bytes, it makes
+	// 1 (this copy) and takes about 440 ns.
 	src := string(b)
 	i := 1
 	space := func() {
@@ -386,7 +386,10 @@ func appendValidateReply(b []byte, r projections.Result) []byte {
 	member("account", r.Account)
 	b = append(b, `,"token_id":`...)
 	b = appendTokenID(b, r.TokenID)
-	member("name", r.Name)
+	if name := r.NameBytes(); len(name) > 0 {
+		b = append(b, `,"name":`...)
+		b = appendString(b, name)
+	}
 	if r.ExpiresAt != nil {
 		b = append(b, `,"expires_at":`...)
 		b = strconv.AppendInt(b, *r.ExpiresAt, 10)
@@ -415,10 +418,10 @@ func appendTokenID(b []byte, id events.TokenID) []byte {
 
 // appendString quotes s as JSON: directly when no byte of it needs escaping
 // (the rules of accounts, names and ids keep them so), else by encoding/json.
-func appendString(b []byte, s string) []byte {
+func appendString[T string | []byte](b []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
+			q, _ := json.Marshal(string(s))
 			return append(b, q...)
 		}
 	}

@@ -19,7 +19,7 @@ func TestRotationAndGrace(t *testing.T) {
 	f.apply(t, tab, 2, events.Event{ID: f.id(), At: t0, Account: "bob", TokenID: c.TokenID,
 		Data: events.TokenRotated{Name: "a", TokenHash: events.HashSecret(secret('B')),
 			OldTokenHash: events.HashSecret(secret('A')), GraceUntil: &grace}})
-	if r := tab.Validate(secret('B'), "bob", t0); !r.Valid || r.TokenID != c.TokenID || r.Name != "a" {
+	if r := tab.Validate(secret('B'), "bob", t0); !r.Valid || r.TokenID != c.TokenID || r.Name() != "a" {
 		t.Fatalf("new secret: %+v", r)
 	}
 	if r := tab.Validate(secret('A'), "bob", t0.Add(59*time.Minute)); !r.Valid {

@@ -170,5 +170,5 @@ func resultText(r projections.Result) string {
 	if r.ExpiresAt != nil {
 		exp = time.Unix(*r.ExpiresAt, 0).String()
 	}
-	return fmt.Sprint(r.Valid, r.Reason, r.Account, r.TokenID, r.Name, r.Status, exp)
+	return fmt.Sprint(r.Valid, r.Reason, r.Account, r.TokenID, r.Name(), r.Status, exp)
 }

@@ -613,7 +613,6 @@ type Result struct {
 	Reason    string // when not valid
 	Account   string
 	TokenID   events.TokenID
-	Name      string
 	ExpiresAt *int64
 	Status    string
 	// Features are what a limited token may do, sorted; nil for full access.
@@ -621,6 +620,24 @@ type Result struct {
 	// them, never change them.
 	Features []string
 	ReadOnly bool // the token may only do what changes nothing
+
+	// The token's name, as the table keeps it: a string of it would be an
+	// allocation on every validation, which a reply only copies out.
+	name    [events.MaxNameLen]byte
+	nameLen uint8
+}
+
+// Name is the valid token's name.
+func (r *Result) Name() string { return string(r.NameBytes()) }
+
+// NameBytes is the valid token's name, good as long as r.
+func (r *Result) NameBytes() []byte { return r.name[:r.nameLen] }
+
+// SetName names the token of a Result made outside the table (a transport's
+// test); false, and the name cut, when longer than a token's may be.
+func (r *Result) SetName(name string) bool {
+	r.nameLen = uint8(copy(r.name[:], name))
+	return len(name) <= len(r.name)
 }
 
 // Need is what a use of a token asks of it beyond being valid.
@@ -707,8 +724,8 @@ func (t *Table) ValidateFor(secret, account string, ip netip.Addr, need Need, no
 	if account == "" {
 		account = ownerName
 	}
-	return Result{Valid: true, Account: account, TokenID: c.id, Name: c.nameString(), ExpiresAt: c.expiry(), Status: status,
-		Features: features, ReadOnly: c.readOnly()}
+	return Result{Valid: true, Account: account, TokenID: c.id, ExpiresAt: c.expiry(), Status: status,
+		Features: features, ReadOnly: c.readOnly(), name: c.name, nameLen: c.nameLen}
 }
 
 // hasAll says whether the sorted set holds every one of need.
