@@ -41,7 +41,7 @@ type serveConfig struct {
 	Replicas    int
 	SnapEvents  uint64        // events between snapshots
 	SnapEvery   time.Duration // most time between snapshots while events arrive
-	UsedEvery   time.Duration // at most one token.used event per token per this
+	UsedEvery   time.Duration // at most one record of a token's last use per this, across the nodes
 	NoticeEvery time.Duration // how often to look for tokens whose expiry deserves a notice
 	MaxLifetime time.Duration // refuse tokens that expire later than this, or never
 	SigningKey  string        // seed file; default <data-dir>/signing.nk
