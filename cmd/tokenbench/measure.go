@@ -108,6 +108,18 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	cold := time.Since(start)
 	r.add("cold start to ready, no snapshot (chains checked, each account's newest signature verified)", "%s (server with the stream %s, table %s)", cold.Round(time.Millisecond), serverUp.Round(time.Millisecond), (cold - serverUp).Round(time.Millisecond))
 
+	// 2a. What the node holds now: this process is, at this point, what
+	// serve is (an embedded server with the stream, one node's table), and
+	// little else (the builder's table is garbage, the samples a few KB).
+	asIs, collected, err := resident()
+	if err != nil {
+		return nil, err
+	}
+	per := func(b uint64) float64 { return float64(b) / float64(sz.Live) }
+	r.add("resident bytes per live token, node (table and server) after the cold start",
+		"%.0f (RSS %d MB once collected and returned to the kernel, Go heap %d MB of it; before collecting, the heap held %d MB)",
+		per(collected.RSS), collected.RSS>>20, collected.Heap>>20, asIs.Heap>>20)
+
 	// 2b. The start that serve makes once a snapshot is stored: the newest
 	// trusted snapshot, then the events after it.
 	say("snapshot, and a start from it")
