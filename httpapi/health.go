@@ -40,9 +40,10 @@ type HubLink struct {
 	// Lag is how many events the hub held that the mirror did not, when
 	// the hub last delivered one.
 	Lag uint64
-	// Silence is how long since the mirror last heard from the hub (an
-	// event, or its heartbeat each second); negative: never since the
-	// regional server started.
+	// Silence is how long since the region last heard from the hub: the
+	// longer of the mirror's silence (an event, or the hub's heartbeat each
+	// second) and the age of the node's last proof against the hub's
+	// stream; negative: never since the regional server started.
 	Silence time.Duration
 }
 

@@ -82,7 +82,7 @@ type hubCollector struct{ hub func() (HubLink, error) }
 var (
 	hubLinkedDesc  = prometheus.NewDesc("tokenledger_hub_linked", "Regional node: whether the leaf connection to the hub is up.", nil, nil)
 	hubLagDesc     = prometheus.NewDesc("tokenledger_hub_lag_events", "Regional node: events the hub held that the region's mirror did not, when the hub last delivered one.", nil, nil)
-	hubSilenceDesc = prometheus.NewDesc("tokenledger_hub_silence_seconds", "Regional node: seconds since the region's mirror last heard from the hub (+Inf: never since the server started).", nil, nil)
+	hubSilenceDesc = prometheus.NewDesc("tokenledger_hub_silence_seconds", "Regional node: seconds since the region last heard from the hub: the longer of its mirror's silence and the age of its last proof against the hub's stream (+Inf: never since the server started).", nil, nil)
 )
 
 func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {

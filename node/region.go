@@ -121,6 +121,15 @@ func (n *Node) hubLink() func() (httpapi.HubLink, error) {
 		if err != nil {
 			return httpapi.HubLink{}, err
 		}
-		return httpapi.HubLink{Linked: n.HubLinked(), Lag: m.Lag, Silence: m.Silence}, nil
+		// The mirror's own clock of the hub's silence is reset each time
+		// nats-server asks the hub again for the mirror's consumer (every
+		// 10 s or so of an outage), so the node's own proofs against the
+		// hub's stream bound it from below: a region is as silent as the
+		// longer of the two says.
+		silence := m.Silence
+		if n.cfg.MaxStaleness > 0 {
+			silence = max(silence, n.follower.Staleness())
+		}
+		return httpapi.HubLink{Linked: n.HubLinked(), Lag: m.Lag, Silence: silence}, nil
 	}
 }
