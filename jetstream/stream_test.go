@@ -11,9 +11,9 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"tokenledger/access"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
+	"tokenledger/internal/nodetest"
 	"tokenledger/jetstream"
 )
 
@@ -313,14 +313,7 @@ func BenchmarkAppend(b *testing.B) {
 // sealed, not encoded again, and those are what Encode gives for it.
 func TestAppendStoresTheSealedBytes(t *testing.T) {
 	s, _ := mustStream(t)
-	seed, err := access.NewSeed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := access.NewSigner(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := nodetest.SharedSigner(t)
 	e := revoked("bob", "a")
 	if _, err := signer.Sign(&e, events.Hash{}); err != nil {
 		t.Fatal(err)

@@ -11,29 +11,17 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"tokenledger/access"
 	"tokenledger/commands"
 	"tokenledger/events"
 	"tokenledger/internal/natstest"
+	"tokenledger/internal/nodetest"
 	"tokenledger/natsapi"
 	"tokenledger/node"
 )
 
 func mustKeys(t *testing.T) (*events.Signer, *events.Trust) {
 	t.Helper()
-	seed, err := access.NewSeed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := access.NewSigner(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := access.NewTrust(signer.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer, trust
+	return nodetest.MustKeys(t)
 }
 
 // TestNodeServesUntilItsContextEnds: a node with every part joins a NATS,

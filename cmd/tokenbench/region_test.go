@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"tokenledger/access"
+	"tokenledger/internal/nodetest"
 )
 
 // make bench's region line measures what it says: a revoke at the hub is
@@ -13,18 +13,7 @@ func TestRegionRevokeLatency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a hub and a region")
 	}
-	seed, err := access.NewSeed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := access.NewSigner(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := access.NewTrust(signer.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, trust := nodetest.MustKeys(t)
 	lat, err := regionRevokeLatency(context.Background(), t.TempDir(), signer, trust, 20)
 	if err != nil {
 		t.Fatal(err)

@@ -63,6 +63,25 @@ func SharedSigner(tb testing.TB) *events.Signer {
 	return sharedSigner
 }
 
+// MustKeys is a fresh signing key of a node's own and the trust of it
+// alone, for a test whose nodes must not share SharedSigner's.
+func MustKeys(tb testing.TB) (*events.Signer, *events.Trust) {
+	tb.Helper()
+	seed, err := access.NewSeed()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	signer, err := access.NewSigner(seed)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	trust, err := access.NewTrust(signer.PublicKey())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return signer, trust
+}
+
 // MustNode starts a node on s, waits until its projection has caught up, and
 // stops it when the test ends.
 func MustNode(tb testing.TB, s *server.Server, o Options) *Node {
