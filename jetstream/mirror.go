@@ -77,15 +77,7 @@ func compatibleMirror(have natsjs.StreamConfig, cfg events.Config, hubDomain str
 	case m.FilterSubject != "" || len(m.SubjectTransforms) > 0 || m.OptStartSeq > 1 || m.OptStartTime != nil:
 		problems = append(problems, "it mirrors only part of the stream")
 	}
-	if !have.DenyDelete || !have.DenyPurge {
-		problems = append(problems, "it allows delete or purge")
-	}
-	if have.MaxMsgs > 0 || have.MaxBytes > 0 || have.MaxAge > 0 || have.MaxMsgsPerSubject > 0 {
-		problems = append(problems, "it has limits that discard events")
-	}
-	if have.Storage != natsjs.FileStorage {
-		problems = append(problems, "it keeps events in memory only")
-	}
+	problems = append(problems, losesEvents(have)...)
 	if len(problems) > 0 {
 		return events.Errorf(events.Invalid, "existing regional stream %s is not compatible (%v); fix or replace it by hand, tokenledger will not change it", cfg.Stream, problems)
 	}

@@ -305,20 +305,12 @@ func compatible(have natsjs.StreamConfig, cfg events.Config) error {
 	if !slices.Contains(have.Subjects, want.Subjects[0]) {
 		problems = append(problems, fmt.Sprintf("subjects %v do not include %s", have.Subjects, want.Subjects[0]))
 	}
-	if !have.DenyDelete || !have.DenyPurge {
-		problems = append(problems, "it allows delete or purge")
-	}
-	if have.MaxMsgs > 0 || have.MaxBytes > 0 || have.MaxAge > 0 || have.MaxMsgsPerSubject > 0 {
-		problems = append(problems, "it has limits that discard events")
-	}
+	problems = append(problems, losesEvents(have)...)
 	if have.Retention != natsjs.LimitsPolicy {
 		problems = append(problems, "its retention is not limits")
 	}
 	if !have.AllowAtomicPublish {
 		problems = append(problems, "it does not allow atomic publish")
-	}
-	if have.Storage != natsjs.FileStorage {
-		problems = append(problems, "it keeps events in memory only")
 	}
 	if have.MaxMsgSize > 0 && have.MaxMsgSize < want.MaxMsgSize {
 		problems = append(problems, fmt.Sprintf("it refuses events over %d bytes (want %d)", have.MaxMsgSize, want.MaxMsgSize))
@@ -327,6 +319,22 @@ func compatible(have natsjs.StreamConfig, cfg events.Config) error {
 		return events.Errorf(events.Invalid, "existing stream %s is not compatible (%v); fix or replace it by hand, tokenledger will not change it", cfg.Stream, problems)
 	}
 	return nil
+}
+
+// losesEvents says how a stream (the hub's, or a region's mirror of it)
+// could lose or forget events; none: it keeps every one.
+func losesEvents(have natsjs.StreamConfig) []string {
+	var problems []string
+	if !have.DenyDelete || !have.DenyPurge {
+		problems = append(problems, "it allows delete or purge")
+	}
+	if have.MaxMsgs > 0 || have.MaxBytes > 0 || have.MaxAge > 0 || have.MaxMsgsPerSubject > 0 {
+		problems = append(problems, "it has limits that discard events")
+	}
+	if have.Storage != natsjs.FileStorage {
+		problems = append(problems, "it keeps events in memory only")
+	}
+	return problems
 }
 
 // Config returns the stream's names.

@@ -58,21 +58,7 @@ func mustSigningKey(t *testing.T) string {
 // the node's own directory: the same one again is the same node restarted.
 func startNode(t *testing.T, name, urls, key, dataDir string, extra ...string) *clusterNode {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &clusterNode{name: name, http: natstest.FreeAddr(t), stdout: &nodetest.Buffer{}, stderr: &nodetest.Buffer{},
-		cancel: cancel, done: make(chan struct{})}
-	args := append([]string{"serve", "--nats", urls, "--http", n.http, "--data-dir", dataDir, "--signing-key", key}, extra...)
-	go func() {
-		defer close(n.done)
-		n.err = run(ctx, args, noEnv, strings.NewReader(""), n.stdout, n.stderr)
-	}()
-	t.Cleanup(func() {
-		n.stop(t)
-		if t.Failed() {
-			t.Logf("node %s log:\n%s", n.name, n.stderr)
-		}
-	})
-	return n
+	return startServe(t, name, append([]string{"--nats", urls, "--data-dir", dataDir, "--signing-key", key}, extra...)...)
 }
 
 // serving waits until the node says it answers on the `tokens` service.
