@@ -316,7 +316,11 @@ func (n *Node) ensureStream(ctx context.Context, js natsjs.JetStream) (events.Co
 	if n.cfg.Region != nil {
 		return n.ensureMirror(ctx, js, cfg, seen)
 	}
-	if n.stream, err = jetstream.Ensure(ctx, js, cfg, seen); err != nil {
+	err = n.retryUnanswered(ctx, joinStream, func(ctx context.Context) (err error) {
+		n.stream, err = jetstream.Ensure(ctx, js, cfg, seen)
+		return err
+	})
+	if err != nil {
 		return cfg, err
 	}
 	n.stream.AskServer(n.trouble)
@@ -351,7 +355,7 @@ func (n *Node) openBuckets(ctx context.Context, js natsjs.JetStream, cfg events.
 		if n.cfg.Parts&b.part == 0 || (b.part == Notices && n.cfg.Region != nil) {
 			continue // a region leaves expiry notices to the hub
 		}
-		if err := n.retryUnanswered(ctx, b.open); err != nil {
+		if err := n.retryUnanswered(ctx, joinOpen, b.open); err != nil {
 			return err
 		}
 	}
@@ -524,20 +528,21 @@ func (n *Node) close() {
 	n.release = nil
 }
 
-// retryUnanswered runs open again while JetStream does not answer, when
-// joining a cluster (see joinOpen); open runs once otherwise.
-func (n *Node) retryUnanswered(ctx context.Context, open func(context.Context) error) error {
+// retryUnanswered runs open again under p while JetStream does not answer,
+// when joining a cluster (see joinOpen); open runs once otherwise. The stream and
+// the buckets beside it are opened through it: a cluster that has just
+// formed answers no JetStream request until it has elected a meta leader.
+func (n *Node) retryUnanswered(ctx context.Context, p retry.Policy, open func(context.Context) error) error {
 	if !n.join {
 		return open(ctx)
 	}
-	p := joinOpen
 	p.Notify = func(err error) { n.log.Warn("JetStream did not answer; asking again", "err", err) }
 	_, err := retry.Do(ctx, p, func(ctx context.Context) (struct{}, error) { return struct{}{}, open(ctx) })
 	return err
 }
 
-// joinOpen is how a node joining a cluster opens the buckets beside the
-// stream: nodes started together race to create them, and a clustered
+// joinOpen is how a node joining a cluster opens the stream and the buckets
+// beside it: nodes started together race to create them, and a clustered
 // JetStream may leave one of two such requests unanswered, or refuse it as
 // Unavailable for a moment. Each attempt has two seconds, a refusal is asked
 // again a quarter of a second later, and after a minute the node gives up
@@ -547,6 +552,18 @@ var joinOpen = retry.Policy{
 	Pause:   250 * time.Millisecond,
 	For:     time.Minute,
 	Again:   func(err error) bool { return events.ErrorCode(err) == events.Unavailable },
+}
+
+// joinStream is joinOpen for the stream itself, whose attempt is longer: it
+// includes jetstream.Ensure's wait for a cluster to place three copies (five
+// seconds) before it settles for one. A reply lost while the cluster's
+// routes settle (seen in CI: the stream had a leader, the node's request no
+// answer) is asked again, and the stream found.
+var joinStream = retry.Policy{
+	Attempt: 10 * time.Second,
+	Pause:   joinOpen.Pause,
+	For:     joinOpen.For,
+	Again:   joinOpen.Again,
 }
 
 // checkReplicas says when the stream keeps fewer copies than it should, or

@@ -1,11 +1,14 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,3 +114,56 @@ func TestNodeRefusesAnAddressInUse(t *testing.T) {
 	}
 	natstest.Eventually(t, "the node's connection gone", func() bool { return s.NumClients() == 0 })
 }
+
+// TestJoiningNodeWaitsForJetStreamToAnswer: a node that joins a cluster
+// whose JetStream cannot answer yet (two of three servers paused, so no
+// quorum) asks again rather than giving up at the first unanswered request,
+// and starts once the cluster answers. Nodes started beside a cluster that
+// is still settling meet this.
+func TestJoiningNodeWaitsForJetStreamToAnswer(t *testing.T) {
+	c := natstest.MustProcesses(t)
+	signer, trust := mustKeys(t)
+	c.Pause(1)
+	c.Pause(2)
+	asked := make(chan struct{})
+	var once sync.Once
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		if bytes.Contains(p, []byte("JetStream did not answer; asking again")) {
+			once.Do(func() { close(asked) })
+		}
+		return len(p), nil
+	}), nil))
+	built := make(chan error, 1)
+	go func() {
+		n, err := node.New(context.Background(), node.Config{Join: c.URL(0), Stream: events.DefaultConfig(), Signer: signer,
+			Trust: trust, Parts: node.Service, Warn: 24 * time.Hour, MaxStaleness: 5 * time.Second, Log: log})
+		if err == nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			err = n.Run(ctx) // releases what New took
+		}
+		built <- err
+	}()
+	select {
+	case <-asked:
+	case err := <-built:
+		t.Fatalf("the node did not wait for JetStream to answer: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the node did not say it was asking again")
+	}
+	c.Resume(1)
+	c.Resume(2)
+	select {
+	case err := <-built:
+		if err != nil {
+			t.Fatalf("the node did not start once JetStream answered: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the node did not start once JetStream answered")
+	}
+}
+
+// writerFunc is an io.Writer of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
