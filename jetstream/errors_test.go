@@ -17,7 +17,8 @@ import (
 // JetStream edge, into the code and words a user acts on. The API errors are
 // the ones nats-server v2.15.2 sends: 10023 for a server whose store is at
 // its limit, 10047 for an account's, 10076 and 10039 for JetStream switched
-// off; and the text of ENOSPC in a store's failure or the server's health.
+// off, 10008 for a cluster between meta leaders; and the text of ENOSPC in a
+// store's failure or the server's health.
 func TestNATSErrors(t *testing.T) {
 	api := func(code natsjs.ErrorCode, desc string) error {
 		return fmt.Errorf("nats: %w", &natsjs.APIError{Code: 503, ErrorCode: code, Description: desc})
@@ -43,6 +44,8 @@ func TestNATSErrors(t *testing.T) {
 			"JetStream is disabled on the NATS server (", events.ErrJetStreamDisabled},
 		{"lost race", api(10071, "wrong last sequence: 3"), events.Conflict, "another change to this account was stored first", nil},
 		{"lost race, replicated", api(10164, "wrong last sequence"), events.Conflict, "another change to this account was stored first", nil},
+		{"cluster without a leader", api(10008, "JetStream system temporarily unavailable"), events.Unavailable,
+			"JetStream is not available for a moment", nil},
 		{"no answer", context.DeadlineExceeded, events.Unavailable, "JetStream did not answer", nil},
 		{"no stream", natsjs.ErrNoStreamResponse, events.Unavailable, "JetStream did not answer", nil},
 		{"no server", nats.ErrConnectionClosed, events.Unavailable, "JetStream did not answer", nil},

@@ -229,6 +229,7 @@ func snapshotBucket(cfg events.Config) string { return cfg.Stream + "_SNAPSHOTS"
 // JetStream error codes of stream placement that the nats.go client does not name.
 const (
 	errCodeNoPeers              = 10005 // the cluster has too few servers that can take a copy now
+	errCodeClusterUnavailable   = 10008 // "JetStream system temporarily unavailable": no meta leader yet, or lost
 	errCodeInsufficientResource = 10023
 	errCodeSubjectOverlap       = 10065
 	errCodeReplicasNotSupported = 10074 // a single server, not a cluster
@@ -430,7 +431,8 @@ func (s *Stream) appendBatch(ctx context.Context, msgs []*nats.Msg) (uint64, err
 // natsError translates NATS failures once, at this edge: a lost race on the
 // expected sequence (10071, or 10164 on a replicated stream) is a Conflict;
 // a server that cannot store is Unavailable and says why (see events.ErrNoSpace);
-// no server or no answer is Unavailable. An error that already has a code
+// no server or no answer, or a cluster without a leader for the moment
+// (10008), is Unavailable. An error that already has a code
 // keeps it.
 func natsError(err error) error {
 	var coded *events.Error
@@ -446,6 +448,8 @@ func natsError(err error) error {
 			return outage(events.ErrNoSpace, err)
 		case natsjs.JSErrCodeJetStreamNotEnabled, natsjs.JSErrCodeJetStreamNotEnabledForAccount:
 			return outage(events.ErrJetStreamDisabled, err)
+		case errCodeClusterUnavailable:
+			return fmt.Errorf("%w: %v", events.Errorf(events.Unavailable, "JetStream is not available for a moment"), err)
 		}
 	}
 	// nats-server's own test for a full disk (isOutOfSpaceErr): the text of
