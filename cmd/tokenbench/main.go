@@ -50,8 +50,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	out := fs.String("results", "bench/RESULTS.md", "where the full run writes its results")
 	live := fs.Int("live", 0, "live tokens, for a run of another size (100 per account); its results are not written")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	nodeDir := fs.String("node", "", "(the benchmark's own) run as the node process whose memory it measures, on this directory")
+	fromSnapshot := fs.Bool("from-snapshot", false, "(with -node) start from the newest snapshot")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *nodeDir != "" {
+		return nodeProcess(ctx, *nodeDir, *fromSnapshot, stdout)
 	}
 	sz, mode := full, "full"
 	if getenv("BENCH_QUICK") == "1" {

@@ -253,7 +253,27 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	}
 	r.add(fmt.Sprintf("create command on the stream of %d events, %d writers", b.Events, writers), "%.0f /s", big)
 
-	// 7. A revoke at the hub, refused in a region (issue 19): a hub and a
+	// 7. A node's memory, each in a process of its own on the stream as it
+	// now is (see nodeprocess.go): once this process has let go of it.
+	n1.stop()
+	s.Shutdown()
+	s.WaitForShutdown()
+	for _, fromSnapshot := range []bool{true, false} {
+		how := "from the snapshot"
+		if !fromSnapshot {
+			how = "cold, no snapshot"
+		}
+		say("a node process, %s", how)
+		f, err := measureNode(ctx, dir, seed, fromSnapshot)
+		if err != nil {
+			return nil, err
+		}
+		r.add(fmt.Sprintf("node process (embedded server and node, as serve), %s: resident bytes per live token once ready", how),
+			"%.0f (RSS %d MB, Go heap %d MB; peak while starting %d MB, %.0f per token; ready in %s, the server's recovery of the stream %s of it)",
+			per(f.RSS), f.RSS>>20, f.Heap>>20, f.Peak>>20, per(f.Peak), f.Ready.Round(time.Millisecond), f.ServerUp.Round(time.Millisecond))
+	}
+
+	// 8. A revoke at the hub, refused in a region (issue 19): a hub and a
 	// region of their own, after every ratio's measurement.
 	say("revoke at the hub, refusal in a region")
 	rdir, removeRegion, err := regionDir()

@@ -39,17 +39,21 @@ func measureResidence() (residence, error) {
 }
 
 // residentSet is the process's resident set size, from /proc (Linux).
-func residentSet() (uint64, error) {
+func residentSet() (uint64, error) { return procStatus("VmRSS") }
+
+// procStatus is a size in /proc/self/status (Linux), in bytes: VmRSS, the
+// resident set; VmHWM, its high-water mark.
+func procStatus(field string) (uint64, error) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0, err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("VmRSS:")); ok {
+		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte(field+":")); ok {
 			kb, err := strconv.ParseUint(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte("kB")))), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
+	return 0, fmt.Errorf("no %s in /proc/self/status", field)
 }

@@ -14,6 +14,7 @@ import (
 	"tokenledger/accounts"
 	"tokenledger/events"
 	"tokenledger/httpapi"
+	"tokenledger/internal/headroom"
 	"tokenledger/node"
 	"tokenledger/projections"
 )
@@ -187,6 +188,9 @@ func (e *cli) serve(ctx context.Context, args []string) error {
 	var n *node.Node
 	ncfg.Serving = func() {
 		fmt.Fprintf(e.stdout, "tokenledger serving: nats=%s http=%s\n", n.ClientURL(), n.HTTPURL())
+	}
+	if e.getenv("GOGC") == "" { // an operator's own GOGC stands; GOMEMLIMIT stays the ceiling
+		defer headroom.Bound(headroom.Default)()
 	}
 	if n, err = node.New(ctx, ncfg); err != nil {
 		return err

@@ -1,0 +1,150 @@
+package headroom
+
+import (
+	"math"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+const mib = 1 << 20
+
+// small is a policy for a test's heap of some tens of MiB.
+var small = Policy{Min: 4 * mib, Fraction: 4}
+
+// hold keeps n MiB live until the test ends.
+func hold(t *testing.T, n int) {
+	held := make([][]byte, n)
+	for i := range held {
+		held[i] = make([]byte, mib)
+		held[i][0] = 1
+	}
+	t.Cleanup(func() { runtime.KeepAlive(held) })
+}
+
+const heapGoal = "/gc/heap/goal:bytes"
+
+func read(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// collected runs a collection and waits until the bound has set its limit
+// after it: the finalizer runs a moment after the collection ends.
+func collected(t *testing.T) int64 {
+	t.Helper()
+	debug.SetMemoryLimit(math.MaxInt64 - 1) // a value Bound never sets, to see it set again
+	runtime.GC()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64-1 {
+			return limit
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no limit set after a collection")
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLimitIsLivePlusHeadroom: after each collection the limit is what is
+// live, what the runtime holds beside the heap and a quarter of what is
+// live, and it moves with what is live. The heap's goal, where the next
+// collection starts, is then the limit's, below the twice-live of GOGC=100.
+func TestLimitIsLivePlusHeadroom(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	stop := Bound(small)
+	defer stop()
+	for _, held := range []int{64, 128} { // MiB, the second on top of the first
+		hold(t, held)
+		limit := collected(t)
+		live := read(liveHeap)
+		nonHeap := read(totalMemory) - read(heapObjects) - read(heapUnused) - read(heapFree) - read(heapReleased)
+		want := int64(live + nonHeap + live/4)
+		if d := limit - want; d < -4*mib || d > 4*mib {
+			t.Errorf("limit %d MiB, want %d MiB (live %d MiB, beside the heap %d MiB, headroom a quarter of live)",
+				limit/mib, want/mib, live/mib, nonHeap/mib)
+		}
+		if goal := read(heapGoal); goal > uint64(limit) || goal >= 2*live {
+			t.Errorf("the heap's goal is %d MiB, want it under the limit (%d MiB) and under twice what is live (%d MiB)",
+				goal/mib, limit/mib, 2*live/mib)
+		}
+	}
+}
+
+// TestSmallHeapHasTheMinimum: a heap whose quarter is less than the
+// minimum has the minimum as headroom.
+func TestSmallHeapHasTheMinimum(t *testing.T) {
+	stop := Bound(Policy{Min: 48 * mib, Fraction: 4})
+	defer stop()
+	hold(t, 16)
+	limit := collected(t)
+	live := read(liveHeap)
+	nonHeap := read(totalMemory) - read(heapObjects) - read(heapUnused) - read(heapFree) - read(heapReleased)
+	want := int64(live + nonHeap + 48*mib)
+	if d := limit - want; d < -4*mib || d > 4*mib {
+		t.Errorf("limit %d MiB, want %d MiB (live %d MiB, the minimum headroom 48 MiB)", limit/mib, want/mib, live/mib)
+	}
+}
+
+// TestStopPutsBackTheLimit: the limit there was before Bound is the
+// ceiling while it runs (GOMEMLIMIT's, when set), and is back once it stops;
+// after stop no collection sets a limit.
+func TestStopPutsBackTheLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(before)
+	hold(t, 32)
+	ceiling := int64(40 * mib)
+	debug.SetMemoryLimit(ceiling)
+	stop := Bound(Policy{Min: 64 * mib, Fraction: 4})
+	debug.SetMemoryLimit(math.MaxInt64 - 1)
+	runtime.GC()
+	deadline := time.Now().Add(30 * time.Second)
+	for debug.SetMemoryLimit(-1) != ceiling {
+		if time.Now().After(deadline) {
+			t.Fatalf("limit %d MiB, want the ceiling of %d MiB", debug.SetMemoryLimit(-1)/mib, ceiling/mib)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	if limit := debug.SetMemoryLimit(-1); limit != ceiling {
+		t.Errorf("after stop the limit is %d MiB, want the one there was, %d MiB", limit/mib, ceiling/mib)
+	}
+	debug.SetMemoryLimit(math.MaxInt64 - 1)
+	runtime.GC()
+	runtime.GC() // a finalizer armed before stop has run by the second
+	time.Sleep(10 * time.Millisecond)
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64-1 {
+		t.Errorf("a collection after stop set the limit to %d MiB", limit/mib)
+	}
+}
+
+// TestBoundsShareOneLimit: a second Bound while one runs shares it; the
+// limit stays until the last stop, which puts back the one there was.
+func TestBoundsShareOneLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	first := Bound(small)
+	second := Bound(Policy{Min: 1 << 40}) // not used: the first one's policy stands
+	limit := collected(t)
+	if limit >= 1<<40 {
+		t.Fatalf("limit %d MiB: the second Bound's policy was used", limit/mib)
+	}
+	first()
+	first() // stopping twice counts once
+	if now := collected(t); now >= 1<<40 || now == before {
+		t.Fatalf("after the first stop the limit is %d MiB, want the bound still set", now/mib)
+	}
+	second()
+	if now := debug.SetMemoryLimit(-1); now != before {
+		t.Errorf("after the last stop the limit is %d MiB, want the one there was, %d", now/mib, before/mib)
+	}
+	runtime.GC()
+	runtime.GC()
+	if now := debug.SetMemoryLimit(-1); now != before {
+		t.Errorf("after the last stop a collection set the limit to %d MiB, want it left at %d", now/mib, before/mib)
+	}
+}
