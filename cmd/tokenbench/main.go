@@ -6,7 +6,8 @@
 //
 // BENCH_QUICK=1 runs a reduced size (well under two minutes on two cores);
 // the full run holds 1,000,000 live tokens (3,000,000 events) and writes its
-// results to bench/RESULTS.md.
+// results to bench/RESULTS.md. A scale run, -live N (100 tokens an account),
+// writes its own section there, beside the full run's.
 package main
 
 import (
@@ -47,8 +48,8 @@ var (
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokenbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("results", "bench/RESULTS.md", "where the full run writes its results")
-	live := fs.Int("live", 0, "live tokens, for a run of another size (100 per account); its results are not written")
+	out := fs.String("results", "bench/RESULTS.md", "where the full run and scale runs write their results (\"\": nowhere)")
+	live := fs.Int("live", 0, "live tokens, for a scale run of another size (100 per account); its results have their own section of -results")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	nodeDir := fs.String("node", "", "(the benchmark's own) run as the node process whose memory it measures, on this directory")
 	fromSnapshot := fs.Bool("from-snapshot", false, "(with -node) start from the newest snapshot")
@@ -83,8 +84,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	report.Mode = mode
 	report.write(stdout)
-	if sz == full && mode == "full" {
-		if err := report.save(*out); err != nil {
+	heading := ""
+	switch {
+	case *live > 0:
+		heading = fmt.Sprintf("Scale run: %d live tokens (`go run ./cmd/tokenbench -live %d`)", *live, *live)
+	case sz == full:
+		heading = "make bench: the full run"
+	}
+	if heading != "" && *out != "" {
+		if err := report.save(*out, heading); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "results written to %s\n", *out)
