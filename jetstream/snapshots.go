@@ -34,10 +34,20 @@ func OpenSnapshots(ctx context.Context, js natsjs.JetStream, cfg events.Config) 
 	return &Snapshots{store: store}, nil
 }
 
+// snapshotChunk is the size of the messages a snapshot is stored in. The
+// object store publishes its chunks without waiting, up to 4,000 at once,
+// and a stream takes at most 128 MiB of messages waiting to be stored
+// (nats-server's default ingest queue) before it refuses the rest as "too
+// many requests" (10167): with the object store's default of 128 KiB, a
+// snapshot of ten million tokens (some 700 MB) was refused. 4,000 chunks of
+// 16 KiB are 64 MiB.
+const snapshotChunk = 16 << 10
+
 // Put stores body as the newest snapshot.
 func (s *Snapshots) Put(ctx context.Context, snap events.Snapshot, body io.Reader) error {
 	_, err := s.store.Put(ctx, natsjs.ObjectMeta{
 		Name: snapshotObject,
+		Opts: &natsjs.ObjectMetaOptions{ChunkSize: snapshotChunk},
 		Metadata: map[string]string{
 			"seq":    strconv.FormatUint(snap.Seq, 10),
 			"at-seq": snap.AtSeq.String(),
