@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
@@ -15,7 +16,8 @@ import (
 // Snapshots keeps the newest snapshot in a JetStream object store beside the
 // stream: outside it, so that the stream stays append-only.
 type Snapshots struct {
-	store natsjs.ObjectStore
+	store  natsjs.ObjectStore
+	window uint64 // see Put; 0: snapshotWindow
 }
 
 const snapshotObject = "table"
@@ -34,20 +36,34 @@ func OpenSnapshots(ctx context.Context, js natsjs.JetStream, cfg events.Config) 
 	return &Snapshots{store: store}, nil
 }
 
-// snapshotChunk is the size of the messages a snapshot is stored in. The
-// object store publishes its chunks without waiting, up to 4,000 at once,
-// and a stream takes at most 128 MiB of messages waiting to be stored
-// (nats-server's default ingest queue) before it refuses the rest as "too
-// many requests" (10167): with the object store's default of 128 KiB, a
-// snapshot of ten million tokens (some 700 MB) was refused. 4,000 chunks of
-// 16 KiB are 64 MiB.
-const snapshotChunk = 16 << 10
-
 // Put stores body as the newest snapshot.
+//
+// The object store publishes a chunk (128 KiB) for each read of body without
+// waiting for JetStream to store it, up to 4,000 at once; a stream refuses
+// what comes past 128 MiB waiting to be stored (nats-server's default ingest
+// queue) as "too many requests" (10167), and the object store gives up when
+// 4,000 wait longer than a moment. A server that syncs every write stores a
+// chunk in about a millisecond, so a snapshot of ten million tokens (some
+// 700 MB) met one limit or the other. Put paces body instead: it is read
+// only while less than window of it is still unstored, which the bucket's
+// size says.
 func (s *Snapshots) Put(ctx context.Context, snap events.Snapshot, body io.Reader) error {
-	_, err := s.store.Put(ctx, natsjs.ObjectMeta{
+	status, err := s.store.Status(ctx)
+	if err != nil {
+		return natsError(err)
+	}
+	paced := &pacedReader{r: body, window: s.window, stored: func() (uint64, error) {
+		now, err := s.store.Status(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return now.Size() - status.Size(), nil // the bucket only grows until Put ends
+	}}
+	if paced.window == 0 {
+		paced.window = snapshotWindow
+	}
+	_, err = s.store.Put(ctx, natsjs.ObjectMeta{
 		Name: snapshotObject,
-		Opts: &natsjs.ObjectMetaOptions{ChunkSize: snapshotChunk},
 		Metadata: map[string]string{
 			"seq":    strconv.FormatUint(snap.Seq, 10),
 			"at-seq": snap.AtSeq.String(),
@@ -55,8 +71,39 @@ func (s *Snapshots) Put(ctx context.Context, snap events.Snapshot, body io.Reade
 			"signer": snap.Signer,
 			"sig":    snap.Sig,
 		},
-	}, body)
+	}, paced)
 	return natsError(err)
+}
+
+// snapshotWindow is how much of a snapshot Put lets wait to be stored: a
+// quarter of the ingest queue, 256 chunks.
+const snapshotWindow = 32 << 20
+
+// pacedReader reads r while fewer than window bytes of what it has read are
+// unstored. It asks stored only when what it knows of would stop it, and
+// then again, a moment later each time, until enough is.
+type pacedReader struct {
+	r      io.Reader
+	window uint64
+	stored func() (uint64, error)
+	read   uint64 // handed out
+	known  uint64 // stored, when last asked
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	for pause := time.Millisecond; p.read >= p.known+p.window; pause = min(2*pause, 50*time.Millisecond) {
+		stored, err := p.stored()
+		if err != nil {
+			return 0, err
+		}
+		if p.known = stored; p.read < p.known+p.window {
+			break
+		}
+		time.Sleep(pause)
+	}
+	n, err := p.r.Read(b)
+	p.read += uint64(n)
+	return n, err
 }
 
 // Latest returns the newest snapshot's description and body, or events.ErrNoSnapshot.

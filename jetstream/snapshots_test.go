@@ -1,0 +1,71 @@
+package jetstream
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/events"
+)
+
+// TestSnapshotPutIsPaced: a snapshot larger than the stream's ingest queue
+// is stored whole on a server that syncs every write, since Put hands the
+// object store no more than its window ahead of what is stored. The server
+// here takes 1 MiB waiting to be stored (its default is 128 MiB), and the
+// window is half that; unpaced, the object store's chunks overrun it and are
+// refused as too many requests.
+func TestSnapshotPutIsPaced(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		SyncAlways: true, StreamMaxBufferedSize: 1 << 20, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(30 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	snaps, err := OpenSnapshots(ctx, js, events.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps.window = 512 << 10
+	for round := range 2 { // the second replaces the first, whose chunks the bucket holds meanwhile
+		body := make([]byte, 24<<20)
+		rand.Read(body)
+		snap := events.Snapshot{Seq: uint64(round + 1), Signer: "test", Sig: "test"}
+		if err := snaps.Put(ctx, snap, bytes.NewReader(body)); err != nil {
+			t.Fatalf("round %d: Put: %v", round, err)
+		}
+		got, r, err := snaps.Latest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Seq != snap.Seq || !bytes.Equal(stored, body) {
+			t.Fatalf("round %d: stored seq %d and %d bytes, want seq %d and the %d bytes put", round, got.Seq, len(stored), snap.Seq, len(body))
+		}
+	}
+}
