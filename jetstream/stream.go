@@ -383,8 +383,9 @@ func (s *Stream) Append(ctx context.Context, account string, expect uint64, evs 
 }
 
 // ackWait bounds the wait for one acknowledgement before the message is sent
-// again: a server lost with the message in flight never answers.
-const ackWait = 3 * time.Second
+// again: a server lost with the message in flight never answers. (A
+// variable for a test that sends copies on purpose.)
+var ackWait = 3 * time.Second
 
 // errCodeDuplicateInProcess: a message with this id is being stored right now.
 const errCodeDuplicateInProcess = 10158
@@ -394,22 +395,49 @@ const errCodeDuplicateInProcess = 10158
 // so the retry can neither store an event twice nor lose a race it won. It
 // stops early when the server says it cannot store (see AskServer): a
 // stream whose disk filled never answers again.
+//
+// Two refusals say "not now" rather than no: 10158, a copy whose first is
+// still being stored, and, on a clustered stream, 10164, a message under an
+// expected-sequence filter that has one in flight. The leader acknowledges
+// an event before it clears its filter's in-flight mark, so a writer's next
+// event, sent on the acknowledgement, can meet its own previous one (seen in
+// a loaded cluster test, and at once with copies sent after a millisecond);
+// a copy meets its first. Both are asked again a moment later, up to
+// inProcessTries times, until the answer is a sequence, or a conflict with
+// a number when another writer's event was stored first.
 func (s *Stream) publish(ctx context.Context, m *nats.Msg) (*natsjs.PubAck, error) {
-	for {
+	for tries := 0; ; {
 		actx, cancel := context.WithTimeout(ctx, ackWait)
 		ack, err := s.js.PublishMsg(actx, m)
 		cancel()
 		var apiErr *natsjs.APIError
-		retry := errors.Is(err, context.DeadlineExceeded) ||
-			(errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess)
-		if !retry || ctx.Err() != nil {
+		inProcess := errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeDuplicateInProcess ||
+			apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequenceConstant)
+		if inProcess {
+			tries++
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !inProcess || tries > inProcessTries || ctx.Err() != nil {
 			return ack, err
 		}
 		if trouble := s.serverTrouble(); trouble != nil {
 			return nil, trouble
 		}
+		if inProcess {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(inProcessPause):
+			}
+		}
 	}
 }
+
+// inProcessPause and inProcessTries: how often, and how many times, publish
+// asks again while the answer is "in flight" (about two seconds in all).
+const (
+	inProcessPause = 20 * time.Millisecond
+	inProcessTries = 100
+)
 
 // appendBatch publishes msgs as one JetStream atomic batch: the server stores
 // all of them or none, and says so in one acknowledgement, which jetstreamext
