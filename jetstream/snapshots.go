@@ -106,8 +106,15 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Latest returns the newest snapshot's description and body, or events.ErrNoSnapshot.
-func (s *Snapshots) Latest(ctx context.Context) (events.Snapshot, io.ReadCloser, error) {
+// Latest returns the newest snapshot's description and body, or
+// events.ErrNoSnapshot. The body can be read for snapshotRead.
+func (s *Snapshots) Latest(ctx context.Context) (_ events.Snapshot, _ io.ReadCloser, err error) {
+	ctx, cancel := context.WithTimeout(ctx, snapshotRead)
+	defer func() {
+		if err != nil {
+			cancel()
+		}
+	}()
 	res, err := s.store.Get(ctx, snapshotObject)
 	if errors.Is(err, natsjs.ErrObjectNotFound) {
 		return events.Snapshot{}, nil, events.ErrNoSnapshot
@@ -133,7 +140,27 @@ func (s *Snapshots) Latest(ctx context.Context) (events.Snapshot, io.ReadCloser,
 		res.Close()
 		return events.Snapshot{}, nil, events.Errorf(events.Invalid, "snapshot metadata: %v", err)
 	}
-	return snap, res, nil
+	return snap, snapshotBody{res, cancel}, nil
+}
+
+// snapshotRead bounds the reading of a snapshot's body. The object store
+// bounds a read whose context has no deadline by its default timeout, five
+// seconds, as a whole: a node of ten million tokens, whose snapshot takes
+// longer than that to download and decode on a server just started, found
+// it cut off, and replayed the whole stream instead. Ten minutes is the
+// largest snapshot Restore reads (2 GiB) at 4 MB/s.
+const snapshotRead = 10 * time.Minute
+
+// snapshotBody is a snapshot's body, whose Close also ends its reading's
+// time.
+type snapshotBody struct {
+	natsjs.ObjectResult
+	cancel context.CancelFunc
+}
+
+func (b snapshotBody) Close() error {
+	defer b.cancel()
+	return b.ObjectResult.Close()
 }
 
 // DigestAt is the digest of the message stored at seq.

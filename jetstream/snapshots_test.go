@@ -13,6 +13,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/events"
+	"tokenledger/internal/natstest"
 )
 
 // TestSnapshotPutIsPaced: a snapshot larger than the stream's ingest queue
@@ -67,5 +68,49 @@ func TestSnapshotPutIsPaced(t *testing.T) {
 		if got.Seq != snap.Seq || !bytes.Equal(stored, body) {
 			t.Fatalf("round %d: stored seq %d and %d bytes, want seq %d and the %d bytes put", round, got.Seq, len(stored), snap.Seq, len(body))
 		}
+	}
+}
+
+// TestSnapshotReadOutlastsTheDefaultTimeout: a snapshot's body can be read
+// for longer than the JetStream context's default timeout, which the object
+// store otherwise applies to the whole read (five seconds by default; here
+// a quarter of a second, and a reader that takes a second).
+func TestSnapshotReadOutlastsTheDefaultTimeout(t *testing.T) {
+	s := natstest.MustServer(t)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := natsjs.New(nc, natsjs.WithDefaultTimeout(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	snaps, err := OpenSnapshots(ctx, js, events.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 4<<20) // 32 chunks
+	rand.Read(body)
+	if err := snaps.Put(ctx, events.Snapshot{Seq: 1, Signer: "test", Sig: "test"}, bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	_, r, err := snaps.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := make([]byte, 1<<10)
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // a slow decoder
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("reading on after the default timeout: %v", err)
+	}
+	if got = append(got, rest...); !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes, not the %d put", len(got), len(body))
 	}
 }

@@ -311,11 +311,15 @@ type ledgerNode struct {
 	stop   func()
 }
 
+// nodeLog is where the benchmark's nodes log: nowhere, unless a node
+// process says why it did what it did (see nodeprocess.go).
+var nodeLog *slog.Logger
+
 // startNode starts a node on s and returns once its table has caught up:
 // from the newest snapshot beside the stream and the events after it, or,
 // unless fromSnapshot, by replaying the whole stream.
 func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer *events.Signer, trust *events.Trust, fromSnapshot bool) (*ledgerNode, error) {
-	ncfg := node.Config{Join: s.ClientURL(), Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn}
+	ncfg := node.Config{Join: s.ClientURL(), Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn, Log: nodeLog}
 	if os.Getenv("GOGC") == "" { // as serve does
 		ncfg.StartGC = projections.CatchUpGC
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"time"
@@ -67,6 +68,7 @@ func nodeProcess(ctx context.Context, dir string, fromSnapshot bool, stdout io.W
 	if err != nil {
 		return err
 	}
+	nodeLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // the parent shows it should the node fail
 	if os.Getenv("GOGC") == "" { // as serve does
 		defer headroom.Bound(headroom.Default)()
 	}
