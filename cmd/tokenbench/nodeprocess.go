@@ -69,7 +69,7 @@ func nodeProcess(ctx context.Context, dir string, fromSnapshot bool, stdout io.W
 		return err
 	}
 	nodeLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // the parent shows it should the node fail
-	if os.Getenv("GOGC") == "" { // as serve does
+	if os.Getenv("GOGC") == "" {                                                                    // as serve does
 		defer headroom.Bound(headroom.Default)()
 	}
 	start := time.Now()
