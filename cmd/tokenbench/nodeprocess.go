@@ -68,8 +68,9 @@ func nodeProcess(ctx context.Context, dir string, fromSnapshot bool, stdout io.W
 	if err != nil {
 		return err
 	}
-	nodeLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // the parent shows it should the node fail
-	if os.Getenv("GOGC") == "" {                                                                    // as serve does
+	// Warnings go to the parent, which shows them should the node fail.
+	nodeLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if os.Getenv("GOGC") == "" { // as serve does
 		defer headroom.Bound(headroom.Default)()
 	}
 	start := time.Now()
