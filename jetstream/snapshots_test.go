@@ -33,15 +33,7 @@ func TestSnapshotPutIsPaced(t *testing.T) {
 	if !s.ReadyForConnections(30 * time.Second) {
 		t.Fatal("server not ready")
 	}
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := mustJetStream(t, s.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	snaps, err := OpenSnapshots(ctx, js, events.DefaultConfig())
@@ -76,16 +68,7 @@ func TestSnapshotPutIsPaced(t *testing.T) {
 // store otherwise applies to the whole read (five seconds by default; here
 // a quarter of a second, and a reader that takes a second).
 func TestSnapshotReadOutlastsTheDefaultTimeout(t *testing.T) {
-	s := natstest.MustServer(t)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := natsjs.New(nc, natsjs.WithDefaultTimeout(250*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := mustJetStream(t, natstest.MustServer(t).ClientURL(), natsjs.WithDefaultTimeout(250*time.Millisecond))
 	ctx := context.Background()
 	snaps, err := OpenSnapshots(ctx, js, events.DefaultConfig())
 	if err != nil {
@@ -113,4 +96,20 @@ func TestSnapshotReadOutlastsTheDefaultTimeout(t *testing.T) {
 	if got = append(got, rest...); !bytes.Equal(got, body) {
 		t.Fatalf("read %d bytes, not the %d put", len(got), len(body))
 	}
+}
+
+// mustJetStream connects to url for the test's length and opens JetStream
+// with opts.
+func mustJetStream(t *testing.T, url string, opts ...natsjs.JetStreamOpt) natsjs.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := natsjs.New(nc, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
