@@ -100,6 +100,19 @@ func run(t *testing.T, cfg node.Config) (*node.Node, func()) {
 	return n, stop
 }
 
+// validInRegion creates bob's token "ci" at the hub and returns it, with a
+// validator of the region's own NATS, once the region finds it valid.
+func (r *regions) validInRegion(t *testing.T) (commands.Created, *natsapi.Client) {
+	t.Helper()
+	created, err := r.hub.Ledger().Create(context.Background(), commands.Create{Account: "bob", Name: "ci", Actor: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu := r.client(t, r.regionDir, access.Validator, r.region)
+	natstest.Eventually(t, "the hub's token valid in the region", func() bool { v, err := validIn(eu, created.Secret); return err == nil && v })
+	return created, eu
+}
+
 // validator is a client of the region's own NATS, as the region's panels
 // are: the validator role of the regional node's data directory.
 func (r *regions) client(t *testing.T, dir, role string, n *node.Node) *natsapi.Client {
@@ -130,12 +143,7 @@ func validIn(c *natsapi.Client, secret string) (bool, error) {
 func TestRegionValidatesThroughAnOutage(t *testing.T) {
 	r := mustRegions(t, 5*time.Second)
 	ctx := context.Background()
-	created, err := r.hub.Ledger().Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eu := r.client(t, r.regionDir, access.Validator, r.region)
-	natstest.Eventually(t, "the hub's token valid in the region", func() bool { v, err := validIn(eu, created.Secret); return err == nil && v })
+	created, eu := r.validInRegion(t)
 
 	// A command in the region is decided and stored at the hub, and the
 	// region reads its own write.
@@ -202,13 +210,7 @@ func TestRegionValidatesThroughAnOutage(t *testing.T) {
 // answers again once the link returns.
 func TestRegionCutOffPastMaxStaleness(t *testing.T) {
 	r := mustRegions(t, time.Second)
-	ctx := context.Background()
-	created, err := r.hub.Ledger().Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eu := r.client(t, r.regionDir, access.Validator, r.region)
-	natstest.Eventually(t, "the token valid in the region", func() bool { v, err := validIn(eu, created.Secret); return err == nil && v })
+	created, eu := r.validInRegion(t)
 	r.link.Cut()
 	natstest.Eventually(t, "the region stale", func() bool { return !r.region.Follower().Ready() })
 	if v, err := validIn(eu, created.Secret); events.ErrorCode(err) != events.Unavailable {
@@ -307,12 +309,7 @@ func TestRegionConvergesAfterALongOutage(t *testing.T) {
 	}
 	r := mustRegions(t, time.Minute)
 	ctx := context.Background()
-	created, err := r.hub.Ledger().Create(ctx, commands.Create{Account: "bob", Name: "ci", Actor: operator})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eu := r.client(t, r.regionDir, access.Validator, r.region)
-	natstest.Eventually(t, "the token valid in the region", func() bool { v, err := validIn(eu, created.Secret); return err == nil && v })
+	created, eu := r.validInRegion(t)
 	r.link.Cut()
 	natstest.Eventually(t, "the region cut off", func() bool { return !r.region.HubLinked() })
 	if err := r.hub.Ledger().Revoke(ctx, commands.Revoke{Account: "bob", Names: []string{"ci"}, Actor: operator}); err != nil {
