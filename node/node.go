@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,6 +23,7 @@ import (
 	"tokenledger/embedded"
 	"tokenledger/events"
 	"tokenledger/httpapi"
+	"tokenledger/internal/headroom"
 	"tokenledger/internal/retry"
 	"tokenledger/jetstream"
 	"tokenledger/natsapi"
@@ -89,7 +91,7 @@ type Config struct {
 	// stored event may be while the node answers from it (see
 	// projections.Follower); 0: caught up once is enough.
 	MaxStaleness time.Duration
-	StartGC      int // GOGC while the table catches up (projections.CatchUpGC); 0: leave it alone
+	StartGC      int // GOGC while the table is restored and catches up (projections.CatchUpGC); 0: leave it alone
 
 	SnapEvents  uint64        // Snapshots: events between snapshots
 	SnapEvery   time.Duration // Snapshots: most time between snapshots while events arrive
@@ -368,7 +370,9 @@ func (n *Node) openBuckets(ctx context.Context, js natsjs.JetStream, cfg events.
 func (n *Node) buildLedger(ctx context.Context) {
 	cfg := n.cfg
 	if n.snapshots != nil {
+		done := n.startGC()
 		n.table = projections.Restore(ctx, n.snapshots, n.stream, cfg.Trust, cfg.Warn, n.log)
+		done()
 	} else {
 		n.table = projections.NewTable(cfg.Warn)
 	}
@@ -385,6 +389,23 @@ func (n *Node) buildLedger(ctx context.Context) {
 			LastUsed: n.table.LastUsed, Every: cfg.UsedEvery, Log: n.log})
 	}
 	n.guard = accounts.NewGuard() // failed credentials on both transports
+}
+
+// startGC sets the collector as a start wants it while a snapshot is
+// decoded, when StartGC says how: GOGC at StartGC and the process's memory
+// bound lifted (see headroom.Lift). A decode builds the table and makes
+// little garbage, so the heap grows to about the table and no further.
+// done puts both back.
+func (n *Node) startGC() (done func()) {
+	if n.cfg.StartGC <= 0 {
+		return func() {}
+	}
+	gc := debug.SetGCPercent(n.cfg.StartGC)
+	restore := headroom.Lift()
+	return func() {
+		restore()
+		debug.SetGCPercent(gc)
+	}
 }
 
 // listen takes the HTTP address and builds the HTTP server on it.

@@ -148,3 +148,47 @@ func TestBoundsShareOneLimit(t *testing.T) {
 		t.Errorf("after the last stop a collection set the limit to %d MiB, want it left at %d", now/mib, before/mib)
 	}
 }
+
+// TestLiftLeavesTheCeiling: while lifted, the limit is the ceiling, after
+// collections too; once restored, the bound's limit is back, counting what
+// was built while lifted before any collection has.
+func TestLiftLeavesTheCeiling(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	stop := Bound(small)
+	defer stop()
+	hold(t, 32)
+	bounded := collected(t)
+	if bounded == before {
+		t.Fatalf("the bound set no limit (%d MiB)", bounded/mib)
+	}
+	restore := Lift()
+	inner := Lift()
+	for range 2 {
+		if limit := collected(t); limit != before {
+			t.Fatalf("lifted, a collection set the limit to %d MiB, want the ceiling, %d", limit/mib, before/mib)
+		}
+	}
+	inner()
+	if limit := collected(t); limit != before {
+		t.Fatalf("with one Lift still on, the limit is %d MiB, want the ceiling", limit/mib)
+	}
+	hold(t, 64) // built while lifted
+	held := read(heapObjects)
+	restore()
+	restore() // restoring twice counts once
+	if limit := debug.SetMemoryLimit(-1); limit == before || limit < int64(held+small.Min) {
+		t.Errorf("restored, the limit is %d MiB, want at least the %d MiB held and the headroom", limit/mib, held/mib)
+	}
+	if limit := collected(t); limit == before || limit < bounded+56*mib || limit > bounded+100*mib {
+		t.Errorf("restored, a collection set the limit to %d MiB, want the bound's for 64 MiB more live than %d MiB", limit/mib, bounded/mib)
+	}
+}
+
+// TestLiftWithoutABound does nothing.
+func TestLiftWithoutABound(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	Lift()()
+	if limit := debug.SetMemoryLimit(-1); limit != before {
+		t.Errorf("the limit is %d, want it left at %d", limit, before)
+	}
+}
