@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"tokenledger/events"
@@ -240,6 +239,9 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 		}
 	}
 
+	// The hash index is built as the tokens come, on a core of its own.
+	feed := t.byHash.feeding(&t.tokens, int(nTokens))
+	defer feed.stop()
 	accounts := make([]*account, nAccounts)
 	lives := make([]int, nAccounts) // live tokens of each account
 	nameAt := 0
@@ -295,18 +297,17 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 				}
 				tok.features = uint32(id)
 			}
+			feed.filled(&t.tokens)
 		}
 	}
 	if t.tokens.n != int(nTokens) || nameAt != len(names) {
 		return fail("tokens", errors.New("counts do not add up"))
 	}
 
-	// The hash index, and each account's live tokens, on a core each. The
-	// tokens of an account lie together in the slab, in the order of
-	// accounts.
-	var unique bool
-	var wg sync.WaitGroup
-	wg.Go(func() { unique = t.byHash.rebuild(&t.tokens) })
+	// The hash index is put in place, and each account's live tokens are
+	// mapped meanwhile. The tokens of an account lie together in the slab,
+	// in the order of accounts.
+	feed.end(&t.tokens)
 	next := ref(1)
 	for ai, a := range accounts {
 		a.live = make(map[events.TokenID]ref, lives[ai])
@@ -316,7 +317,7 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 			}
 		}
 	}
-	wg.Wait()
+	unique := feed.wait()
 	if !unique {
 		return fail("tokens", errors.New("a hash appears twice"))
 	}
@@ -535,7 +536,12 @@ func restore(ctx context.Context, store SnapshotStore, src DigestSource, trust *
 	// digest, taken on the way, is the one signed.
 	digest := sha256.New()
 	limited := &io.LimitedReader{R: body, N: MaxSnapshot + 1}
-	t, err := DecodeTable(io.TeeReader(limited, digest), warn)
+	ahead := startReadAhead(limited, digest)
+	t, err := DecodeTable(ahead, warn)
+	if err != nil {
+		body.Close() // the reading may wait for more of the body
+	}
+	ahead.stop()
 	if limited.N == 0 {
 		return nil, errors.New("snapshot too large")
 	}

@@ -370,6 +370,43 @@ func TestIndexRebuildFindsTwins(t *testing.T) {
 	}
 }
 
+// TestIndexRebuildFindsEveryToken: a rebuild over many stretches of the
+// index (see indexBuild) finds every token in an account, by its hash, and
+// none of those in no account.
+func TestIndexRebuildFindsEveryToken(t *testing.T) {
+	var s slab
+	const n = 3*chunkSize + 100 // more than one chunk, and four stretches of slots
+	for i := range n {
+		_, tok := s.add()
+		tok.hash = events.HashSecret(fmt.Sprint(i))
+		if i%7 == 3 {
+			tok.account = dropped
+		}
+	}
+	x := newHashIndex()
+	if !x.rebuild(&s) {
+		t.Fatal("distinct hashes were found twins")
+	}
+	if len(x.slots)/stretchSlots < 2 {
+		t.Fatalf("%d slots: one stretch, the test tests nothing of the order", len(x.slots))
+	}
+	indexed := 0
+	for r := ref(1); int(r) <= s.n; r++ {
+		want := r
+		if s.at(r).account == dropped {
+			want = 0
+		} else {
+			indexed++
+		}
+		if got := x.find(&s, s.at(r).hash); got != want {
+			t.Fatalf("token %d found as %d, want %d", r, got, want)
+		}
+	}
+	if x.used != indexed {
+		t.Errorf("%d slots used, want %d", x.used, indexed)
+	}
+}
+
 func TestApplyRefusesNamesTooLong(t *testing.T) {
 	tab := NewTable(DefaultWarn)
 	var f fixture
