@@ -394,8 +394,11 @@ func (n *Node) buildLedger(ctx context.Context) {
 // startGC sets the collector as a start wants it while a snapshot is
 // decoded, when StartGC says how: GOGC at StartGC and the process's memory
 // bound lifted (see headroom.Lift). A decode builds the table and makes
-// little garbage, so the heap grows to about the table and no further.
-// done puts both back.
+// little garbage besides the downloaded body, so the heap grows to about
+// the table and the body. done puts both back, and has the body's garbage
+// collected and handed back to the kernel in the background: a node that
+// starts idle would otherwise hold it until something else brought a
+// collection (at ten million tokens, 0.9 GB of its 4.5 GB resident).
 func (n *Node) startGC() (done func()) {
 	if n.cfg.StartGC <= 0 {
 		return func() {}
@@ -405,6 +408,7 @@ func (n *Node) startGC() (done func()) {
 	return func() {
 		restore()
 		debug.SetGCPercent(gc)
+		go debug.FreeOSMemory()
 	}
 }
 

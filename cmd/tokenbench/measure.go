@@ -272,7 +272,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.add(fmt.Sprintf("node process (embedded server and node, as serve), %s: resident bytes per live token once ready", how),
+		r.add(fmt.Sprintf("node process (embedded server and node, as serve), %s: resident bytes per live token once ready and collected", how),
 			"%.0f (RSS %d MB, Go heap %d MB; peak while starting %d MB, %.0f per token; ready in %s, the server's recovery of the stream %s of it)",
 			per(f.RSS), f.RSS>>20, f.Heap>>20, f.Peak>>20, per(f.Peak), f.Ready.Round(time.Millisecond), f.ServerUp.Round(time.Millisecond))
 	}

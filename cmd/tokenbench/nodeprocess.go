@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"time"
 
 	"tokenledger/access"
@@ -33,8 +34,8 @@ type nodeFigures struct {
 	ServerUp time.Duration // the embedded server recovering the stream
 	Ready    time.Duration // from the process's start of work to the table ready
 	Peak     uint64        // the resident set's high-water mark (VmHWM), bytes
-	RSS      uint64        // the resident set once ready, bytes
-	Heap     uint64        // the Go heap in use once ready, bytes
+	RSS      uint64        // the resident set once ready and collected, bytes
+	Heap     uint64        // the Go heap in use then, bytes
 	Applied  uint64        // the table's last applied sequence
 }
 
@@ -90,6 +91,10 @@ func nodeProcess(ctx context.Context, dir string, fromSnapshot bool, stdout io.W
 	if f.Peak, err = procStatus("VmHWM"); err != nil {
 		return err
 	}
+	// What the node holds, not the garbage of its start, which a node
+	// collects in the background once ready (see node.startGC) and which
+	// the peak counts.
+	debug.FreeOSMemory()
 	now, err := measureResidence()
 	if err != nil {
 		return err
