@@ -10,12 +10,21 @@
 //
 // Bound sets a soft memory limit (runtime/debug.SetMemoryLimit) after each
 // collection: what is live, plus what the runtime holds besides the heap,
-// plus a headroom of a quarter of what is live and at least 256 MiB. Below
-// a live heap of 256 MiB the limit is above what GOGC lets the heap reach,
-// so a small node runs as Go's defaults have it; above, the heap never
-// grows more than a quarter past what is live, and a garbage collection
-// comes once that quarter is spent. A limit set by GOMEMLIMIT stays the
-// ceiling.
+// plus a headroom of a fraction of what is live and at least a minimum
+// (serve's: half, and 256 MiB). Below a live heap of 256 MiB the limit is
+// above what GOGC lets the heap reach, so a small node runs as Go's
+// defaults have it; above, the heap never grows more than the headroom past
+// what is live, and a garbage collection comes once it is spent. A limit
+// set by GOMEMLIMIT stays the ceiling.
+//
+// The fraction is a price in collections: each marks all that is live, and
+// comes once the headroom is spent in garbage, so the headroom over what is
+// live is the garbage that marking it once buys. With a quarter (the first
+// choice) a node of ten million tokens bought a quarter; one of a million,
+// whose headroom is the 256 MiB minimum, about 0.4; and the benchmark's
+// ratios fell with the size. Half puts the large node where the small one
+// is, at a resident size of about 500 bytes a token at worst (a node's live
+// heap is some 330 a token at ten million).
 package headroom
 
 import (
@@ -32,8 +41,8 @@ type Policy struct {
 	Fraction uint64 // the headroom is live/Fraction when that is more than Min
 }
 
-// Default is the policy of serve: a quarter of what is live, at least 256 MiB.
-var Default = Policy{Min: 256 << 20, Fraction: 4}
+// Default is the policy of serve: half of what is live, at least 256 MiB.
+var Default = Policy{Min: 256 << 20, Fraction: 2}
 
 // Bound keeps the process's memory limit at what p allows, set anew after
 // each garbage collection, until stop is called; stop puts back the limit
