@@ -251,8 +251,17 @@ func TestRegionRoleIsLeastPrivilege(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hubJS.Stream(ctx, "TOKENS"); err != nil {
-		t.Fatalf("the region may read the hub's stream info: %v", err)
+	// The hub's JetStream API answers through the leaf once the link has
+	// carried the hub's interest, a moment after the link is up: "no
+	// responders" until then, on a loaded machine.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, err := hubJS.Stream(ctx, "TOKENS")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the region may read the hub's stream info: %v", err)
+		}
 	}
 	for name, subject := range map[string]string{
 		"delete": "$JS.hub.API.STREAM.DELETE.TOKENS",
