@@ -80,7 +80,12 @@ func newHashIndex() hashIndex { return hashIndex{seed: maphash.MakeSeed()} }
 
 // home is the slot where h's walk starts, and h's tag.
 func (x *hashIndex) home(h events.Hash) (uint64, uint32) {
-	m := maphash.Bytes(x.seed, h[:])
+	return x.homeOf(maphash.Bytes(x.seed, h[:]))
+}
+
+// homeOf is home, from h's seeded hash m: its low bits pick the slot, its
+// high 32 are the tag. Every walk and every put starts here.
+func (x *hashIndex) homeOf(m uint64) (uint64, uint32) {
 	return m & uint64(len(x.slots)-1), uint32(m >> 32)
 }
 
@@ -113,7 +118,7 @@ func (x *hashIndex) put(s *slab, r ref) bool {
 // place is put, with the hash's hash m already known.
 func (x *hashIndex) place(s *slab, r ref, m uint64) bool {
 	mask := uint64(len(x.slots) - 1)
-	i, tag := m&mask, uint32(m>>32)
+	i, tag := x.homeOf(m)
 	for ; ; i = (i + 1) & mask {
 		switch e := x.slots[i]; {
 		case e == 0:
@@ -171,12 +176,17 @@ func (x *hashIndex) building(n int) *indexBuild {
 		counts: make([]int, stretches), hashes: make([]uint64, 0, n), dropped: make([]uint64, 0, n/64+1)}
 }
 
+// stretch is the stretch of the home of the seeded hash m.
+func (b *indexBuild) stretch(m uint64) int {
+	home, _ := b.x.homeOf(m)
+	return int(home >> b.shift)
+}
+
 // add takes the tokens that follow those added before, from first on.
 func (b *indexBuild) add(first ref, toks []token) {
 	if int(first) != len(b.hashes)+1 {
 		panic("projections: tokens added to an index out of order")
 	}
-	mask := uint64(len(b.x.slots) - 1)
 	for i := range toks {
 		var m uint64
 		if n := len(b.hashes); n%64 == 0 {
@@ -186,7 +196,7 @@ func (b *indexBuild) add(first ref, toks []token) {
 			b.dropped[len(b.hashes)/64] |= 1 << (len(b.hashes) % 64)
 		} else {
 			m = maphash.Bytes(b.x.seed, tok.hash[:])
-			b.counts[(m&mask)>>b.shift]++
+			b.counts[b.stretch(m)]++
 		}
 		b.hashes = append(b.hashes, m)
 	}
@@ -197,7 +207,6 @@ func (b *indexBuild) finish(s *slab) bool {
 	if len(b.hashes) != s.n {
 		panic("projections: an index built of fewer tokens than the slab holds")
 	}
-	mask := uint64(len(b.x.slots) - 1)
 	next := b.counts // where each stretch's next token goes
 	at := 0
 	for i, n := range b.counts {
@@ -206,7 +215,7 @@ func (b *indexBuild) finish(s *slab) bool {
 	refs, hashes := make([]ref, at), make([]uint64, at)
 	for i, m := range b.hashes {
 		if b.dropped[i/64]&(1<<(i%64)) == 0 {
-			k := &next[(m&mask)>>b.shift]
+			k := &next[b.stretch(m)]
 			refs[*k], hashes[*k] = ref(i+1), m
 			*k++
 		}
