@@ -49,7 +49,7 @@ func TestLedgerFeatures(t *testing.T) {
 	if have := row(n.Table, "mail"); have != "false [email] false" {
 		t.Fatalf("mail narrowed: %s", have)
 	}
-	if r := n.Table.ValidateFor(limited.Secret, "bob", netip.Addr{}, projections.Need{Features: []string{"ftp"}}, time.Now()); r.Reason != projections.ReasonFeatureDenied {
+	if r := n.Table.ValidateFor(limited.Secret, "bob", netip.Addr{}, projections.Need{Features: []string{"ftp"}}, time.Now); r.Reason != projections.ReasonFeatureDenied {
 		t.Fatalf("mail for ftp after the narrowing: %+v", r)
 	}
 

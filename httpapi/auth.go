@@ -33,7 +33,7 @@ func (h *handler) authenticate(r *http.Request) (who principal, wait time.Durati
 			h.guard.Failed(accounts.Token, ip)
 			return principal{}, 0, false
 		}
-		res := h.cfg.Table.ValidateFor(secret, account, ip, projections.Need{}, h.cfg.Now())
+		res := h.cfg.Table.ValidateFor(secret, account, ip, projections.Need{}, h.cfg.Now)
 		if !res.Valid {
 			h.guard.Failed(accounts.Token, ip)
 			return principal{}, 0, false
@@ -76,7 +76,7 @@ func (h *handler) authorize(r *http.Request, who principal, fn string) (int, str
 	}
 	_, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	_, secret, _ := tokenCredential(cred)
-	res := h.cfg.Table.ValidateFor(secret, who.account, clientAddr(r), need(fn), h.cfg.Now())
+	res := h.cfg.Table.ValidateFor(secret, who.account, clientAddr(r), need(fn), h.cfg.Now)
 	switch {
 	case res.Valid:
 		return 0, ""

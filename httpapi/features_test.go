@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"tokenledger/httpapi"
 	"tokenledger/projections"
@@ -120,7 +121,7 @@ func TestFeaturesOverUAPI(t *testing.T) {
 		{"read-only, a read", ro.Token, projections.Need{Features: []string{"email"}}, ""},
 		{"read-only, a write", ro.Token, projections.Need{Write: true}, projections.ReasonReadOnly},
 	} {
-		res := n.Table.ValidateFor(tt.secret, "bob", netip.Addr{}, tt.need, now)
+		res := n.Table.ValidateFor(tt.secret, "bob", netip.Addr{}, tt.need, func() time.Time { return now })
 		if res.Reason != tt.reason || res.Valid != (tt.reason == "") {
 			t.Errorf("%s: valid %v reason %q, want %q", tt.name, res.Valid, res.Reason, tt.reason)
 		}
@@ -193,7 +194,7 @@ func TestSetFeaturesOverUAPI(t *testing.T) {
 	if r := set("name", "deploy", "feature-1", "email"); r.HasFullAccess != 0 || !slices.Equal(r.Features, []string{"email"}) {
 		t.Fatalf("narrowed: %+v", r)
 	}
-	if res := n.Table.ValidateFor(secret, "bob", netip.Addr{}, projections.Need{Features: []string{"dns"}}, n.Clock.Now()); res.Reason != projections.ReasonFeatureDenied {
+	if res := n.Table.ValidateFor(secret, "bob", netip.Addr{}, projections.Need{Features: []string{"dns"}}, n.Clock.Now); res.Reason != projections.ReasonFeatureDenied {
 		t.Fatalf("narrowed token for dns: %+v", res)
 	}
 	if r := set("name", "deploy", "feature-1", "email", "feature-2", "dns"); !slices.Equal(r.Features, []string{"dns", "email"}) {

@@ -69,7 +69,7 @@ func (f fuzzNode) List(account string, now time.Time) []projections.Row {
 	return []projections.Row{{Name: "deploy", Created: f.now, Status: projections.Active, FullAccess: true}}
 }
 
-func (f fuzzNode) ValidateFor(secret, account string, ip netip.Addr, need projections.Need, now time.Time) projections.Result {
+func (f fuzzNode) ValidateFor(secret, account string, ip netip.Addr, need projections.Need, now func() time.Time) projections.Result {
 	if secret == fuzzSecret && account == "bob" {
 		r := projections.Result{Valid: true, Account: "bob", Status: projections.Active}
 		r.SetName("admin")

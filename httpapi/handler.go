@@ -50,7 +50,7 @@ type Table interface {
 	List(account string, now time.Time) []projections.Row
 	// ValidateFor judges a token for a use: valid, from ip, and with what
 	// the use needs (feature_denied, read_only).
-	ValidateFor(secret, account string, ip netip.Addr, need projections.Need, now time.Time) projections.Result
+	ValidateFor(secret, account string, ip netip.Addr, need projections.Need, now func() time.Time) projections.Result
 	CountByStatus(now time.Time) map[string]int
 }
 

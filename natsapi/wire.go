@@ -3,6 +3,7 @@ package natsapi
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"tokenledger/commands"
 	"tokenledger/events"
@@ -241,7 +242,9 @@ func parseFlatRequest(b []byte) (v ValidateRequest, simple bool) {
 	// string each was an allocation each. A validation made 9 allocations
 	// and took 750 ns in BenchmarkValidateHandler; with this copy, the token
 	// id and name written into the reply from the table's own bytes, it makes
-	// 1 (this copy) and takes about 440 ns.
+	// 1 (this copy) and took about 440 ns; 385 since the trims were skipped
+	// for a body in braces, bytes checked by look-up and the clock read only
+	// for a token that expires (see Table.ValidateFor).
 	src := string(b)
 	i := 1
 	space := func() {
@@ -256,10 +259,11 @@ func parseFlatRequest(b []byte) (v ValidateRequest, simple bool) {
 		start := i + 1
 		for j := start; j < len(b); j++ {
 			switch c := b[j]; {
+			case plainASCII[c]:
 			case c == '"':
 				i = j + 1
 				return src[start:j], true
-			case c == '\\' || c < 0x20 || c >= 0x80:
+			default: // an escape, a control byte or beyond ASCII: encoding/json's
 				return "", false
 			}
 		}
@@ -420,7 +424,7 @@ func appendTokenID(b []byte, id events.TokenID) []byte {
 // (the rules of accounts, names and ids keep them so), else by encoding/json.
 func appendString[T string | []byte](b []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !verbatim[s[i]] {
 			q, _ := json.Marshal(string(s))
 			return append(b, q...)
 		}
@@ -429,6 +433,25 @@ func appendString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// plainASCII marks the bytes a request's string may hold for the hand
+// parser: printable ASCII but the quote and the backslash.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// verbatim marks the bytes json.Marshal writes as they are: printable ASCII
+// but the quote, the backslash and the three it escapes for HTML. One
+// look-up a byte, on the validation's path.
+var verbatim = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = !strings.ContainsRune(`"\\<>&`, rune(c))
+	}
+	return t
+}()
 
 // claimed is the actor a request claims, for Service.actor: see request.
 func (r CreateRequest) claimed() *events.Actor        { return r.Actor }

@@ -40,7 +40,7 @@ func TestOldStreamReplaysAsFullAccess(t *testing.T) {
 	if len(rows) != 1 || !rows[0].FullAccess || rows[0].Features != nil || rows[0].ReadOnly {
 		t.Fatalf("rows %+v", rows)
 	}
-	r := table.ValidateFor(secret, "bob", netip.Addr{}, projections.Need{Features: []string{"email"}, Write: true}, at)
+	r := table.ValidateFor(secret, "bob", netip.Addr{}, projections.Need{Features: []string{"email"}, Write: true}, func() time.Time { return at })
 	if !r.Valid || r.Features != nil || r.ReadOnly {
 		t.Fatalf("an old token for a write needing email: %+v", r)
 	}
@@ -136,8 +136,8 @@ func TestRestoreRefusesAnOldSnapshot(t *testing.T) {
 	}
 	now := time.Now()
 	for _, need := range []projections.Need{{}, {Features: []string{"email"}}, {Features: []string{"ftp"}}, {Write: true}} {
-		w := n.Table.ValidateFor(limited.Secret, "bob", netip.Addr{}, need, now)
-		h := restored.ValidateFor(limited.Secret, "bob", netip.Addr{}, need, now)
+		w := n.Table.ValidateFor(limited.Secret, "bob", netip.Addr{}, need, func() time.Time { return now })
+		h := restored.ValidateFor(limited.Secret, "bob", netip.Addr{}, need, func() time.Time { return now })
 		if fmt.Sprintf("%+v", w) != fmt.Sprintf("%+v", h) {
 			t.Fatalf("need %+v after a restore: %+v, want %+v", need, h, w)
 		}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 	"unsafe"
 
 	"tokenledger/events"
@@ -54,7 +55,7 @@ func TestValidateForFeaturesAndWrites(t *testing.T) {
 		{"unknown says unknown first", secret('Z'), Need{Features: []string{"dns"}, Write: true}, ReasonUnknown, nil, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := tab.ValidateFor(tt.secret, "", netip.Addr{}, tt.need, t0)
+			r := tab.ValidateFor(tt.secret, "", netip.Addr{}, tt.need, func() time.Time { return t0 })
 			if r.Reason != tt.reason || r.Valid != (tt.reason == "") {
 				t.Fatalf("%+v, want reason %q", r, tt.reason)
 			}
@@ -95,7 +96,7 @@ func TestFeaturesSetNarrowsAndWidens(t *testing.T) {
 			Data: events.FeaturesSet{Name: name, Features: append([]string{}, features...)}})
 	}
 	needs := func(feature string) string {
-		return tab.ValidateFor(secret('A'), "bob", netip.Addr{}, Need{Features: []string{feature}}, t0).Reason
+		return tab.ValidateFor(secret('A'), "bob", netip.Addr{}, Need{Features: []string{feature}}, func() time.Time { return t0 }).Reason
 	}
 	if needs("email") != "" {
 		t.Fatal("full access lacks email")

@@ -93,7 +93,7 @@ func benchmarkValidate(b *testing.B, t *projections.Table, probes []probe, need 
 	i := 0
 	for b.Loop() {
 		p := probes[i%len(probes)]
-		if r := t.ValidateFor(p.secret, p.account, netip.Addr{}, need, now); !r.Valid {
+		if r := t.ValidateFor(p.secret, p.account, netip.Addr{}, need, func() time.Time { return now }); !r.Valid {
 			b.Fatalf("%+v", r)
 		}
 		i++
