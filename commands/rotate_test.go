@@ -52,7 +52,7 @@ func TestRotationEndsEarlierSecrets(t *testing.T) {
 			if _, err := n.Table.Encode(&buf); err != nil {
 				t.Fatal(err)
 			}
-			restored, err := projections.DecodeTable(&buf, projections.DefaultWarn)
+			restored, err := projections.DecodeTable(&buf, int64(buf.Len()), projections.DefaultWarn)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -72,13 +72,16 @@ type ReadOptions struct {
 // Snapshot describes a stored image of a node's projections: the stream
 // sequence it covers, the digest of the message at that sequence (so that it
 // is only used on the stream it was made from), the digest of its body, and
-// the signature of the node that made it.
+// the signature of the node that made it. Size is the body's length in
+// bytes, as the store holds it (read back; not signed, and not needed to
+// store one).
 type Snapshot struct {
 	Seq    uint64
 	AtSeq  Hash
 	Body   Hash
 	Signer string
 	Sig    string
+	Size   int64
 }
 
 // ErrNoSnapshot says that no snapshot has been stored yet.

@@ -128,7 +128,7 @@ func (s *Snapshots) Latest(ctx context.Context) (_ events.Snapshot, _ io.ReadClo
 		return events.Snapshot{}, nil, err
 	}
 	m := info.Metadata
-	snap := events.Snapshot{Signer: m["signer"], Sig: m["sig"]}
+	snap := events.Snapshot{Signer: m["signer"], Sig: m["sig"], Size: int64(info.Size)}
 	snap.Seq, err = strconv.ParseUint(m["seq"], 10, 64)
 	if err == nil {
 		snap.AtSeq, err = events.ParseHash(m["at-seq"])

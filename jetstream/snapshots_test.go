@@ -57,8 +57,8 @@ func TestSnapshotPutIsPaced(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Seq != snap.Seq || !bytes.Equal(stored, body) {
-			t.Fatalf("round %d: stored seq %d and %d bytes, want seq %d and the %d bytes put", round, got.Seq, len(stored), snap.Seq, len(body))
+		if got.Seq != snap.Seq || !bytes.Equal(stored, body) || got.Size != int64(len(body)) {
+			t.Fatalf("round %d: stored seq %d and %d bytes (size %d), want seq %d and the %d bytes put", round, got.Seq, len(stored), got.Size, snap.Seq, len(body))
 		}
 	}
 }

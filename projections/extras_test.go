@@ -87,12 +87,12 @@ func assertSnapshotRoundTrip(t *testing.T, tab *Table, secrets []string, now tim
 		t.Fatal(err)
 	}
 	whole := bytes.Clone(buf.Bytes())
-	back, err := DecodeTable(&buf, tab.warn)
+	back, err := DecodeTable(&buf, int64(buf.Len()), tab.warn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for n := range len(whole) {
-		if _, err := DecodeTable(bytes.NewReader(whole[:n]), tab.warn); err == nil {
+		if _, err := DecodeTable(bytes.NewReader(whole[:n]), int64(n), tab.warn); err == nil {
 			t.Fatalf("a snapshot cut to %d of its %d bytes was accepted", n, len(whole))
 		}
 	}

@@ -167,7 +167,7 @@ func TestSnapshotKeepsFeatures(t *testing.T) {
 			if bytes.Equal(tt.have, good) {
 				t.Fatal("the case changes nothing")
 			}
-			if _, err := DecodeTable(bytes.NewReader(tt.have), DefaultWarn); err == nil {
+			if _, err := DecodeTable(bytes.NewReader(tt.have), int64(len(tt.have)), DefaultWarn); err == nil {
 				t.Fatal("accepted")
 			}
 		})
@@ -183,12 +183,12 @@ func assertFeaturesRoundTrip(t *testing.T, tab *Table) *Table {
 		t.Fatal(err)
 	}
 	whole := bytes.Clone(buf.Bytes())
-	back, err := DecodeTable(&buf, tab.warn)
+	back, err := DecodeTable(&buf, int64(buf.Len()), tab.warn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for n := range len(whole) {
-		if _, err := DecodeTable(bytes.NewReader(whole[:n]), tab.warn); err == nil {
+		if _, err := DecodeTable(bytes.NewReader(whole[:n]), int64(n), tab.warn); err == nil {
 			t.Fatalf("a snapshot cut to %d of its %d bytes was accepted", n, len(whole))
 		}
 	}

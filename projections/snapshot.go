@@ -203,9 +203,21 @@ func (t *Table) groupByAccount() (accounts []*account, grouped []ref, from []int
 	return accounts, grouped, from
 }
 
-// DecodeTable reads what Encode wrote. It reads r as it arrives, so that
-// decoding overlaps a download, and builds the two indexes at once.
-func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
+// The fewest bytes Encode writes for an account (its name's length and one
+// byte of it, its head, its count of tokens) and for a token (hash, id, and
+// five one-byte fields at the least): what a body of a given size can hold.
+const (
+	minAccountBytes = 1 + 1 + len(events.Hash{}) + 1
+	minTokenBytes   = len(events.Hash{}) + len(events.TokenID{}) + 5
+)
+
+// DecodeTable reads what Encode wrote, size bytes. It reads r as it
+// arrives, so that decoding overlaps a download, and builds the two indexes
+// at once. The counts in the header must fit in size: a body whose digest
+// is checked only once it is read cannot, by its header alone, make a node
+// set aside more memory than its own length calls for (a forged count of
+// millions of tokens in a small object did: some 2 GB for nothing).
+func DecodeTable(r io.Reader, size int64, warn time.Duration) (*Table, error) {
 	d := &snapshotReader{src: r, buf: make([]byte, 1<<16)}
 	fail := func(what string, err error) (*Table, error) {
 		if d.err != nil && d.err != errShort {
@@ -219,7 +231,8 @@ func DecodeTable(r io.Reader, warn time.Duration) (*Table, error) {
 	t := NewTable(warn)
 	t.applied = d.uvarint()
 	nAccounts, nTokens, nameBytes := d.uvarint(), d.uvarint(), d.uvarint()
-	if d.err != nil || nAccounts > MaxSnapshot/34 || nTokens > MaxSnapshot/60 || nameBytes > MaxSnapshot {
+	size = min(max(size, 0), MaxSnapshot)
+	if d.err != nil || nAccounts > uint64(size)/uint64(minAccountBytes) || nTokens > uint64(size)/uint64(minTokenBytes) || nameBytes > uint64(size) {
 		return fail("counts", errors.New("bad count"))
 	}
 	names, err := d.block(int(nameBytes))
@@ -524,6 +537,9 @@ func restore(ctx context.Context, store SnapshotStore, src DigestSource, trust *
 	if err := trust.VerifyDigest(snap.Signer, snap.Body, snap.Sig); err != nil {
 		return nil, err
 	}
+	if snap.Size > MaxSnapshot {
+		return nil, errors.New("snapshot too large")
+	}
 	if snap.Seq > 0 {
 		at, err := src.DigestAt(ctx, snap.Seq)
 		if err != nil {
@@ -538,7 +554,7 @@ func restore(ctx context.Context, store SnapshotStore, src DigestSource, trust *
 	digest := sha256.New()
 	limited := &io.LimitedReader{R: body, N: MaxSnapshot + 1}
 	ahead := startReadAhead(limited, digest)
-	t, err := DecodeTable(ahead, warn)
+	t, err := DecodeTable(ahead, snap.Size, warn)
 	if err != nil {
 		body.Close() // the reading may wait for more of the body
 	}

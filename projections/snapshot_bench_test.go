@@ -63,7 +63,7 @@ func BenchmarkDecodeTable(b *testing.B) {
 	b.ReportMetric(float64(buf.Len()), "snapshot-bytes")
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := projections.DecodeTable(bytes.NewReader(buf.Bytes()), projections.DefaultWarn); err != nil {
+		if _, err := projections.DecodeTable(bytes.NewReader(buf.Bytes()), int64(buf.Len()), projections.DefaultWarn); err != nil {
 			b.Fatal(err)
 		}
 	}

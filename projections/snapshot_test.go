@@ -3,9 +3,12 @@ package projections_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,9 +162,39 @@ func TestSnapshotIsTrustedOnlyWhenSigned(t *testing.T) {
 
 func TestDecodeTableRefusesJunk(t *testing.T) {
 	for _, junk := range [][]byte{nil, []byte("hello"), []byte("tokenledger table v1\n\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")} {
-		if _, err := projections.DecodeTable(bytes.NewReader(junk), projections.DefaultWarn); err == nil {
+		if _, err := projections.DecodeTable(bytes.NewReader(junk), int64(len(junk)), projections.DefaultWarn); err == nil {
 			t.Errorf("DecodeTable(%q) accepted", junk)
 		}
+	}
+}
+
+// TestDecodeTableCountsFitTheBody: a header that claims thirty million
+// tokens in a body of a few bytes is refused before anything is set aside
+// for them. The body's digest is checked only once it is read, so until
+// then its header is any writer's word.
+func TestDecodeTableCountsFitTheBody(t *testing.T) {
+	var buf bytes.Buffer
+	tab := projections.NewTable(projections.DefaultWarn)
+	if _, err := tab.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	empty := buf.Bytes()
+	if _, err := projections.DecodeTable(bytes.NewReader(empty), int64(len(empty)), projections.DefaultWarn); err != nil {
+		t.Fatalf("an empty table's snapshot: %v", err)
+	}
+	// The magic, applied 0, no accounts, 30,000,000 tokens, no name bytes, no feature sets.
+	forged := append([]byte("tokenledger table v4\n"), 0, 0)
+	forged = binary.AppendUvarint(forged, 30_000_000)
+	forged = append(forged, 0, 0)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := projections.DecodeTable(bytes.NewReader(forged), int64(len(forged)), projections.DefaultWarn)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "counts") {
+		t.Fatalf("DecodeTable of a forged count: %v, want refused at the counts", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+		t.Errorf("refusing a forged count of 30,000,000 tokens allocated %d MB", got>>20)
 	}
 }
 

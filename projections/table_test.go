@@ -45,7 +45,7 @@ func mustRoundTrip(t *testing.T, tab *Table) *Table {
 	if _, err := tab.Encode(&buf); err != nil {
 		t.Fatal(err)
 	}
-	restored, err := DecodeTable(&buf, DefaultWarn)
+	restored, err := DecodeTable(&buf, int64(buf.Len()), DefaultWarn)
 	if err != nil {
 		t.Fatal(err)
 	}
