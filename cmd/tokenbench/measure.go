@@ -229,7 +229,13 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	// of the tokens still live (revokeLatency revoked the last samples).
 	say("validate against echo, %d requesters", requesters)
 	live := b.Samples[:len(b.Samples)-len(lat)]
-	echo, validate, validateRatios, err := compareValidate(ctx, n1, client, live, sz.Validations)
+	echo, validate, validateRatios, err := compareValidate(ctx, n1, client, live, sz.Validations, benchFeature)
+	if err != nil {
+		return nil, err
+	}
+	// The same without a feature in the request: what asking for one costs.
+	say("validate against echo, no feature asked")
+	_, _, plainRatios, err := compareValidate(ctx, n1, client, live, sz.Validations, "")
 	if err != nil {
 		return nil, err
 	}
@@ -237,6 +243,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	r.add(fmt.Sprintf("tokens.validate, %d requesters", requesters), "%.0f req/s, p50 %s, p99 %s (p99 %.2fx the echo's)", validate.PerSecond(),
 		validate.P50.Round(time.Microsecond), validate.P99.Round(time.Microsecond), float64(validate.P99)/float64(echo.P99))
 	r.add("validate/echo, round by round", "%s", spread(validateRatios))
+	r.add("validate/echo with no feature asked (the same tokens), round by round", "%s", spread(plainRatios))
 
 	// 6. Creates through the command layer against bare publishes with the
 	// same headers, on the synced server.
@@ -406,9 +413,9 @@ func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int
 
 // compareValidate serves n1's table on tokens.validate and a bare echo on the
 // same connection, and loads both alike from client: the same request bodies,
-// each asking for a feature the token has, and the echo answers with a reply
-// of the validation's size.
-func compareValidate(ctx context.Context, n1 *ledgerNode, client *nats.Conn, samples []sample, n int) (echo, validate reqbench.Result, ratios []float64, err error) {
+// each asking for feature ("": none), which the token has, and the echo
+// answers with a reply of the validation's size.
+func compareValidate(ctx context.Context, n1 *ledgerNode, client *nats.Conn, samples []sample, n int, feature string) (echo, validate reqbench.Result, ratios []float64, err error) {
 	svc, err := natsapi.Start(n1.conn, natsapi.Config{Prefix: "tokens", Ledger: n1.ledger, Table: n1.table, Now: time.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "0.0.0-bench"})
 	if err != nil {
@@ -417,7 +424,7 @@ func compareValidate(ctx context.Context, n1 *ledgerNode, client *nats.Conn, sam
 	defer svc.Stop()
 	bodies := make([][]byte, len(samples))
 	for i, s := range samples {
-		bodies[i], _ = json.Marshal(natsapi.ValidateRequest{Token: s.Secret, Account: s.Account, Feature: benchFeature})
+		bodies[i], _ = json.Marshal(natsapi.ValidateRequest{Token: s.Secret, Account: s.Account, Feature: feature})
 	}
 	first, err := client.Request("tokens.validate", bodies[0], 5*time.Second)
 	if err != nil {
