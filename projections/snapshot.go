@@ -58,9 +58,9 @@ const MaxSnapshot = 2 << 30
 //
 // It is written by hand for start-up time, which is what a snapshot is for:
 // a million tokens decode in about 0.2 s (BenchmarkDecodeTable, 2 CPUs), and
-// a node is ready from such a snapshot in about 0.4 s (make bench), against
+// a node is ready from such a snapshot in about 0.3 s (make bench), against
 // 13 s replaying the 3,000,000 events behind it; from one of ten million, in
-// 3.2 s, against 3 min 12 s (the scale run, bench/RESULTS.md).
+// 2.7 s, against 2 min 32 s (the scale run, bench/RESULTS.md).
 
 // Encode writes the table in a compact binary form. Changes wait while it
 // runs (it holds changing, not mu); readers such as validations do not.
