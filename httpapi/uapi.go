@@ -659,7 +659,8 @@ func checkName(param, v string) error {
 }
 
 // parseExpiresAt reads cPanel's expires_at: empty or 0 is no expiry, other
-// values are Unix seconds. An instant before now is refused; now itself is
+// values are Unix seconds, up to the end of the year 9999 (the ledger's
+// own bound). An instant before now is refused; now itself is
 // accepted, as in cPanel, and kept as now+1s: the ledger takes only expiries
 // in the future, and a token created to expire "now" is dead either way.
 func parseExpiresAt(v string, now time.Time, loc *time.Location) (*int64, error) {
@@ -672,6 +673,9 @@ func parseExpiresAt(v string, now time.Time, loc *time.Location) (*int64, error)
 	}
 	if at < now.Unix() {
 		return nil, events.Errorf(events.Invalid, "The expiration time (%s) is in the past.", time.Unix(at, 0).In(loc).Format(time.RFC3339))
+	}
+	if at > events.MaxExpiresAt {
+		return nil, events.Errorf(events.Invalid, "The “expires_at” value “%s” is too far in the future: the latest is %d (the end of the year 9999 UTC).", clip(v), int64(events.MaxExpiresAt))
 	}
 	at = max(at, now.Unix()+1)
 	return &at, nil

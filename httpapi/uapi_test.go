@@ -146,6 +146,7 @@ func TestCreateFullAccess(t *testing.T) {
 		{name: "now is accepted", method: "GET", params: url.Values{"name": {"now"}, "expires_at": {fmt.Sprint(now.Unix())}}, expires: unix(now.Add(time.Second))},
 		{name: "past", method: "GET", params: url.Values{"name": {"past"}, "expires_at": {fmt.Sprint(now.Unix() - 1)}}, refusal: "is in the past"},
 		{name: "not a number", method: "GET", params: url.Values{"name": {"nan"}, "expires_at": {"tomorrow"}}, refusal: "“expires_at” value “tomorrow” is not a Unix time"},
+		{name: "beyond 9999", method: "GET", params: url.Values{"name": {"far"}, "expires_at": {"270000000000"}}, refusal: "“expires_at” value “270000000000” is too far in the future"},
 		{name: "duplicate", method: "GET", params: url.Values{"name": {"admin"}}, refusal: "A conflicting API token with the name “admin” already exists."},
 		{name: "missing name", method: "GET", params: url.Values{}, refusal: "Provide the “name” parameter."},
 		{name: "bad name", method: "POST", params: url.Values{"name": {"a.b"}}, refusal: "“a.b” is not a valid API token name"},
