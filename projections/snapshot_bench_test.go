@@ -89,9 +89,11 @@ func BenchmarkValidateMillion(b *testing.B) {
 // pays beyond the million's is mostly the TLB's: with 4 KiB pages the page
 // tables of a 1.5 GB slab no longer stay in the caches, and each of the two
 // random reads (an index slot, a token) first misses on its page's entry.
-// On this machine, 1.19 µs a validation against 0.65 µs at a million, and
-// with transparent huge pages "always" (the kernel's setting here is
-// "madvise", and the Go runtime asks for none) 0.85 against 0.52.
+// On this machine, with the kernel's transparent huge pages at "madvise"
+// (the Go runtime asks for none): 1.19 µs a validation against 0.65 µs at a
+// million while the table asked for none either, 1.01 against 0.59 since
+// its index and slab do (adviseHugePages), and 0.85 against 0.52 with the
+// kernel at "always" (which also gives this benchmark's own probes them).
 //
 //	go test -run '^$' -bench 'ValidateMillion$|ValidateTenMillion' -benchtime 3000000x ./projections
 func BenchmarkValidateTenMillion(b *testing.B) {
