@@ -34,25 +34,10 @@ type slab struct {
 	n      int
 }
 
-// chunkGroup is how many chunks a large slab (one that holds that many
-// already) gets at once: 16, about 10 MB, one allocation whose whole huge
-// pages the kernel is asked for (see adviseHugePages). A validation's read
-// of its token is a random one, and a chunk alone (600 KB) is smaller than
-// one huge page.
-const chunkGroup = 16
-
 // add makes room for one more token and returns its place.
 func (s *slab) add() (ref, *token) {
 	if s.n == len(s.chunks)*chunkSize {
-		if len(s.chunks) < chunkGroup {
-			s.chunks = append(s.chunks, make([]token, chunkSize))
-		} else {
-			group := make([]token, chunkGroup*chunkSize)
-			adviseHugePages(group)
-			for g := range chunkGroup {
-				s.chunks = append(s.chunks, group[g*chunkSize:(g+1)*chunkSize:(g+1)*chunkSize])
-			}
-		}
+		s.chunks = append(s.chunks, make([]token, chunkSize))
 	}
 	s.n++
 	return ref(s.n), s.at(ref(s.n))
@@ -151,8 +136,8 @@ func (x *hashIndex) place(s *slab, r ref, m uint64) bool {
 // tokens have the same hash.
 func (x *hashIndex) rebuild(s *slab) bool {
 	b := x.building(s.n)
-	for i := 0; i*chunkSize < s.n; i++ { // chunks past s.n may be made already
-		b.add(ref(i*chunkSize+1), s.chunks[i][:min(chunkSize, s.n-i*chunkSize)])
+	for i, chunk := range s.chunks {
+		b.add(ref(i*chunkSize+1), chunk[:min(chunkSize, s.n-i*chunkSize)])
 	}
 	return b.finish(s)
 }
@@ -186,7 +171,6 @@ func (x *hashIndex) building(n int) *indexBuild {
 		size *= 2
 	}
 	x.slots, x.used = make([]slot, size), 0
-	adviseHugePages(x.slots)
 	stretches := max(size/stretchSlots, 1)
 	return &indexBuild{x: x, shift: uint(bits.Len(uint(size/stretches)) - 1),
 		counts: make([]int, stretches), hashes: make([]uint64, 0, n), dropped: make([]uint64, 0, n/64+1)}
