@@ -216,7 +216,7 @@ const (
 // at once. The counts in the header must fit in size: a body whose digest
 // is checked only once it is read cannot, by its header alone, make a node
 // set aside more memory than its own length calls for (a forged count of
-// millions of tokens in a small object did: some 2 GB for nothing).
+// thirty million tokens in 27 bytes set aside 1.2 GB for nothing).
 func DecodeTable(r io.Reader, size int64, warn time.Duration) (*Table, error) {
 	d := &snapshotReader{src: r, buf: make([]byte, 1<<16)}
 	fail := func(what string, err error) (*Table, error) {
