@@ -32,3 +32,7 @@ func (f *fixture) Apply(t *testing.T, tab *Table, seq uint64, e events.Event) {
 
 // T0 is the instant the fixture's events happen at.
 var T0 = t0
+
+// SnapshotMagic is the snapshot format's first line, for tests that write
+// a header by hand.
+const SnapshotMagic = snapshotMagic

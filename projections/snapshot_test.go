@@ -183,7 +183,7 @@ func TestDecodeTableCountsFitTheBody(t *testing.T) {
 		t.Fatalf("an empty table's snapshot: %v", err)
 	}
 	// The magic, applied 0, no accounts, 30,000,000 tokens, no name bytes, no feature sets.
-	forged := append([]byte("tokenledger table v4\n"), 0, 0)
+	forged := append([]byte(projections.SnapshotMagic), 0, 0)
 	forged = binary.AppendUvarint(forged, 30_000_000)
 	forged = append(forged, 0, 0)
 	var before, after runtime.MemStats
@@ -193,7 +193,10 @@ func TestDecodeTableCountsFitTheBody(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "counts") {
 		t.Fatalf("DecodeTable of a forged count: %v, want refused at the counts", err)
 	}
-	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+	// The old bound set aside 1,256 MB here; the margin is for whatever else
+	// the process allocates meanwhile (a test before this one may still be
+	// shutting a server down).
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
 		t.Errorf("refusing a forged count of 30,000,000 tokens allocated %d MB", got>>20)
 	}
 }
