@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -159,6 +160,10 @@ type Node struct {
 	ln        net.Listener
 	http      *httpapi.BoundedServer
 
+	// paged is closed once the table's memory has first been moved to huge
+	// pages (see hugePages), or Run stopped before.
+	paged chan struct{}
+
 	// release undoes what New took (the embedded server, the connection),
 	// in the order taken; Run calls it backwards once every actor stopped.
 	release []func()
@@ -183,7 +188,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}
-	n := &Node{cfg: cfg, log: cfg.Log, join: cfg.Join != ""}
+	n := &Node{cfg: cfg, log: cfg.Log, join: cfg.Join != "", paged: make(chan struct{})}
 	connect := n.startNATS
 	if n.join {
 		connect = n.joinNATS
@@ -491,6 +496,10 @@ func (n *Node) Run(ctx context.Context) error {
 		ctx, cancel := context.WithCancel(base)
 		g.add(func() error { return n.follower.Run(ctx) }, cancel)
 	}
+	{ // the table's memory on huge pages, once it has caught up
+		ctx, cancel := context.WithCancel(base)
+		g.add(func() error { n.hugePages(ctx); return nil }, cancel)
+	}
 	if cfg.Seen != nil { // the stream's guard: no answers while the stream is missing, changed or short of what the node saw
 		ctx, cancel := context.WithCancel(base)
 		guard := &projections.Guard{Stream: n.stream, Follower: n.follower, Seen: cfg.Seen, Log: n.log}
@@ -544,6 +553,45 @@ func (n *Node) startService(nc *nats.Conn) (stopper, error) {
 	return natsapi.Start(nc, natsapi.Config{Prefix: n.cfg.Stream.Prefix, Ledger: n.ledger, Table: n.table, Now: n.cfg.Now, Log: n.log,
 		Version: n.cfg.Version, Uses: uses, Failed: n.guard.ValidationFailed, Ready: n.follower.Ready})
 }
+
+// hugePagesEvery is how often a node moves to huge pages what its table
+// grew since it last did: asking again for what is there already is cheap
+// (a millisecond at ten million tokens).
+const hugePagesEvery = time.Hour
+
+// hugePages moves the table's index and tokens to huge pages once the table
+// has caught up (see projections.Table.UseHugePages: a validation of a
+// large table then misses less), and again every hugePagesEvery, until ctx
+// ends. It is not done while the table is built: the kernel then copies the
+// memory once, off the start's path, rather than compacting it at each
+// first touch.
+func (n *Node) hugePages(ctx context.Context) {
+	first := sync.OnceFunc(func() { close(n.paged) })
+	defer first()
+	if n.follower.WaitReady(ctx) != nil {
+		return
+	}
+	start := time.Now()
+	hp := n.table.UseHugePages(ctx)
+	first()
+	n.log.Info("table on huge pages", "asked_mb", hp.Asked>>20, "backed_mb", hp.Backed>>20, "took", time.Since(start).Round(time.Millisecond))
+	tick := time.NewTicker(hugePagesEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			hp := n.table.UseHugePages(ctx)
+			n.log.Debug("table on huge pages", "asked_mb", hp.Asked>>20, "backed_mb", hp.Backed>>20)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// HugePaged is closed once the node has first moved its table to huge pages
+// (see hugePages), or has stopped before: for a measurement that should
+// not share the machine with the move.
+func (n *Node) HugePaged() <-chan struct{} { return n.paged }
 
 // close releases what New took, the last taken first.
 func (n *Node) close() {

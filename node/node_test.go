@@ -69,6 +69,11 @@ func TestNodeServesUntilItsContextEnds(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz: %d, want 200", resp.StatusCode)
 	}
+	select {
+	case <-n.HugePaged():
+	case <-time.After(20 * time.Second):
+		t.Error("the ready node did not move its table to huge pages")
+	}
 
 	stop()
 	select {

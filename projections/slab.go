@@ -34,10 +34,18 @@ type slab struct {
 	n      int
 }
 
-// add makes room for one more token and returns its place.
+// add makes room for one more token and returns its place. A slab of more
+// than a few chunks grows by an eighth at a time (up to 64 chunks, 40 MB),
+// in one allocation sliced into chunks: a large slab then lies in long runs
+// of memory, which the kernel can back with huge pages (see
+// Table.UseHugePages), at the cost of at most an eighth of it unused.
 func (s *slab) add() (ref, *token) {
 	if s.n == len(s.chunks)*chunkSize {
-		s.chunks = append(s.chunks, make([]token, chunkSize))
+		group := min(max(len(s.chunks)/8, 1), 64)
+		run := make([]token, group*chunkSize)
+		for c := range group {
+			s.chunks = append(s.chunks, run[c*chunkSize:(c+1)*chunkSize:(c+1)*chunkSize])
+		}
 	}
 	s.n++
 	return ref(s.n), s.at(ref(s.n))
@@ -137,6 +145,9 @@ func (x *hashIndex) place(s *slab, r ref, m uint64) bool {
 func (x *hashIndex) rebuild(s *slab) bool {
 	b := x.building(s.n)
 	for i, chunk := range s.chunks {
+		if i*chunkSize >= s.n {
+			break
+		}
 		b.add(ref(i*chunkSize+1), chunk[:min(chunkSize, s.n-i*chunkSize)])
 	}
 	return b.finish(s)
