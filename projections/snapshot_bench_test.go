@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -78,28 +79,39 @@ func BenchmarkDecodeTable(b *testing.B) {
 var cpanelFeatures = []string{"email", "ftp", "zoneedit", "ssl", "cron", "mysql", "backup", "webdisk"}
 
 // BenchmarkValidateMillion validates random live tokens of a table of a
-// million, where nearly every lookup misses the CPU caches.
+// million, where nearly every lookup misses the CPU caches: first as the
+// table is built, on the kernel's 4 KiB pages, then once moved to huge pages
+// as a ready node moves it (Table.UseHugePages).
 func BenchmarkValidateMillion(b *testing.B) {
 	t, probes := millionTable(b, false)
-	benchmarkValidate(b, t, probes, projections.Need{})
+	benchmarkPages(b, t, probes, projections.Need{})
 }
 
 // BenchmarkValidateTenMillion is BenchmarkValidateMillion at ten million
 // tokens (it takes about 2.5 GB and a minute to build). What a validation
-// pays beyond the million's is mostly the TLB's: with 4 KiB pages the page
-// tables of a 1.5 GB slab no longer stay in the caches, and each of the two
-// random reads (an index slot, a token) first misses on its page's entry.
-// On this machine, with the kernel's transparent huge pages at "madvise"
-// (the Go runtime asks for none): 1.19 µs a validation against 0.65 µs at a
-// million; 0.85 against 0.52 with the kernel at "always". The table asking
-// for them itself (madvise MADV_HUGEPAGE on its index and slab) gave 1.01
-// against 0.59, and decoded a snapshot 15 to 20 % slower
-// (BenchmarkDecodeTable, 143 -> 168 ms): tried and taken out.
+// pays beyond the million's is much the TLB's: with 4 KiB pages the page
+// tables of a 2 GB index and slab no longer stay in the caches, and each of
+// the two random reads (an index slot, a token) first misses on its page's
+// entry. On this machine (kernel huge pages at "madvise"; the Go runtime
+// asks for none): 1.19-1.23 µs a validation on small pages against 0.65 at
+// a million; 0.88-0.94 on huge pages against 0.55. Moving took 0.4 s at a
+// million, 4.8 s at ten. Asking for huge pages while the table is built
+// (madvise MADV_HUGEPAGE) instead decoded a snapshot 15 to 20 % slower
+// (BenchmarkDecodeTable, 143 -> 168 ms).
 //
 //	go test -run '^$' -bench 'ValidateMillion$|ValidateTenMillion' -benchtime 3000000x ./projections
 func BenchmarkValidateTenMillion(b *testing.B) {
 	t, probes := tableOf(b, 100_000, false)
-	benchmarkValidate(b, t, probes, projections.Need{})
+	benchmarkPages(b, t, probes, projections.Need{})
+}
+
+// benchmarkPages is benchmarkValidate on small pages, then on huge pages.
+func benchmarkPages(b *testing.B, t *projections.Table, probes []probe, need projections.Need) {
+	b.Run("small pages", func(b *testing.B) { benchmarkValidate(b, t, probes, need) })
+	start := time.Now()
+	hp := t.UseHugePages(context.Background())
+	b.Logf("moved to huge pages: %d of %d MiB in %s", hp.Backed>>20, hp.Asked>>20, time.Since(start).Round(time.Millisecond))
+	b.Run("huge pages", func(b *testing.B) { benchmarkValidate(b, t, probes, need) })
 }
 
 // BenchmarkValidateMillionFeature is BenchmarkValidateMillion with a

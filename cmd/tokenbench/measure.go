@@ -111,6 +111,9 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	defer n1.stop()
 	cold := time.Since(start)
 	r.add("cold start to ready, no snapshot (chains checked, each account's newest signature verified)", "%s (server with the stream %s, table %s)", cold.Round(time.Millisecond), serverUp.Round(time.Millisecond), (cold - serverUp).Round(time.Millisecond))
+	if err := n1.settle(ctx); err != nil {
+		return nil, err
+	}
 
 	// 2a. What the node holds now: this process is, at this point, what
 	// serve is (an embedded server with the stream, one node's table), and
@@ -204,6 +207,9 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 			t.Round(time.Millisecond), cpuRebuild.Round(time.Millisecond), faultsRebuild)
 	}
 	defer n2.stop()
+	if err := n2.settle(ctx); err != nil {
+		return nil, err
+	}
 	bareRate, rebuildRate := float64(b.Events)/bare.Seconds(), float64(b.Events)/rebuild.Seconds()
 	r.add("ordered-consumer read of the stream (the best round)", "%.0f events/s (%s, CPU %s)", bareRate, bare.Round(time.Millisecond), bareCPU.Round(time.Millisecond))
 	r.add("projection rebuild (decode, check chains, verify newest signatures, apply; the best round)", "%.0f events/s (%s, CPU %s)", rebuildRate, rebuild.Round(time.Millisecond), rebuildCPU.Round(time.Millisecond))
@@ -311,11 +317,25 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 // ledgerNode is one ledger node's parts, built by package node as serve
 // builds its own, with none of the parts the benchmark starts itself.
 type ledgerNode struct {
-	conn   *nats.Conn
-	stream *jetstream.Stream
-	table  *projections.Table
-	ledger *commands.Ledger
-	stop   func()
+	conn     *nats.Conn
+	stream   *jetstream.Stream
+	table    *projections.Table
+	ledger   *commands.Ledger
+	restored uint64          // the table's sequence from a snapshot, before the node ran
+	paged    <-chan struct{} // see settle
+	stop     func()
+}
+
+// settle waits for what a node does once ready, off the validation path,
+// before it is measured: moving its table to huge pages (node.HugePaged;
+// seconds at ten million tokens, on a core of its own).
+func (n *ledgerNode) settle(ctx context.Context) error {
+	select {
+	case <-n.paged:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // nodeLog is where the benchmark's nodes log: nowhere, unless a node
@@ -326,7 +346,7 @@ var nodeLog *slog.Logger
 // from the newest snapshot beside the stream and the events after it, or,
 // unless fromSnapshot, by replaying the whole stream.
 func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer *events.Signer, trust *events.Trust, fromSnapshot bool) (*ledgerNode, error) {
-	ncfg := node.Config{Join: s.ClientURL(), Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn, Log: nodeLog}
+	ncfg := node.Config{Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn, Log: nodeLog}
 	if os.Getenv("GOGC") == "" { // as serve does
 		ncfg.StartGC = projections.CatchUpGC
 	}
@@ -334,32 +354,15 @@ func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer 
 		// It stores no snapshot in its short life.
 		ncfg.Parts, ncfg.SnapEvents, ncfg.SnapEvery = node.Snapshots, math.MaxUint64, time.Hour
 	}
-	n, err := node.New(ctx, ncfg)
+	n, err := runNode(ctx, s, ncfg)
 	if err != nil {
 		return nil, err
 	}
-	restored := n.Table().Applied()
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); n.Run(runCtx) }()
-	bn := &ledgerNode{conn: n.Conn(), stream: n.Stream(), table: n.Table(), ledger: n.Ledger(), stop: sync.OnceFunc(func() { cancel(); <-done })}
-	if fromSnapshot && restored == 0 {
-		bn.stop()
+	if fromSnapshot && n.restored == 0 {
+		n.stop()
 		return nil, fmt.Errorf("the snapshot was not used")
 	}
-	if err := n.Follower().WaitReady(ctx); err != nil {
-		bn.stop()
-		return nil, err
-	}
-	// A node moves its table to huge pages once ready (seconds at ten
-	// million tokens, on a core of its own): the measurements start after.
-	select {
-	case <-n.HugePaged():
-	case <-ctx.Done():
-		bn.stop()
-		return nil, ctx.Err()
-	}
-	return bn, nil
+	return n, nil
 }
 
 // connect opens a connection to s and its JetStream context; whoever has it
@@ -540,6 +543,9 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 		return out, err
 	}
 	defer cmdNode.stop()
+	if err := cmdNode.settle(ctx); err != nil {
+		return out, err
+	}
 	stopReading, err := drain(ctx, s, followedCfg)
 	if err != nil {
 		return out, err

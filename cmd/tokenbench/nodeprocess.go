@@ -91,6 +91,9 @@ func nodeProcess(ctx context.Context, dir string, fromSnapshot bool, stdout io.W
 	if f.Peak, err = procStatus("VmHWM"); err != nil {
 		return err
 	}
+	if err := n.settle(ctx); err != nil {
+		return err
+	}
 	// What the node holds, not the garbage of its start, which a node
 	// collects in the background once ready (see node.startGC) and which
 	// the peak counts.

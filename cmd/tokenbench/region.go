@@ -129,17 +129,19 @@ func regionRevokeLatency(ctx context.Context, dir string, signer *events.Signer,
 }
 
 // runNode runs a node with cfg joined to s until stop, and returns once its
-// table has caught up.
+// table has caught up (and before it settles: see ledgerNode.settle).
 func runNode(ctx context.Context, s *server.Server, cfg node.Config) (*ledgerNode, error) {
 	cfg.Join = s.ClientURL()
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	restored := n.Table().Applied()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(runCtx) }()
-	bn := &ledgerNode{conn: n.Conn(), stream: n.Stream(), table: n.Table(), ledger: n.Ledger(), stop: sync.OnceFunc(func() { cancel(); <-done })}
+	bn := &ledgerNode{conn: n.Conn(), stream: n.Stream(), table: n.Table(), ledger: n.Ledger(), restored: restored,
+		paged: n.HugePaged(), stop: sync.OnceFunc(func() { cancel(); <-done })}
 	if err := n.Follower().WaitReady(ctx); err != nil {
 		bn.stop()
 		return nil, err
