@@ -34,21 +34,36 @@ type slab struct {
 	n      int
 }
 
+// maxRun is the most chunks a slab allocates at once (40 MB).
+const maxRun = 64
+
 // add makes room for one more token and returns its place. A slab of more
-// than a few chunks grows by an eighth at a time (up to 64 chunks, 40 MB),
-// in one allocation sliced into chunks: a large slab then lies in long runs
-// of memory, which the kernel can back with huge pages (see
-// Table.UseHugePages), at the cost of at most an eighth of it unused.
+// than a few chunks grows by an eighth at a time, in one allocation sliced
+// into chunks: a large slab then lies in long runs of memory, which the
+// kernel can back with huge pages (see Table.UseHugePages), at the cost of
+// at most an eighth of it unused.
 func (s *slab) add() (ref, *token) {
 	if s.n == len(s.chunks)*chunkSize {
-		group := min(max(len(s.chunks)/8, 1), 64)
-		run := make([]token, group*chunkSize)
-		for c := range group {
-			s.chunks = append(s.chunks, run[c*chunkSize:(c+1)*chunkSize:(c+1)*chunkSize])
-		}
+		s.grow(min(max(len(s.chunks)/8, 1), maxRun))
 	}
 	s.n++
 	return ref(s.n), s.at(ref(s.n))
+}
+
+// reserve makes room for n more tokens, no more, in runs of chunks: for a
+// snapshot's decoding, which knows how many come.
+func (s *slab) reserve(n int) {
+	for need := (s.n+n+chunkSize-1)/chunkSize - len(s.chunks); need > 0; need -= maxRun {
+		s.grow(min(need, maxRun))
+	}
+}
+
+// grow adds chunks to the slab, in one run of memory.
+func (s *slab) grow(chunks int) {
+	run := make([]token, chunks*chunkSize)
+	for c := range chunks {
+		s.chunks = append(s.chunks, run[c*chunkSize:(c+1)*chunkSize:(c+1)*chunkSize])
+	}
 }
 
 func (s *slab) at(r ref) *token {

@@ -254,6 +254,7 @@ func DecodeTable(r io.Reader, size int64, warn time.Duration) (*Table, error) {
 	}
 
 	// The hash index is built as the tokens come, on a core of its own.
+	t.tokens.reserve(int(nTokens))
 	feed := t.byHash.feeding(&t.tokens, int(nTokens))
 	defer feed.stop()
 	accounts := make([]*account, nAccounts)
