@@ -161,8 +161,10 @@ type Node struct {
 	http      *httpapi.BoundedServer
 
 	// paged is closed once the table's memory has first been moved to huge
-	// pages (see hugePages), or Run stopped before.
-	paged chan struct{}
+	// pages (see hugePages), or Run stopped before; firstPages is what that
+	// move did.
+	paged      chan struct{}
+	firstPages projections.HugePages
 
 	// release undoes what New took (the embedded server, the connection),
 	// in the order taken; Run calls it backwards once every actor stopped.
@@ -571,10 +573,10 @@ func (n *Node) hugePages(ctx context.Context) {
 	if n.follower.WaitReady(ctx) != nil {
 		return
 	}
-	start := time.Now()
 	hp := n.table.UseHugePages(ctx)
+	n.firstPages = hp
 	first()
-	n.log.Info("table on huge pages", "asked_mb", hp.Asked>>20, "backed_mb", hp.Backed>>20, "took", time.Since(start).Round(time.Millisecond))
+	n.log.Info("table on huge pages", "asked_mb", hp.Asked>>20, "backed_mb", hp.Backed>>20, "took", hp.Took.Round(time.Millisecond))
 	tick := time.NewTicker(hugePagesEvery)
 	defer tick.Stop()
 	for {
@@ -592,6 +594,17 @@ func (n *Node) hugePages(ctx context.Context) {
 // (see hugePages), or has stopped before: for a measurement that should
 // not share the machine with the move.
 func (n *Node) HugePaged() <-chan struct{} { return n.paged }
+
+// HugePages is what the node's first move of its table to huge pages did,
+// once HugePaged is closed; zero before, or if the node stopped first.
+func (n *Node) HugePages() projections.HugePages {
+	select {
+	case <-n.paged:
+		return n.firstPages
+	default:
+		return projections.HugePages{}
+	}
+}
 
 // close releases what New took, the last taken first.
 func (n *Node) close() {

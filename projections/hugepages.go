@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"slices"
+	"time"
 	"unsafe"
 )
 
@@ -23,10 +24,11 @@ import (
 // validation path.
 
 // HugePages is what UseHugePages did: the bytes of the table's memory that
-// could lie on huge pages (whole 2 MiB blocks of it), and those the kernel
-// moved there or found there already.
+// could lie on huge pages (whole 2 MiB blocks of it), those the kernel moved
+// there or found there already, and how long it took.
 type HugePages struct {
 	Asked, Backed int64
+	Took          time.Duration
 }
 
 // UseHugePages asks the kernel to back the table's index and the slab's
@@ -45,7 +47,9 @@ func (t *Table) UseHugePages(ctx context.Context) HugePages {
 		spans = append(spans, spanOf(chunks[i][:min(chunkSize, t.tokens.n-i*chunkSize)]))
 	}
 	t.mu.RUnlock()
+	start := time.Now()
 	hp := collapse(ctx, hugeBlocks(spans))
+	hp.Took = time.Since(start)
 	// The memory is named by address alone meanwhile: the slices keep it
 	// from being freed and reused, should the index grow.
 	runtime.KeepAlive(index)

@@ -141,7 +141,7 @@ func runNode(ctx context.Context, s *server.Server, cfg node.Config) (*ledgerNod
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(runCtx) }()
 	bn := &ledgerNode{conn: n.Conn(), stream: n.Stream(), table: n.Table(), ledger: n.Ledger(), restored: restored,
-		paged: n.HugePaged(), stop: sync.OnceFunc(func() { cancel(); <-done })}
+		paged: n.HugePaged(), pages: n.HugePages, stop: sync.OnceFunc(func() { cancel(); <-done })}
 	if err := n.Follower().WaitReady(ctx); err != nil {
 		bn.stop()
 		return nil, err
