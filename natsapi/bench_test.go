@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/micro"
 
 	"tokenledger/commands"
 	"tokenledger/events"
+	"tokenledger/internal/benchtable"
 	"tokenledger/internal/natstest"
 	"tokenledger/internal/reqbench"
 	"tokenledger/natsapi"
@@ -67,6 +70,11 @@ func benchmarkValidate(b *testing.B, limited bool) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
+	reportValidate(b, echo, validate, ratios)
+}
+
+// reportValidate reports a comparison of validations with the echo.
+func reportValidate(b *testing.B, echo, validate reqbench.Result, ratios []float64) {
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(echo.PerSecond(), "echo/s")
 	b.ReportMetric(validate.PerSecond(), "validate/s")
@@ -74,6 +82,64 @@ func benchmarkValidate(b *testing.B, limited bool) {
 	b.ReportMetric(float64(echo.P99.Microseconds()), "echo-p99-µs")
 	b.ReportMetric(float64(validate.P99.Microseconds()), "validate-p99-µs")
 	b.ReportMetric(float64(validate.P99)/float64(echo.P99), "p99-ratio")
+}
+
+// BenchmarkValidateMillionTokens is BenchmarkValidate against a table of a
+// million tokens (benchtable.Build; full access, no feature asked), served
+// as a node serves it: first on the kernel's small pages, as the table is
+// built, then once moved to huge pages as a ready node moves it
+// (projections.Table.UseHugePages). Each sub-benchmark runs ten rounds.
+//
+//	go test -run '^$' -bench 'ValidateMillionTokens|ValidateTenMillionTokens' -benchtime 1000000x ./natsapi
+func BenchmarkValidateMillionTokens(b *testing.B) { benchmarkValidateTable(b, 10_000) }
+
+// BenchmarkValidateTenMillionTokens is BenchmarkValidateMillionTokens at ten
+// million tokens (about 2.5 GB, and a minute or two to build).
+func BenchmarkValidateTenMillionTokens(b *testing.B) { benchmarkValidateTable(b, 100_000) }
+
+// noLedger is a service's ledger for benchmarks that only validate.
+type noLedger struct{ natsapi.Ledger }
+
+func benchmarkValidateTable(b *testing.B, accounts int) {
+	const concurrency, rounds = 32, 10
+	table, probes, err := benchtable.Build(accounts, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := natstest.MustServer(b)
+	nc, client := natstest.MustConnect(b, srv), natstest.MustConnect(b, srv)
+	svc, err := natsapi.Start(nc, natsapi.Config{Prefix: "tokens", Table: table, Ledger: noLedger{}, Now: time.Now, Version: "0.0.0-bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Stop()
+	rand.Shuffle(len(probes), func(i, j int) { probes[i], probes[j] = probes[j], probes[i] })
+	bodies := make([][]byte, len(probes))
+	for i, p := range probes {
+		bodies[i] = jsonBody(p.Secret, p.Account)
+	}
+	replyBody, _ := json.Marshal(ask(b, client, bodies[0]))
+	if _, err := reqbench.Echo(nc, "bench.echo", natsapi.QueueGroup, replyBody); err != nil {
+		b.Fatal(err)
+	}
+	valid := func(data []byte) error {
+		var rep natsapi.ValidateReply
+		if err := json.Unmarshal(data, &rep); err != nil || !rep.Valid {
+			return fmt.Errorf("not valid: %q", data)
+		}
+		return nil
+	}
+	compare := func(b *testing.B) {
+		echo, validate, ratios, err := reqbench.Compare(client, "bench.echo", "tokens.validate", bodies, concurrency, max(b.N/rounds, 1), rounds, valid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reportValidate(b, echo, validate, ratios)
+	}
+	b.Run("small pages", compare)
+	hp := table.UseHugePages(context.Background())
+	b.Logf("moved to huge pages: %d of %d MiB in %s", hp.Backed>>20, hp.Asked>>20, hp.Took.Round(time.Millisecond))
+	b.Run("huge pages", compare)
 }
 
 // BenchmarkMicroEcho is the part of BenchmarkValidate's gap that is NATS's

@@ -3,57 +3,26 @@ package projections_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
-	"tokenledger/events"
+	"tokenledger/internal/benchtable"
 	"tokenledger/projections"
 )
 
-// probe is a live token's secret and account, to validate.
-type probe struct{ secret, account string }
-
 // millionTable builds a table of a million live tokens in ten thousand
-// accounts, the size issue 7 measures, and keeps every tenth token's secret.
-// With limited, every token has features: one of eight sets of two to
-// nine of cPanel's feature names, each with "api".
-func millionTable(b *testing.B, limited bool) (*projections.Table, []probe) {
+// accounts, the size issue 7 measures (see benchtable.Build).
+func millionTable(b *testing.B, limited bool) (*projections.Table, []benchtable.Probe) {
 	return tableOf(b, 10_000, limited)
 }
 
 // tableOf is millionTable with a hundred tokens in each of accounts.
-func tableOf(b *testing.B, accounts int, limited bool) (*projections.Table, []probe) {
-	const perAccount = 100
-	t := projections.NewTable(projections.DefaultWarn)
-	actor := events.Actor{Kind: events.ActorOperator, Name: "bench"}
-	at := time.Now()
-	seq := uint64(0)
-	var probes []probe
-	for a := range accounts {
-		var head events.Hash
-		account := fmt.Sprintf("a%06d", a)
-		for i := range perAccount {
-			seq++
-			secret := events.NewSecret()
-			d := events.TokenCreated{Name: fmt.Sprintf("token-%d", i), TokenHash: events.HashSecret(secret), FullAccess: true}
-			if limited {
-				d.Features, d.FullAccess = append([]string{"api"}, cpanelFeatures[:1+i%8]...), false
-			}
-			e := events.Event{ID: events.NewID(), At: at, Account: account, TokenID: events.NewTokenID(), Actor: actor, Data: d}
-			if head != (events.Hash{}) {
-				e.Prev = head.String()
-			}
-			head = events.Digest([]byte(e.ID))
-			if err := t.Apply(seq, e, head); err != nil {
-				b.Fatal(err)
-			}
-			if i%10 == 0 {
-				probes = append(probes, probe{secret, account})
-			}
-		}
+func tableOf(b *testing.B, accounts int, limited bool) (*projections.Table, []benchtable.Probe) {
+	t, probes, err := benchtable.Build(accounts, limited)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return t, probes
 }
@@ -74,9 +43,6 @@ func BenchmarkDecodeTable(b *testing.B) {
 		}
 	}
 }
-
-// cpanelFeatures are some of cPanel's feature names, for tokens with features.
-var cpanelFeatures = []string{"email", "ftp", "zoneedit", "ssl", "cron", "mysql", "backup", "webdisk"}
 
 // BenchmarkValidateMillion validates random live tokens of a table of a
 // million, where nearly every lookup misses the CPU caches: first as the
@@ -106,7 +72,7 @@ func BenchmarkValidateTenMillion(b *testing.B) {
 }
 
 // benchmarkPages is benchmarkValidate on small pages, then on huge pages.
-func benchmarkPages(b *testing.B, t *projections.Table, probes []probe, need projections.Need) {
+func benchmarkPages(b *testing.B, t *projections.Table, probes []benchtable.Probe, need projections.Need) {
 	b.Run("small pages", func(b *testing.B) { benchmarkValidate(b, t, probes, need) })
 	hp := t.UseHugePages(context.Background())
 	b.Logf("moved to huge pages: %d of %d MiB in %s", hp.Backed>>20, hp.Asked>>20, hp.Took.Round(time.Millisecond))
@@ -120,14 +86,14 @@ func BenchmarkValidateMillionFeature(b *testing.B) {
 	benchmarkValidate(b, t, probes, projections.Need{Features: []string{"api"}, Write: true})
 }
 
-func benchmarkValidate(b *testing.B, t *projections.Table, probes []probe, need projections.Need) {
+func benchmarkValidate(b *testing.B, t *projections.Table, probes []benchtable.Probe, need projections.Need) {
 	rand.Shuffle(len(probes), func(i, j int) { probes[i], probes[j] = probes[j], probes[i] })
 	now := time.Now()
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		p := probes[i%len(probes)]
-		if r := t.ValidateFor(p.secret, p.account, netip.Addr{}, need, func() time.Time { return now }); !r.Valid {
+		if r := t.ValidateFor(p.Secret, p.Account, netip.Addr{}, need, func() time.Time { return now }); !r.Valid {
 			b.Fatalf("%+v", r)
 		}
 		i++
