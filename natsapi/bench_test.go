@@ -56,21 +56,23 @@ func benchmarkValidate(b *testing.B, limited bool) {
 	if _, err := reqbench.Echo(n.Conn, "bench.echo", natsapi.QueueGroup, replyBody); err != nil {
 		b.Fatal(err)
 	}
-	valid := func(data []byte) error {
-		var rep natsapi.ValidateReply
-		if err := json.Unmarshal(data, &rep); err != nil || !rep.Valid {
-			return fmt.Errorf("not valid: %q", data)
-		}
-		return nil
-	}
 	b.ResetTimer()
 	// The echo's reply is a valid reply, so both sides pass the same check.
-	echo, validate, ratios, err := reqbench.Compare(n.Client, "bench.echo", "tokens.validate", bodies, concurrency, max(b.N/rounds, 1), rounds, valid)
+	echo, validate, ratios, err := reqbench.Compare(n.Client, "bench.echo", "tokens.validate", bodies, concurrency, max(b.N/rounds, 1), rounds, validReply)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
 	reportValidate(b, echo, validate, ratios)
+}
+
+// validReply is the benchmarks' check of each reply: a valid token's.
+func validReply(data []byte) error {
+	var rep natsapi.ValidateReply
+	if err := json.Unmarshal(data, &rep); err != nil || !rep.Valid {
+		return fmt.Errorf("not valid: %q", data)
+	}
+	return nil
 }
 
 // reportValidate reports a comparison of validations with the echo.
@@ -122,15 +124,8 @@ func benchmarkValidateTable(b *testing.B, accounts int) {
 	if _, err := reqbench.Echo(nc, "bench.echo", natsapi.QueueGroup, replyBody); err != nil {
 		b.Fatal(err)
 	}
-	valid := func(data []byte) error {
-		var rep natsapi.ValidateReply
-		if err := json.Unmarshal(data, &rep); err != nil || !rep.Valid {
-			return fmt.Errorf("not valid: %q", data)
-		}
-		return nil
-	}
 	compare := func(b *testing.B) {
-		echo, validate, ratios, err := reqbench.Compare(client, "bench.echo", "tokens.validate", bodies, concurrency, max(b.N/rounds, 1), rounds, valid)
+		echo, validate, ratios, err := reqbench.Compare(client, "bench.echo", "tokens.validate", bodies, concurrency, max(b.N/rounds, 1), rounds, validReply)
 		if err != nil {
 			b.Fatal(err)
 		}
