@@ -386,6 +386,70 @@ func (c *Processes) Kill(i int) {
 	<-s.done
 }
 
+// Consumers names the consumers of stream that the running servers hold,
+// each once, as their monitoring ports tell (a test's account needs no
+// permission for it): what a test names when a stream is not as it expects.
+func (c *Processes) Consumers(stream string) []string {
+	seen := map[string]bool{}
+	var names []string
+	for _, s := range c.all() {
+		if s.paused || exited(s) {
+			continue
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/jsz?accounts=true&streams=true&consumers=true", s.httpP))
+		if err != nil {
+			continue
+		}
+		var jsz struct {
+			Accounts []struct {
+				Streams []struct {
+					Name      string `json:"name"`
+					Consumers []struct {
+						Name string `json:"name"`
+					} `json:"consumer_detail"`
+				} `json:"stream_detail"`
+			} `json:"account_details"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&jsz)
+		resp.Body.Close()
+		if err != nil {
+			continue
+		}
+		for _, a := range jsz.Accounts {
+			for _, st := range a.Streams {
+				for _, cons := range st.Consumers {
+					if st.Name == stream && !seen[cons.Name] {
+						seen[cons.Name] = true
+						names = append(names, cons.Name)
+					}
+				}
+			}
+		}
+	}
+	return names
+}
+
+// Restart starts a killed server i again on its ports and store, as an
+// operator or a supervisor brings a crashed server back, and waits until it
+// listens; it then rejoins the cluster and catches up on its own.
+func (c *Processes) Restart(i int) {
+	c.tb.Helper()
+	s := c.server(i)
+	if !exited(s) {
+		c.tb.Fatalf("nats-server %s: restarted while it runs", s.name)
+	}
+	c.mu.Lock()
+	err := s.run(natsServerBinary(c.tb))
+	s.paused = false
+	c.mu.Unlock()
+	if err == nil {
+		err = s.listening()
+	}
+	if err != nil {
+		c.tb.Fatalf("nats-server %s: %v", s.name, err)
+	}
+}
+
 func (c *Processes) shutdown() {
 	for _, s := range c.all() {
 		if s.cmd == nil || s.cmd.Process == nil {

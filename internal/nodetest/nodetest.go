@@ -86,6 +86,13 @@ func MustKeys(tb testing.TB) (*events.Signer, *events.Trust) {
 // stops it when the test ends.
 func MustNode(tb testing.TB, s *server.Server, o Options) *Node {
 	tb.Helper()
+	return MustNodeAt(tb, s.ClientURL(), o)
+}
+
+// MustNodeAt is MustNode on the server at url, one in a process of its own
+// (natstest.Processes).
+func MustNodeAt(tb testing.TB, url string, o Options) *Node {
+	tb.Helper()
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -101,7 +108,7 @@ func MustNode(tb testing.TB, s *server.Server, o Options) *Node {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := node.New(ctx, node.Config{
-		Join: s.ClientURL(),
+		Join: url,
 		// A private inbox prefix, as every role of an authenticated
 		// deployment has: the service answers commands only there (see
 		// package access), and names their actor after it.

@@ -1,0 +1,64 @@
+package natstest_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"tokenledger/internal/natstest"
+)
+
+// The processes place an R3 stream, name its consumers, and take a killed
+// server back on its ports and store: it rejoins and catches up on what was
+// stored while it was away.
+func TestProcesses(t *testing.T) {
+	c := natstest.MustProcesses(t)
+	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "reader", Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if have := c.Consumers("T"); !slices.Equal(have, []string{"reader"}) {
+		t.Fatalf("consumers of T: have %q, want [reader]", have)
+	}
+	if have := c.Consumers("other"); len(have) != 0 {
+		t.Fatalf("consumers of a stream that does not exist: %q", have)
+	}
+
+	c.Kill(2)
+	natstest.EventuallyWithin(t, time.Minute, "a publish with one server killed", func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := js.Publish(pctx, "t.1", []byte("a"))
+		return err == nil
+	})
+	c.Restart(2)
+	natstest.EventuallyWithin(t, time.Minute, "the restarted server current with the stream", func() bool {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		info, err := s.Info(ictx)
+		if err != nil || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+			return false
+		}
+		for _, r := range info.Cluster.Replicas {
+			if !r.Current {
+				return false
+			}
+		}
+		return true
+	})
+}
