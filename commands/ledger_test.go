@@ -321,7 +321,7 @@ func TestRefusalsAreCurrentAfterARejoin(t *testing.T) {
 		}
 	}()
 	natstest.Eventually(t, "a third of the tokens created", func() bool { return count.Load() >= tokens/3 || t.Failed() })
-	c.Kill(2)
+	c.Stop(2)
 	// Enough events for b's server to take a while to catch up on.
 	mustFill(t, js, 10000)
 	natstest.EventuallyWithin(t, time.Minute, "two thirds of the tokens created", func() bool { return count.Load() >= 2*tokens/3 || t.Failed() })

@@ -74,13 +74,20 @@ func (n *clusterNode) serving(t *testing.T) {
 	})
 }
 
+// servers is a test cluster, in this process (natstest.Cluster) or in
+// processes of their own (natstest.Processes).
+type servers interface {
+	URL(i int) string
+	Running(i int) bool
+}
+
 // waitService waits until every server of c routes requests to n instances
 // of the `tokens` service: a node's subscriptions reach the other servers of
 // the cluster a moment after the node says it serves.
-func waitService(t *testing.T, c *natstest.Cluster, n int) {
+func waitService(t *testing.T, c servers, n int) {
 	t.Helper()
 	for i := range natstest.ClusterSize {
-		if c.Servers()[i] == nil {
+		if !c.Running(i) {
 			continue
 		}
 		nc := mustConnect(t, c.URL(i))

@@ -178,6 +178,9 @@ func (c *Cluster) Index(name string) int {
 	return -1
 }
 
+// Running says whether server i is up (not stopped).
+func (c *Cluster) Running(i int) bool { return c.Servers()[i] != nil }
+
 // Stop shuts server i down, as a crash or a reboot would take it away.
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()

@@ -353,6 +353,14 @@ func (c *Processes) Index(name string) int {
 	return -1
 }
 
+// Running says whether server i is up: neither killed nor paused.
+func (c *Processes) Running(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.servers[i]
+	return !s.paused && !exited(s)
+}
+
 // Pause stops server i (SIGSTOP) where it stands: its sockets stay open and
 // nothing it was sent is answered, until Resume.
 func (c *Processes) Pause(i int) {
@@ -375,6 +383,16 @@ func (c *Processes) signal(i int, sig syscall.Signal, paused bool) {
 		c.tb.Fatalf("nats-server %s: %v: %v", s.name, sig, err)
 	}
 	s.paused = paused
+}
+
+// Stop shuts server i down as an operator does (SIGINT: nats-server's own
+// orderly shutdown, which hands its leaderships on), and waits until it has
+// exited.
+func (c *Processes) Stop(i int) {
+	s := c.server(i)
+	s.cmd.Process.Signal(syscall.SIGCONT)
+	s.cmd.Process.Signal(syscall.SIGINT)
+	<-s.done
 }
 
 // Kill ends server i at once (SIGKILL), as a crash would, and waits until
@@ -429,8 +447,8 @@ func (c *Processes) Consumers(stream string) []string {
 	return names
 }
 
-// Restart starts a killed server i again on its ports and store, as an
-// operator or a supervisor brings a crashed server back, and waits until it
+// Restart starts a stopped or killed server i again on its ports and store,
+// as an operator or a supervisor brings it back, and waits until it
 // listens; it then rejoins the cluster and catches up on its own.
 func (c *Processes) Restart(i int) {
 	c.tb.Helper()

@@ -12,9 +12,9 @@ import (
 	"tokenledger/internal/natstest"
 )
 
-// The processes place an R3 stream, name its consumers, and take a killed
-// server back on its ports and store: it rejoins and catches up on what was
-// stored while it was away.
+// The processes place an R3 stream, name its consumers, and take a stopped
+// or killed server back on its ports and store: it rejoins and catches up on
+// what was stored while it was away.
 func TestProcesses(t *testing.T) {
 	c := natstest.MustProcesses(t)
 	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
@@ -39,15 +39,28 @@ func TestProcesses(t *testing.T) {
 		t.Fatalf("consumers of a stream that does not exist: %q", have)
 	}
 
-	c.Kill(2)
-	natstest.EventuallyWithin(t, time.Minute, "a publish with one server killed", func() bool {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		_, err := js.Publish(pctx, "t.1", []byte("a"))
-		return err == nil
-	})
-	c.Restart(2)
-	natstest.EventuallyWithin(t, time.Minute, "the restarted server current with the stream", func() bool {
+	for _, away := range []struct {
+		how  string
+		stop func(int)
+	}{{"stopped", c.Stop}, {"killed", c.Kill}} {
+		away.stop(2)
+		if c.Running(2) {
+			t.Fatalf("server %s still running", away.how)
+		}
+		natstest.EventuallyWithin(t, time.Minute, "a publish with one server "+away.how, func() bool {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := js.Publish(pctx, "t.1", []byte("a"))
+			return err == nil
+		})
+		c.Restart(2)
+		natstest.EventuallyWithin(t, time.Minute, "the "+away.how+" server current with the stream once restarted", current(ctx, s))
+	}
+}
+
+// current says whether both of the stream's followers are current.
+func current(ctx context.Context, s jetstream.Stream) func() bool {
+	return func() bool {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		info, err := s.Info(ictx)
@@ -60,5 +73,5 @@ func TestProcesses(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}
 }
