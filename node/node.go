@@ -557,33 +557,47 @@ func (n *Node) startService(nc *nats.Conn) (stopper, error) {
 }
 
 // hugePagesEvery is how often a node moves to huge pages what its table
-// grew since it last did: asking again for what is there already is cheap
-// (a millisecond at ten million tokens).
-const hugePagesEvery = time.Hour
+// grew since it last did, and hugePagesRetry how often it asks again
+// regardless, for blocks the kernel could not move before (no free huge
+// page then). Asking again for what is there already is cheap, a
+// millisecond at ten million tokens, but a block the kernel cannot move may
+// cost it a compaction of memory each time: hence an hour.
+const (
+	hugePagesEvery = time.Minute
+	hugePagesRetry = time.Hour
+)
 
 // hugePages moves the table's index and tokens to huge pages once the table
 // has caught up (see projections.Table.UseHugePages: a validation of a
-// large table then misses less), and again every hugePagesEvery, until ctx
-// ends. It is not done while the table is built: the kernel then copies the
-// memory once, off the start's path, rather than compacting it at each
-// first touch.
+// large table then misses less), then within hugePagesEvery of each time
+// the table's memory grows (a doubled index would otherwise be read on small
+// pages until the next move), and every hugePagesRetry, until ctx ends. It
+// is not done while the table is built: the kernel then copies the memory
+// once, off the start's path, rather than compacting it at each first touch.
 func (n *Node) hugePages(ctx context.Context) {
 	first := sync.OnceFunc(func() { close(n.paged) })
 	defer first()
 	if n.follower.WaitReady(ctx) != nil {
 		return
 	}
+	footprint := n.table.Footprint()
 	hp := n.table.UseHugePages(ctx)
 	n.firstPages = hp
 	first()
 	n.log.Info("table on huge pages", "asked_mb", hp.Asked>>20, "backed_mb", hp.Backed>>20, "took", hp.Took.Round(time.Millisecond))
 	tick := time.NewTicker(hugePagesEvery)
 	defer tick.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-tick.C:
+			grown := n.table.Footprint()
+			if grown == footprint && time.Since(last) < hugePagesRetry {
+				continue
+			}
+			footprint, last = grown, time.Now()
 			hp := n.table.UseHugePages(ctx)
-			n.log.Debug("table on huge pages", "asked_mb", hp.Asked>>20, "backed_mb", hp.Backed>>20)
+			n.log.Debug("table on huge pages", "asked_mb", hp.Asked>>20, "backed_mb", hp.Backed>>20, "took", hp.Took.Round(time.Millisecond))
 		case <-ctx.Done():
 			return
 		}

@@ -57,6 +57,16 @@ func (t *Table) UseHugePages(ctx context.Context) HugePages {
 	return hp
 }
 
+// Footprint is the bytes the table's index and token slab take, as
+// allocated: it changes when either grows (the index doubles, the slab takes
+// another run of chunks), which is when UseHugePages has new memory to move.
+func (t *Table) Footprint() int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return int64(len(t.byHash.slots))*int64(unsafe.Sizeof(slot(0))) +
+		int64(len(t.tokens.chunks))*chunkSize*int64(unsafe.Sizeof(token{}))
+}
+
 // span is a run of memory, by address: [lo, hi).
 type span struct{ lo, hi uintptr }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"tokenledger/events"
 )
@@ -88,5 +89,36 @@ func TestUseHugePagesStopsWithItsContext(t *testing.T) {
 	cancel()
 	if hp := tab.UseHugePages(ctx); hp.Backed != 0 || hp.Asked == 0 {
 		t.Errorf("with its context ended: %+v, want something asked and nothing backed", hp)
+	}
+}
+
+// The footprint is the index and slab as allocated: it moves when one of
+// them grows, and not with each token.
+func TestFootprintMovesWhenTheTableGrows(t *testing.T) {
+	tab := NewTable(DefaultWarn)
+	if have := tab.Footprint(); have != 0 {
+		t.Fatalf("empty table: footprint %d, want 0", have)
+	}
+	var f fixture
+	prev, moves := int64(0), 0
+	for i := range 2 * chunkSize {
+		f.apply(t, tab, uint64(i+1), f.create("bob", fmt.Sprintf("t%d", i), events.NewSecret(), nil))
+		have := tab.Footprint()
+		// At least a whole chunk of tokens and two 8-byte slots a token.
+		if least := int64(chunkSize)*int64(unsafe.Sizeof(token{})) + int64(i+1)*16; have < least {
+			t.Fatalf("after %d tokens: footprint %d, want at least %d", i+1, have, least)
+		}
+		if have < prev {
+			t.Fatalf("after %d tokens: footprint shrank from %d to %d", i+1, prev, have)
+		}
+		if have != prev {
+			moves++
+		}
+		prev = have
+	}
+	// The index doubles from 16 slots to 16,384, and the slab takes two chunks:
+	// a dozen or so growths, against 8,192 tokens.
+	if moves < 3 || moves > 20 {
+		t.Errorf("footprint moved %d times over %d tokens, want a growth's handful", moves, 2*chunkSize)
 	}
 }
