@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"tokenledger/events"
@@ -534,7 +535,10 @@ func restore(ctx context.Context, store SnapshotStore, src DigestSource, trust *
 	if err != nil {
 		return nil, err
 	}
-	defer body.Close()
+	// Closed once: at the end, or at a failed decoding, whose reading ahead
+	// may be waiting for more of the body.
+	closeBody := sync.OnceFunc(func() { body.Close() })
+	defer closeBody()
 	if err := trust.VerifyDigest(snap.Signer, snap.Body, snap.Sig); err != nil {
 		return nil, err
 	}
@@ -557,7 +561,7 @@ func restore(ctx context.Context, store SnapshotStore, src DigestSource, trust *
 	ahead := startReadAhead(limited, digest)
 	t, err := DecodeTable(ahead, snap.Size, warn)
 	if err != nil {
-		body.Close() // the reading may wait for more of the body
+		closeBody()
 	}
 	ahead.stop()
 	if limited.N == 0 {
