@@ -15,13 +15,20 @@ import (
 // caches either. Huge pages (2 MiB) take those misses away: on this
 // project's 2-core machine BenchmarkValidateTenMillion went from 1.23 µs a
 // validation to 0.88-0.94, and BenchmarkValidateMillion from 0.66 to 0.55.
-// The Go runtime asks for none, and asking while the memory is first
-// written (madvise MADV_HUGEPAGE) made a snapshot's decoding 15 to 20%
-// slower, as the kernel compacted memory at each first touch. So a node
-// asks once its table has caught up (UseHugePages), and the kernel copies
-// what is already written into huge pages (MADV_COLLAPSE, Linux 6.1 and
-// later): 0.4 s at a million tokens, 4.8 s at ten million, off the
-// validation path.
+// The Go runtime asks for none. A snapshot's decoding asks for them for the
+// memory it is about to fill (adviseHuge: the slab's runs, the index and
+// its build's scratch), which it then writes once, in a few seconds: on the
+// project's present machine (a virtual one, where a first touch of a 4 KiB
+// page costs about 7 µs of the kernel's time) a fresh process decoded ten
+// million tokens in 2.4 to 4.7 s instead of 8.2, a million in 0.28 s instead
+// of 0.75 (on the Intel machine before it, asking at the first touch made
+// the decoding 15 to 20% slower, the kernel compacting memory at each).
+// Memory a live table grows into is not asked for as it is written: a token
+// applied under the table's lock would wait for a huge page to be zeroed or
+// found. So a node asks once its table has caught up (UseHugePages), and the
+// kernel copies what is already written into huge pages (MADV_COLLAPSE,
+// Linux 6.1 and later): 0.4 s at a million tokens, 4.8 s at ten million,
+// off the validation path.
 
 // HugePages is what UseHugePages did: the bytes of the table's memory that
 // could lie on huge pages (whole 2 MiB blocks of it), those the kernel moved

@@ -43,3 +43,17 @@ func hugePagesOff() bool {
 	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
 	return err != nil || bytes.Contains(b, []byte("[never]"))
 }
+
+// adviseHuge asks the kernel to back the whole huge pages of s, memory the
+// table has just allocated and not yet written, with huge pages as they are
+// first written (MADV_HUGEPAGE), unless huge pages are off. A refusal
+// leaves the memory on small pages, as it was.
+func adviseHuge(s span) {
+	blocks := hugeBlocks([]span{s})
+	if len(blocks) == 0 || hugePagesOff() {
+		return
+	}
+	for _, b := range blocks {
+		unix.Syscall(unix.SYS_MADVISE, b.lo, b.hi-b.lo, unix.MADV_HUGEPAGE)
+	}
+}

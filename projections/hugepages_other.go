@@ -13,3 +13,6 @@ func collapse(_ context.Context, blocks []span) HugePages {
 	}
 	return hp
 }
+
+// adviseHuge does nothing where huge pages cannot be asked for.
+func adviseHuge(span) {}

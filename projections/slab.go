@@ -44,23 +44,31 @@ const maxRun = 64
 // at most an eighth of it unused.
 func (s *slab) add() (ref, *token) {
 	if s.n == len(s.chunks)*chunkSize {
-		s.grow(min(max(len(s.chunks)/8, 1), maxRun))
+		s.grow(min(max(len(s.chunks)/8, 1), maxRun), false)
 	}
 	s.n++
 	return ref(s.n), s.at(ref(s.n))
 }
 
 // reserve makes room for n more tokens, no more, in runs of chunks: for a
-// snapshot's decoding, which knows how many come.
+// snapshot's decoding, which knows how many come, and fills them at once, on
+// huge pages from the first write (see adviseHuge).
 func (s *slab) reserve(n int) {
 	for need := (s.n+n+chunkSize-1)/chunkSize - len(s.chunks); need > 0; need -= maxRun {
-		s.grow(min(need, maxRun))
+		s.grow(min(need, maxRun), true)
 	}
 }
 
-// grow adds chunks to the slab, in one run of memory.
-func (s *slab) grow(chunks int) {
+// grow adds chunks to the slab, in one run of memory, asked to be backed by
+// huge pages from the first write when huge (see adviseHuge). A live table's
+// growth is not: a token applied under the table's lock would then wait for
+// a whole huge page to be zeroed, or memory compacted to find one, and the
+// node moves the run there afterwards (Table.UseHugePages).
+func (s *slab) grow(chunks int, huge bool) {
 	run := make([]token, chunks*chunkSize)
+	if huge {
+		adviseHuge(spanOf(run))
+	}
 	for c := range chunks {
 		s.chunks = append(s.chunks, run[c*chunkSize:(c+1)*chunkSize:(c+1)*chunkSize])
 	}
@@ -197,9 +205,12 @@ func (x *hashIndex) building(n int) *indexBuild {
 		size *= 2
 	}
 	x.slots, x.used = make([]slot, size), 0
+	adviseHuge(spanOf(x.slots))
 	stretches := max(size/stretchSlots, 1)
-	return &indexBuild{x: x, shift: uint(bits.Len(uint(size/stretches)) - 1),
+	b := &indexBuild{x: x, shift: uint(bits.Len(uint(size/stretches)) - 1),
 		counts: make([]int, stretches), hashes: make([]uint64, 0, n), dropped: make([]uint64, 0, n/64+1)}
+	adviseHuge(spanOf(b.hashes[:n]))
+	return b
 }
 
 // stretch is the stretch of the home of the seeded hash m.
@@ -239,6 +250,8 @@ func (b *indexBuild) finish(s *slab) bool {
 		next[i], at = at, at+n
 	}
 	refs, hashes := make([]ref, at), make([]uint64, at)
+	adviseHuge(spanOf(refs))
+	adviseHuge(spanOf(hashes))
 	for i, m := range b.hashes {
 		if b.dropped[i/64]&(1<<(i%64)) == 0 {
 			k := &next[b.stretch(m)]
