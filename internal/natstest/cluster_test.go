@@ -15,18 +15,9 @@ import (
 // and takes the server back on its old port and store.
 func TestCluster(t *testing.T) {
 	c := natstest.MustCluster(t)
-	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, s := mustStream(t, ctx, c.URLs())
 	if have := s.CachedInfo().Config.Replicas; have != 3 {
 		t.Fatalf("replicas: have %d, want 3", have)
 	}
@@ -45,7 +36,31 @@ func TestCluster(t *testing.T) {
 	})
 
 	c.Restart(1)
-	natstest.Eventually(t, "the restarted server current with the stream", func() bool {
+	natstest.Eventually(t, "the restarted server current with the stream", current(ctx, s))
+}
+
+// mustStream connects to urls and creates the R3 stream T on t.>.
+func mustStream(t *testing.T, ctx context.Context, urls string) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, s
+}
+
+// current says whether both of the stream's followers are current.
+func current(ctx context.Context, s jetstream.Stream) func() bool {
+	return func() bool {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		info, err := s.Info(ictx)
@@ -58,5 +73,5 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}
 }

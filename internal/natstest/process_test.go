@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/internal/natstest"
@@ -17,18 +16,9 @@ import (
 // what was stored while it was away.
 func TestProcesses(t *testing.T) {
 	c := natstest.MustProcesses(t)
-	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, s := mustStream(t, ctx, c.URLs())
 	if _, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "reader", Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,23 +45,5 @@ func TestProcesses(t *testing.T) {
 		})
 		c.Restart(2)
 		natstest.EventuallyWithin(t, time.Minute, "the "+away.how+" server current with the stream once restarted", current(ctx, s))
-	}
-}
-
-// current says whether both of the stream's followers are current.
-func current(ctx context.Context, s jetstream.Stream) func() bool {
-	return func() bool {
-		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		info, err := s.Info(ictx)
-		if err != nil || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
-			return false
-		}
-		for _, r := range info.Cluster.Replicas {
-			if !r.Current {
-				return false
-			}
-		}
-		return true
 	}
 }
