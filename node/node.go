@@ -572,8 +572,10 @@ const (
 // large table then misses less), then within hugePagesEvery of each time
 // the table's memory grows (a doubled index would otherwise be read on small
 // pages until the next move), and every hugePagesRetry, until ctx ends. It
-// is not done while the table is built: the kernel then copies the memory
-// once, off the start's path, rather than compacting it at each first touch.
+// is not done while the table is built, off the start's path: what a
+// snapshot's decoding fills is asked for at its first touch already (see
+// the projections package's slab.reserve), and a replay's tokens are copied
+// here once it is done.
 func (n *Node) hugePages(ctx context.Context) {
 	first := sync.OnceFunc(func() { close(n.paged) })
 	defer first()
