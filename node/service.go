@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -51,17 +52,26 @@ func (l *serviceLoop) run(ctx context.Context) error {
 		nc, closed, err := l.connect()
 		if err != nil {
 			l.log.Warn("cannot connect the service; trying again", "err", err)
-			select {
-			case <-ctx.Done():
+			if !l.wait(ctx) {
 				return nil
-			case <-time.After(l.retry):
 			}
 			continue
 		}
 		svc, err := l.start(nc)
 		if err != nil {
+			lostConn := connectionLost(nc, err)
 			nc.Close()
-			return err
+			if !lostConn {
+				return err
+			}
+			// The server stalled or dropped the connection while the
+			// service subscribed: a fault of the moment, like a failed
+			// connect, not of the service.
+			l.log.Warn("the service's connection failed while it started; trying again", "err", err)
+			if !l.wait(ctx) {
+				return nil
+			}
+			continue
 		}
 		if !served && l.serving != nil {
 			l.serving()
@@ -80,4 +90,22 @@ func (l *serviceLoop) run(ctx context.Context) error {
 		nc.Close()
 		svc.Stop()
 	}
+}
+
+// wait waits l.retry before trying again, and says false if ctx ended first.
+func (l *serviceLoop) wait(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(l.retry):
+		return true
+	}
+}
+
+// connectionLost says whether starting the service on nc failed because nc
+// did (it closed, or its server did not answer a flush), rather than for a
+// reason that starting again would meet again.
+func connectionLost(nc *nats.Conn, err error) bool {
+	return nc.IsClosed() || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrStaleConnection)
 }

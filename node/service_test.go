@@ -80,6 +80,7 @@ type loopRun struct {
 	served  atomic.Int32
 	conns   chan *nats.Conn // each connection the loop made
 	failing atomic.Int32    // connections to refuse before making one
+	drops   atomic.Int32    // starts whose connection the server drops first
 	cancel  func()
 	done    chan error
 }
@@ -100,7 +101,12 @@ func mustLoop(t *testing.T, s *server.Server) *loopRun {
 			}
 			return nc, closed, err
 		},
-		start:   startEcho,
+		start: func(nc *nats.Conn) (stopper, error) {
+			if r.drops.Add(-1) >= 0 {
+				dropConn(t, s, nc)
+			}
+			return startEcho(nc)
+		},
 		serving: func() { r.served.Add(1) },
 		retry:   10 * time.Millisecond,
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -110,6 +116,20 @@ func mustLoop(t *testing.T, s *server.Server) *loopRun {
 	go func() { r.done <- loop.run(ctx); close(r.done) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
+}
+
+// dropConn has the server drop nc, as it gives up a stalled connection, and
+// waits until nc knows.
+func dropConn(t *testing.T, s *server.Server, nc *nats.Conn) {
+	id, err := nc.GetClientID()
+	if err == nil {
+		err = s.DisconnectClientByID(id)
+	}
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	natstest.Eventually(t, "the dropped connection closing", nc.IsClosed)
 }
 
 // stop ends the loop and checks that it ended well.
@@ -175,13 +195,7 @@ func TestServiceStartsAgainOnANewConnection(t *testing.T) {
 	r.table.ready()
 	natstest.Eventually(t, "an answer", func() bool { return answered(t, client) })
 	first := <-r.conns
-	id, err := first.GetClientID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DisconnectClientByID(id); err != nil {
-		t.Fatal(err)
-	}
+	dropConn(t, s, first)
 	var second *nats.Conn
 	select {
 	case second = <-r.conns:
@@ -203,6 +217,30 @@ func TestServiceConnectsAgainAfterAFailure(t *testing.T) {
 	r.failing.Store(3)
 	r.table.ready()
 	natstest.Eventually(t, "an answer", func() bool { return answered(t, client) })
+	if n := r.served.Load(); n != 1 {
+		t.Errorf("said it was serving %d times, want once", n)
+	}
+}
+
+// TestServiceStartsAgainAfterItsConnectionFailedWhileStarting: the server
+// drops the service's connection as the service subscribes (a server paused
+// at that moment does so); the loop does not end the node but starts the
+// service again on a new connection.
+func TestServiceStartsAgainAfterItsConnectionFailedWhileStarting(t *testing.T) {
+	s := natstest.MustServer(t)
+	client := natstest.MustConnect(t, s)
+	r := mustLoop(t, s)
+	r.drops.Store(2)
+	r.table.ready()
+	natstest.Eventually(t, "an answer", func() bool { return answered(t, client) })
+	if n := len(r.conns); n != 3 {
+		t.Errorf("made %d connections, want 3: two dropped while starting and the one answering", n)
+	}
+	select {
+	case err := <-r.done:
+		t.Fatalf("the loop ended with %v", err)
+	default:
+	}
 	if n := r.served.Load(); n != 1 {
 		t.Errorf("said it was serving %d times, want once", n)
 	}
