@@ -80,19 +80,6 @@ type Follower struct {
 // starting (GOMEMLIMIT still bounds it).
 const CatchUpGC = 400
 
-// RestoreGC is the GOGC a node decodes its snapshot with, when it tunes the
-// collector for its start (node.Config.StartGC). Decoding makes little
-// garbage but the downloaded body, which arrives in NATS messages of 128 KiB
-// (690 MB at ten million tokens) while the heap grows to hold the table. At
-// a high GOGC nothing is collected meanwhile, so every message lands on
-// memory the process never touched, and on a machine where the kernel's
-// first touch of a page is dear that cost more than the decoding: at ten
-// million tokens on a 2-core AMD EPYC VM, a restore in a fresh process took
-// 5.8 s at 400 with 480,000 page faults, and 3.7 s at 10 with 140,000 (at
-// 5 and 20 it took longer again). The table's memory is nearly all
-// pointer-free, so collecting often costs little.
-const RestoreGC = 10
-
 // NewFollower returns a follower that feeds table from src with the events
 // that trust's keys signed.
 func NewFollower(table *Table, src Source, trust *events.Trust, log *slog.Logger) *Follower {
