@@ -94,6 +94,11 @@ type Config struct {
 	MaxStaleness time.Duration
 	StartGC      int // GOGC while the table is restored and catches up (projections.CatchUpGC); 0: leave it alone
 
+	// SnapshotCopy is a file of the node's own where it keeps a copy of
+	// each snapshot it stores, which its next start reads instead of
+	// downloading the snapshot (projections.SnapshotCopy); "": none.
+	SnapshotCopy string
+
 	SnapEvents  uint64        // Snapshots: events between snapshots
 	SnapEvery   time.Duration // Snapshots: most time between snapshots while events arrive
 	UsedEvery   time.Duration // LastUses: at most one record of a token's use per this
@@ -378,7 +383,7 @@ func (n *Node) buildLedger(ctx context.Context) {
 	cfg := n.cfg
 	if n.snapshots != nil {
 		done := n.startGC()
-		n.table = projections.Restore(ctx, n.snapshots, n.stream, cfg.Trust, cfg.Warn, n.log)
+		n.table = projections.Restore(ctx, n.snapshots, n.snapshotCopy(), n.stream, cfg.Trust, cfg.Warn, n.log)
 		done()
 	} else {
 		n.table = projections.NewTable(cfg.Warn)
@@ -396,6 +401,14 @@ func (n *Node) buildLedger(ctx context.Context) {
 			LastUsed: n.table.LastUsed, Every: cfg.UsedEvery, Log: n.log})
 	}
 	n.guard = accounts.NewGuard() // failed credentials on both transports
+}
+
+// snapshotCopy is the node's own copy of its snapshots, or nil.
+func (n *Node) snapshotCopy() *projections.SnapshotCopy {
+	if n.cfg.SnapshotCopy == "" {
+		return nil
+	}
+	return &projections.SnapshotCopy{Path: n.cfg.SnapshotCopy}
 }
 
 // startGC sets the collector as a start wants it while a snapshot is
@@ -463,7 +476,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	if n.snapshots != nil { // snapshots of the projections, for a quick next start
 		ctx, cancel := context.WithCancel(base)
-		snap := &projections.Snapshotter{Table: n.table, Store: n.snapshots, Stream: n.stream, Signer: cfg.Signer,
+		snap := &projections.Snapshotter{Table: n.table, Store: n.snapshots, Copy: n.snapshotCopy(), Stream: n.stream, Signer: cfg.Signer,
 			Events: cfg.SnapEvents, Interval: cfg.SnapEvery, Log: n.log}
 		g.add(func() error { return snap.Run(ctx) }, cancel)
 	}

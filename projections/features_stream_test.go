@@ -126,11 +126,11 @@ func TestRestoreRefusesAnOldSnapshot(t *testing.T) {
 		t.Fatalf("the format is not v4: %q", body[:24])
 	}
 	put(v3)
-	if restored := projections.Restore(ctx, store, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != 0 {
+	if restored := projections.Restore(ctx, store, nil, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != 0 {
 		t.Fatal("a snapshot of the format before features was used")
 	}
 	put(body)
-	restored := projections.Restore(ctx, store, n.Stream, n.Trust, projections.DefaultWarn, quiet)
+	restored := projections.Restore(ctx, store, nil, n.Stream, n.Trust, projections.DefaultWarn, quiet)
 	if restored.Applied() != seq {
 		t.Fatal("the snapshot was not used")
 	}

@@ -516,25 +516,62 @@ func (d *snapshotReader) atEOF() bool { return d.err == nil && !d.fill(1) && d.e
 
 // Restore returns the table of the newest trusted snapshot, or an empty table
 // when there is none or it cannot be trusted (it then says why in the log).
-func Restore(ctx context.Context, store SnapshotStore, src DigestSource, trust *events.Trust, warn time.Duration, log *slog.Logger) *Table {
-	t, err := restore(ctx, store, src, trust, warn)
+// With kept (nil: none), the node's own copy of the snapshot it stored last
+// is read instead of the store's when it is at least as new.
+func Restore(ctx context.Context, store SnapshotStore, kept *SnapshotCopy, src DigestSource, trust *events.Trust, warn time.Duration, log *slog.Logger) *Table {
+	t, from, err := restore(ctx, store, kept, src, trust, warn, log)
 	switch {
 	case errors.Is(err, events.ErrNoSnapshot):
 		log.Info("no snapshot: replaying the whole stream")
 	case err != nil:
 		log.Warn("snapshot not used: replaying the whole stream", "reason", err)
 	default:
-		log.Info("started from a snapshot", "seq", t.Applied())
+		log.Info("started from a snapshot", "seq", t.Applied(), "from", from)
 		return t
 	}
 	return NewTable(warn)
 }
 
-func restore(ctx context.Context, store SnapshotStore, src DigestSource, trust *events.Trust, warn time.Duration) (*Table, error) {
+// restore returns the table and where it came from: the node's copy, or
+// the store.
+func restore(ctx context.Context, store SnapshotStore, kept *SnapshotCopy, src DigestSource, trust *events.Trust, warn time.Duration, log *slog.Logger) (*Table, string, error) {
 	snap, body, err := store.Latest(ctx)
-	if err != nil {
-		return nil, err
+	if err != nil && !errors.Is(err, events.ErrNoSnapshot) {
+		return nil, "", err
 	}
+	if kept != nil {
+		own, ownBody, cerr := kept.Open()
+		switch {
+		case errors.Is(cerr, events.ErrNoSnapshot):
+		case cerr != nil:
+			log.Warn("the node's copy of its snapshot not used", "reason", cerr)
+		case err == nil && own.Seq < snap.Seq:
+			ownBody.Close() // the store holds a newer one, stored by another node
+		default:
+			if body != nil {
+				body.Close() // not needed, unless the copy fails
+				body = nil
+			}
+			t, derr := decodeSnapshot(ctx, own, ownBody, src, trust, warn)
+			if derr == nil {
+				return t, "the node's copy", nil
+			}
+			log.Warn("the node's copy of its snapshot not used", "reason", derr)
+			if err == nil {
+				snap, body, err = store.Latest(ctx)
+			}
+		}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	t, err := decodeSnapshot(ctx, snap, body, src, trust, warn)
+	return t, "the store", err
+}
+
+// decodeSnapshot decodes body, the body of snap, into a table if snap is
+// trusted and the body is the one it describes. It closes body.
+func decodeSnapshot(ctx context.Context, snap events.Snapshot, body io.ReadCloser, src DigestSource, trust *events.Trust, warn time.Duration) (*Table, error) {
 	// Closed once: at the end, or at a failed decoding, whose reading ahead
 	// may be waiting for more of the body.
 	closeBody := sync.OnceFunc(func() { body.Close() })
@@ -587,6 +624,7 @@ type Snapshotter struct {
 	Store    SnapshotStore
 	Stream   DigestSource
 	Signer   *events.Signer
+	Copy     *SnapshotCopy // where the node keeps its own copy of each snapshot it stores; nil: nowhere
 	Events   uint64        // events between snapshots
 	Interval time.Duration // at most this long between snapshots while events arrive
 	Log      *slog.Logger
@@ -633,6 +671,14 @@ func (s *Snapshotter) Save(ctx context.Context) error {
 		return err
 	}
 	size := buf.Len()
+	if s.Copy != nil {
+		// Before Put reads buf; a copy of a snapshot the store then
+		// failed to take is still one the next start may use.
+		snap.Size = int64(size)
+		if err := s.Copy.Write(snap, buf.Bytes()); err != nil {
+			s.Log.Warn("the snapshot's copy on disk not written: the next start downloads the snapshot", "err", err)
+		}
+	}
 	if err := s.Store.Put(ctx, snap, &buf); err != nil {
 		return err
 	}

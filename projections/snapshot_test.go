@@ -58,7 +58,7 @@ func TestSnapshotRestoresTheSameTable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	restored := projections.Restore(ctx, store, n.Stream, n.Trust, projections.DefaultWarn, quiet)
+	restored := projections.Restore(ctx, store, nil, n.Stream, n.Trust, projections.DefaultWarn, quiet)
 	if restored.Applied() != n.Table.Applied() || restored.Applied() == 0 {
 		t.Fatalf("restored at %d, want %d", restored.Applied(), n.Table.Applied())
 	}
@@ -130,7 +130,7 @@ func TestSnapshotIsTrustedOnlyWhenSigned(t *testing.T) {
 	if err := s.Save(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if restored := projections.Restore(ctx, store, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != 0 {
+	if restored := projections.Restore(ctx, store, nil, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != 0 {
 		t.Fatal("a snapshot of an untrusted key was used")
 	}
 
@@ -144,18 +144,18 @@ func TestSnapshotIsTrustedOnlyWhenSigned(t *testing.T) {
 	tampered := bytes.Clone(body)
 	tampered[len(tampered)-2] ^= 0xff
 	store.Put(ctx, events.Snapshot{Seq: seq, AtSeq: at, Body: digest, Signer: n.Signer.PublicKey(), Sig: sig}, bytes.NewReader(tampered))
-	if restored := projections.Restore(ctx, store, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != 0 {
+	if restored := projections.Restore(ctx, store, nil, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != 0 {
 		t.Fatal("a tampered snapshot was used")
 	}
 
 	// A good snapshot that names another stream's message.
 	store.Put(ctx, events.Snapshot{Seq: seq, AtSeq: events.HashSecret("elsewhere"), Body: digest, Signer: n.Signer.PublicKey(), Sig: sig}, bytes.NewReader(body))
-	if restored := projections.Restore(ctx, store, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != 0 {
+	if restored := projections.Restore(ctx, store, nil, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != 0 {
 		t.Fatal("a snapshot of another stream was used")
 	}
 
 	store.Put(ctx, events.Snapshot{Seq: seq, AtSeq: at, Body: digest, Signer: n.Signer.PublicKey(), Sig: sig}, bytes.NewReader(body))
-	if restored := projections.Restore(ctx, store, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != seq {
+	if restored := projections.Restore(ctx, store, nil, n.Stream, n.Trust, projections.DefaultWarn, quiet); restored.Applied() != seq {
 		t.Fatal("a good snapshot was not used")
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -104,7 +106,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	}
 	defer func() { s.Shutdown(); s.WaitForShutdown() }()
 	serverUp := time.Since(start)
-	n1, err := startNode(ctx, s, cfg, signer, trust, false)
+	n1, err := startNode(ctx, s, cfg, signer, trust, false, "")
 	if err != nil {
 		return nil, err
 	}
@@ -142,22 +144,33 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 		return nil, err
 	}
 	start = time.Now()
-	snapper := &projections.Snapshotter{Table: n1.table, Store: snaps, Stream: n1.stream, Signer: signer, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	kept := keptCopy(dir)
+	snapper := &projections.Snapshotter{Table: n1.table, Store: snaps, Copy: &projections.SnapshotCopy{Path: kept}, Stream: n1.stream,
+		Signer: signer, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := snapper.Save(ctx); err != nil {
 		return nil, err
 	}
 	saved := time.Since(start)
-	start = time.Now()
-	n3, err := startNode(ctx, s, cfg, signer, trust, true)
-	if err != nil {
-		return nil, err
+	// As serve restarts: from the copy of its snapshot it keeps on its
+	// disk. Then as a node whose snapshot another node stored: from the
+	// object store.
+	for _, from := range []struct{ kept, how string }{
+		{kept, "the node's own copy on disk, as a node restarts"},
+		{"", "downloaded from the object store, as a node whose snapshot another node stored"},
+	} {
+		start = time.Now()
+		n3, err := startNode(ctx, s, cfg, signer, trust, true, from.kept)
+		if err != nil {
+			return nil, err
+		}
+		fromSnap := time.Since(start)
+		if n3.table.Applied() != n1.table.Applied() {
+			return nil, fmt.Errorf("the node started from the snapshot is at %d, not %d", n3.table.Applied(), n1.table.Applied())
+		}
+		n3.stop()
+		r.add(fmt.Sprintf("start to ready from a snapshot, %d live tokens: %s", sz.Live, from.how), "%s (storing the snapshot and the copy took %s)",
+			fromSnap.Round(time.Millisecond), saved.Round(time.Millisecond))
 	}
-	fromSnap := time.Since(start)
-	if n3.table.Applied() != n1.table.Applied() {
-		return nil, fmt.Errorf("the node started from the snapshot is at %d, not %d", n3.table.Applied(), n1.table.Applied())
-	}
-	n3.stop()
-	r.add(fmt.Sprintf("start to ready from a snapshot, %d live tokens", sz.Live), "%s (storing the snapshot took %s)", fromSnap.Round(time.Millisecond), saved.Round(time.Millisecond))
 
 	// 3. Rebuild: a second node's table from the whole stream, against a bare
 	// ordered-consumer read of it, in rounds that alternate which goes
@@ -182,7 +195,7 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 		return time.Since(start), cpuTime() - cpu0, pageFaults() - faults0, err
 	}
 	read := func() error { return orderedRead(ctx, n1.conn, cfg, b.Events) }
-	start2 := func() (err error) { n2, err = startNode(ctx, s, cfg, signer, trust, false); return err }
+	start2 := func() (err error) { n2, err = startNode(ctx, s, cfg, signer, trust, false, ""); return err }
 	for round := range sz.Rebuilds {
 		var tBare, t, cpuBare, cpuRebuild time.Duration
 		var faultsBare, faultsRebuild int64
@@ -342,15 +355,67 @@ func (n *ledgerNode) settle(ctx context.Context) error {
 	}
 }
 
+// keptCopy is where a node on the data directory dir keeps the copy of its
+// snapshot, as serve does.
+func keptCopy(dir string) string { return filepath.Join(dir, "snapshot.copy") }
+
+// restoreWatch passes a node's log on to next, and keeps where the node's
+// table was restored from (the "from" of projections.Restore's line).
+type restoreWatch struct {
+	next slog.Handler
+	from *atomic.Pointer[string] // shared with the handlers made from it
+}
+
+func (w *restoreWatch) where() string {
+	if p := w.from.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (w *restoreWatch) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || w.next.Enabled(ctx, l)
+}
+
+func (w *restoreWatch) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "started from a snapshot" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "from" {
+				from := a.Value.String()
+				w.from.Store(&from)
+			}
+			return true
+		})
+	}
+	if !w.next.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return w.next.Handle(ctx, r)
+}
+
+func (w *restoreWatch) WithAttrs(as []slog.Attr) slog.Handler {
+	return &restoreWatch{next: w.next.WithAttrs(as), from: w.from}
+}
+
+func (w *restoreWatch) WithGroup(g string) slog.Handler {
+	return &restoreWatch{next: w.next.WithGroup(g), from: w.from}
+}
+
 // nodeLog is where the benchmark's nodes log: nowhere, unless a node
 // process says why it did what it did (see nodeprocess.go).
 var nodeLog *slog.Logger
 
 // startNode starts a node on s and returns once its table has caught up:
-// from the newest snapshot beside the stream and the events after it, or,
-// unless fromSnapshot, by replaying the whole stream.
-func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer *events.Signer, trust *events.Trust, fromSnapshot bool) (*ledgerNode, error) {
-	ncfg := node.Config{Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn, Log: nodeLog}
+// from the newest snapshot beside the stream (or from the copy of it at
+// kept, "": none) and the events after it, or, unless fromSnapshot, by
+// replaying the whole stream.
+func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer *events.Signer, trust *events.Trust, fromSnapshot bool, kept string) (*ledgerNode, error) {
+	next := slog.DiscardHandler
+	if nodeLog != nil {
+		next = nodeLog.Handler()
+	}
+	from := &restoreWatch{next: next, from: new(atomic.Pointer[string])}
+	ncfg := node.Config{Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn, Log: slog.New(from), SnapshotCopy: kept}
 	if os.Getenv("GOGC") == "" { // as serve does
 		ncfg.StartGC = projections.CatchUpGC
 	}
@@ -365,6 +430,12 @@ func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer 
 	if fromSnapshot && n.restored == 0 {
 		n.stop()
 		return nil, fmt.Errorf("the snapshot was not used")
+	}
+	if want := "the store"; fromSnapshot && kept != "" {
+		if want = "the node's copy"; from.where() != want {
+			n.stop()
+			return nil, fmt.Errorf("the snapshot was read from %q, not %s", from.where(), want)
+		}
 	}
 	return n, nil
 }
@@ -542,7 +613,7 @@ func compareCreate(ctx context.Context, s *server.Server, signer *events.Signer,
 			return out, err
 		}
 	}
-	cmdNode, err := startNode(ctx, s, cmdCfg, signer, trust, false)
+	cmdNode, err := startNode(ctx, s, cmdCfg, signer, trust, false, "")
 	if err != nil {
 		return out, err
 	}

@@ -81,7 +81,7 @@ func nodeProcess(ctx context.Context, dir string, fromSnapshot bool, stdout io.W
 	}
 	defer func() { s.Shutdown(); s.WaitForShutdown() }()
 	f := nodeFigures{ServerUp: time.Since(start)}
-	n, err := startNode(ctx, s, events.DefaultConfig(), signer, trust, fromSnapshot)
+	n, err := startNode(ctx, s, events.DefaultConfig(), signer, trust, fromSnapshot, keptCopy(dir))
 	if err != nil {
 		return err
 	}

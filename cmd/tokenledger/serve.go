@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -258,6 +259,7 @@ func (e *cli) nodeConfig(cfg serveConfig) (node.Config, error) {
 		Warn:          time.Duration(cfg.WarnDays) * 24 * time.Hour,
 		MaxLifetime:   cfg.MaxLifetime,
 		MaxStaleness:  cfg.MaxStaleness,
+		SnapshotCopy:  filepath.Join(cfg.DataDir, "snapshot.copy"),
 		SnapEvents:    cfg.SnapEvents,
 		SnapEvery:     cfg.SnapEvery,
 		UsedEvery:     cfg.UsedEvery,

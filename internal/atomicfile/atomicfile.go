@@ -12,19 +12,25 @@ import (
 
 // Write replaces path with b, of mode perm.
 func Write(path string, b []byte, perm fs.FileMode) error {
-	return write(path, b, perm, os.Rename)
+	return write(path, perm, os.Rename, b)
+}
+
+// WriteParts replaces path with the parts one after another, of mode perm:
+// for a large body behind a small header, which joining would copy.
+func WriteParts(path string, perm fs.FileMode, parts ...[]byte) error {
+	return write(path, perm, os.Rename, parts...)
 }
 
 // Create writes b to a new file at path, of mode perm, and fails with
 // fs.ErrExist when path exists (another process made it first).
 func Create(path string, b []byte, perm fs.FileMode) error {
-	return write(path, b, perm, os.Link)
+	return write(path, perm, os.Link, b)
 }
 
-// write puts b in a temporary file beside path, synced and of mode perm,
+// write puts parts in a temporary file beside path, synced and of mode perm,
 // then gives it path with place, and syncs the directory so that the new
 // name outlives a crash too.
-func write(path string, b []byte, perm fs.FileMode, place func(oldpath, newpath string) error) error {
+func write(path string, perm fs.FileMode, place func(oldpath, newpath string) error, parts ...[]byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -32,8 +38,10 @@ func write(path string, b []byte, perm fs.FileMode, place func(oldpath, newpath 
 	}
 	defer os.Remove(tmp.Name()) // nothing there once renamed; the spare link once linked
 	err = tmp.Chmod(perm)
-	if err == nil {
-		_, err = tmp.Write(b)
+	for _, b := range parts {
+		if err == nil {
+			_, err = tmp.Write(b)
+		}
 	}
 	if err == nil {
 		err = tmp.Sync()

@@ -47,3 +47,13 @@ func TestCreateRefusesAnExistingFile(t *testing.T) {
 		t.Fatalf("the directory holds %d entries, want only the file", len(entries))
 	}
 }
+
+func TestWritePartsWritesThemInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := WriteParts(path, 0o600, []byte("head\n"), nil, []byte("body")); err != nil {
+		t.Fatal(err)
+	}
+	if have, err := os.ReadFile(path); err != nil || string(have) != "head\nbody" {
+		t.Fatalf("%q, %v", have, err)
+	}
+}
