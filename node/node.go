@@ -382,8 +382,14 @@ func (n *Node) openBuckets(ctx context.Context, js natsjs.JetStream, cfg events.
 func (n *Node) buildLedger(ctx context.Context) {
 	cfg := n.cfg
 	if n.snapshots != nil {
+		kept := n.snapshotCopy()
+		if kept != nil {
+			if err := kept.RemoveLeftovers(); err != nil {
+				n.log.Warn("could not remove what an interrupted write of the snapshot's copy left", "err", err)
+			}
+		}
 		done := n.startGC()
-		n.table = projections.Restore(ctx, n.snapshots, n.snapshotCopy(), n.stream, cfg.Trust, cfg.Warn, n.log)
+		n.table = projections.Restore(ctx, n.snapshots, kept, n.stream, cfg.Trust, cfg.Warn, n.log)
 		done()
 	} else {
 		n.table = projections.NewTable(cfg.Warn)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"tokenledger/events"
 	"tokenledger/internal/atomicfile"
@@ -48,6 +49,23 @@ func (c *SnapshotCopy) Write(snap events.Snapshot, body []byte) error {
 	}
 	line := append(append([]byte(copyMagic), head...), '\n')
 	return atomicfile.WriteParts(c.Path, 0o600, line, body)
+}
+
+// RemoveLeftovers removes what a write cut short by the process's end left
+// beside the copy (atomicfile's temporary files, as large as the copy).
+// Only the node that owns the data directory may call it, at its start,
+// when nothing writes the copy.
+func (c *SnapshotCopy) RemoveLeftovers() error {
+	left, err := filepath.Glob(filepath.Join(filepath.Dir(c.Path), "."+filepath.Base(c.Path)+".*"))
+	if err != nil {
+		return err
+	}
+	for _, f := range left {
+		if err := os.Remove(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Open returns the copy's snapshot and its body, or events.ErrNoSnapshot

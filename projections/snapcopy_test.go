@@ -156,3 +156,26 @@ func TestSnapshotCopyIsTrustedNoMoreThanTheStore(t *testing.T) {
 		t.Fatalf("with junk for a copy: restored at %d, want 0; log: %s", seq, log)
 	}
 }
+
+// TestSnapshotCopyLeftoversAreRemoved: what a write cut short left beside
+// the copy goes; the copy and other files stay.
+func TestSnapshotCopyLeftoversAreRemoved(t *testing.T) {
+	dir := t.TempDir()
+	kept := &projections.SnapshotCopy{Path: filepath.Join(dir, "snapshot.copy")}
+	for _, name := range []string{"snapshot.copy", ".snapshot.copy.123", ".snapshot.copy.456", "stream.seen", ".stream.seen.789"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := kept.RemoveLeftovers(); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != ".stream.seen.789 snapshot.copy stream.seen" {
+		t.Fatalf("left %v", names)
+	}
+}
