@@ -106,6 +106,19 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Newest describes the newest snapshot without reading its body, or returns
+// events.ErrNoSnapshot.
+func (s *Snapshots) Newest(ctx context.Context) (events.Snapshot, error) {
+	info, err := s.store.GetInfo(ctx, snapshotObject)
+	if errors.Is(err, natsjs.ErrObjectNotFound) {
+		return events.Snapshot{}, events.ErrNoSnapshot
+	}
+	if err != nil {
+		return events.Snapshot{}, natsError(err)
+	}
+	return describe(info)
+}
+
 // Latest returns the newest snapshot's description and body, or
 // events.ErrNoSnapshot. The body can be read for snapshotRead.
 func (s *Snapshots) Latest(ctx context.Context) (_ events.Snapshot, _ io.ReadCloser, err error) {
@@ -127,8 +140,19 @@ func (s *Snapshots) Latest(ctx context.Context) (_ events.Snapshot, _ io.ReadClo
 		res.Close()
 		return events.Snapshot{}, nil, err
 	}
+	snap, err := describe(info)
+	if err != nil {
+		res.Close()
+		return events.Snapshot{}, nil, err
+	}
+	return snap, snapshotBody{res, cancel}, nil
+}
+
+// describe is the snapshot an object's metadata describes (see Put).
+func describe(info *natsjs.ObjectInfo) (events.Snapshot, error) {
 	m := info.Metadata
 	snap := events.Snapshot{Signer: m["signer"], Sig: m["sig"], Size: int64(info.Size)}
+	var err error
 	snap.Seq, err = strconv.ParseUint(m["seq"], 10, 64)
 	if err == nil {
 		snap.AtSeq, err = events.ParseHash(m["at-seq"])
@@ -137,10 +161,9 @@ func (s *Snapshots) Latest(ctx context.Context) (_ events.Snapshot, _ io.ReadClo
 		snap.Body, err = events.ParseHash(m["body"])
 	}
 	if err != nil {
-		res.Close()
-		return events.Snapshot{}, nil, events.Errorf(events.Invalid, "snapshot metadata: %v", err)
+		return events.Snapshot{}, events.Errorf(events.Invalid, "snapshot metadata: %v", err)
 	}
-	return snap, snapshotBody{res, cancel}, nil
+	return snap, nil
 }
 
 // snapshotRead bounds the reading of a snapshot's body. The object store

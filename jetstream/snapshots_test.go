@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -112,4 +113,44 @@ func mustJetStream(t *testing.T, url string, opts ...natsjs.JetStreamOpt) natsjs
 		t.Fatal(err)
 	}
 	return js
+}
+
+// TestSnapshotNewestDescribesWithoutTheBody: Newest says there is no
+// snapshot before the first Put, and then describes what Latest returns,
+// without opening a consumer to read the body.
+func TestSnapshotNewestDescribesWithoutTheBody(t *testing.T) {
+	s := natstest.MustServer(t)
+	js := mustJetStream(t, s.ClientURL())
+	ctx := context.Background()
+	snaps, err := OpenSnapshots(ctx, js, events.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snaps.Newest(ctx); !errors.Is(err, events.ErrNoSnapshot) {
+		t.Fatalf("Newest before any Put: %v, want ErrNoSnapshot", err)
+	}
+	put := events.Snapshot{Seq: 7, AtSeq: events.HashSecret("at"), Body: events.HashSecret("body"), Signer: "test", Sig: "sig"}
+	if err := snaps.Put(ctx, put, bytes.NewReader([]byte("the body"))); err != nil {
+		t.Fatal(err)
+	}
+	newest, err := snaps.Newest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket, err := js.Stream(ctx, "OBJ_TOKENS_SNAPSHOTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := bucket.Info(ctx); err != nil || info.State.Consumers != 0 {
+		t.Errorf("after Newest the bucket has consumers: %+v, %v", info.State, err)
+	}
+	latest, r, err := snaps.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	put.Size = int64(len("the body"))
+	if newest != put || latest != put {
+		t.Fatalf("Newest %+v, Latest %+v, want %+v", newest, latest, put)
+	}
 }

@@ -3,6 +3,7 @@ package projections_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -68,6 +69,9 @@ func (c *copyCase) restore(t *testing.T) (uint64, string) {
 	return restored.Applied(), log.String()
 }
 
+// fromLog is how Restore's log line names where the table came from.
+func fromLog(from string) string { return fmt.Sprintf("from=%q", from) }
+
 func (c *copyCase) dropStored(t *testing.T) {
 	t.Helper()
 	obs, err := c.js.ObjectStore(context.Background(), "TOKENS_SNAPSHOTS")
@@ -93,11 +97,11 @@ func TestSnapshotCopyIsReadInsteadOfTheStore(t *testing.T) {
 		t.Errorf("the copy's mode is %o, want 600", st.Mode().Perm())
 	}
 	want := c.n.Table.Applied()
-	if seq, log := c.restore(t); seq != want || !strings.Contains(log, `from="the node's copy"`) {
+	if seq, log := c.restore(t); seq != want || !strings.Contains(log, fromLog(projections.FromCopy)) {
 		t.Fatalf("restored at %d (want %d); log: %s", seq, want, log)
 	}
 	c.dropStored(t)
-	if seq, log := c.restore(t); seq != want || !strings.Contains(log, `from="the node's copy"`) {
+	if seq, log := c.restore(t); seq != want || !strings.Contains(log, fromLog(projections.FromCopy)) {
 		t.Fatalf("with no snapshot in the store: restored at %d (want %d); log: %s", seq, want, log)
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(c.kept.Path)); len(entries) != 1 {
@@ -113,7 +117,7 @@ func TestSnapshotCopyOlderThanTheStoreIsNotUsed(t *testing.T) {
 	c.create(t, "b")
 	c.save(t, c.n.Signer, nil)
 	want := c.n.Table.Applied()
-	if seq, log := c.restore(t); seq != want || !strings.Contains(log, `from="the store"`) {
+	if seq, log := c.restore(t); seq != want || !strings.Contains(log, fromLog(projections.FromStore)) {
 		t.Fatalf("restored at %d (want %d); log: %s", seq, want, log)
 	}
 }
@@ -133,7 +137,7 @@ func TestSnapshotCopyIsTrustedNoMoreThanTheStore(t *testing.T) {
 	if err := os.WriteFile(c.kept.Path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if seq, log := c.restore(t); seq != want || !strings.Contains(log, "copy of its snapshot not used") || !strings.Contains(log, `from="the store"`) {
+	if seq, log := c.restore(t); seq != want || !strings.Contains(log, "copy of its snapshot not used") || !strings.Contains(log, fromLog(projections.FromStore)) {
 		t.Fatalf("with a changed copy: restored at %d (want %d, from the store); log: %s", seq, want, log)
 	}
 	c.dropStored(t)

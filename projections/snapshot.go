@@ -27,6 +27,7 @@ import (
 // SnapshotStore is what snapshots need of storage (*jetstream.Snapshots).
 type SnapshotStore interface {
 	Put(ctx context.Context, snap events.Snapshot, body io.Reader) error
+	Newest(ctx context.Context) (events.Snapshot, error) // the description only
 	Latest(ctx context.Context) (events.Snapshot, io.ReadCloser, error)
 }
 
@@ -532,41 +533,55 @@ func Restore(ctx context.Context, store SnapshotStore, kept *SnapshotCopy, src D
 	return NewTable(warn)
 }
 
-// restore returns the table and where it came from: the node's copy, or
-// the store.
+// Where Restore's table came from, as its log line says.
+const (
+	FromCopy  = "the node's copy"
+	FromStore = "the store"
+)
+
+// restore returns the table and where it came from.
 func restore(ctx context.Context, store SnapshotStore, kept *SnapshotCopy, src DigestSource, trust *events.Trust, warn time.Duration, log *slog.Logger) (*Table, string, error) {
-	snap, body, err := store.Latest(ctx)
+	newest, err := store.Newest(ctx)
 	if err != nil && !errors.Is(err, events.ErrNoSnapshot) {
 		return nil, "", err
 	}
 	if kept != nil {
-		own, ownBody, cerr := kept.Open()
-		switch {
-		case errors.Is(cerr, events.ErrNoSnapshot):
-		case cerr != nil:
-			log.Warn("the node's copy of its snapshot not used", "reason", cerr)
-		case err == nil && own.Seq < snap.Seq:
-			ownBody.Close() // the store holds a newer one, stored by another node
-		default:
-			if body != nil {
-				body.Close() // not needed, unless the copy fails
-				body = nil
-			}
-			t, derr := decodeSnapshot(ctx, own, ownBody, src, trust, warn)
-			if derr == nil {
-				return t, "the node's copy", nil
-			}
-			log.Warn("the node's copy of its snapshot not used", "reason", derr)
-			if err == nil {
-				snap, body, err = store.Latest(ctx)
-			}
+		if t, ok := restoreCopy(ctx, kept, newest.Seq, src, trust, warn, log); ok {
+			return t, FromCopy, nil
 		}
 	}
 	if err != nil {
 		return nil, "", err
 	}
+	snap, body, err := store.Latest(ctx)
+	if err != nil {
+		return nil, "", err
+	}
 	t, err := decodeSnapshot(ctx, snap, body, src, trust, warn)
-	return t, "the store", err
+	return t, FromStore, err
+}
+
+// restoreCopy returns the table of the node's copy of its snapshot, unless
+// there is none, it is older than stored (another node stored a newer), or
+// it fails a check (said in the log).
+func restoreCopy(ctx context.Context, kept *SnapshotCopy, stored uint64, src DigestSource, trust *events.Trust, warn time.Duration, log *slog.Logger) (*Table, bool) {
+	snap, body, err := kept.Open()
+	if errors.Is(err, events.ErrNoSnapshot) {
+		return nil, false
+	}
+	if err == nil && snap.Seq < stored {
+		body.Close()
+		return nil, false
+	}
+	var t *Table
+	if err == nil {
+		t, err = decodeSnapshot(ctx, snap, body, src, trust, warn)
+	}
+	if err != nil {
+		log.Warn("the node's copy of its snapshot not used", "reason", err)
+		return nil, false
+	}
+	return t, true
 }
 
 // decodeSnapshot decodes body, the body of snap, into a table if snap is

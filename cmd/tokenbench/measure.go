@@ -431,8 +431,8 @@ func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer 
 		n.stop()
 		return nil, fmt.Errorf("the snapshot was not used")
 	}
-	if want := "the store"; fromSnapshot && kept != "" {
-		if want = "the node's copy"; from.where() != want {
+	if want := projections.FromStore; fromSnapshot && kept != "" {
+		if want = projections.FromCopy; from.where() != want {
 			n.stop()
 			return nil, fmt.Errorf("the snapshot was read from %q, not %s", from.where(), want)
 		}
