@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"tokenledger/events"
 	"tokenledger/internal/atomicfile"
@@ -21,7 +22,10 @@ import (
 // than the store's: Restore checks its signature, its digest and the
 // message it covers the same way, and downloads the store's when the copy
 // fails any check or is older.
-type SnapshotCopy struct{ Path string }
+type SnapshotCopy struct {
+	Path  string
+	ahead *copyRead // Prefetch's reading, until Restore takes it or Stop ends it
+}
 
 // copyMagic begins a copy's first line; the snapshot's description follows
 // it as JSON, and the body after the line.
@@ -116,3 +120,86 @@ type copyBody struct {
 }
 
 func (b copyBody) Close() error { return b.f.Close() }
+
+// Prefetch starts reading and decoding the copy on a goroutine of its own,
+// before the stream is at hand, and says whether it did (false: there is
+// no copy, or it could not be opened; Restore then says why). A node starts
+// it before its embedded server, whose recovery of the stream takes
+// seconds of its own at ten million tokens, and the decoding runs
+// meanwhile. What the copy says by itself is checked on the way, as for a
+// copy Restore reads itself (a trusted key's signature, the body's
+// digest); what needs the stream Restore checks when it takes the table:
+// that the store holds no newer snapshot, and that the copy covers this
+// stream. Restore, or Stop, ends the reading.
+func (c *SnapshotCopy) Prefetch(trust *events.Trust, warn time.Duration) bool {
+	c.Stop()
+	snap, body, err := c.Open()
+	if err != nil {
+		return false
+	}
+	r := &copyRead{done: make(chan struct{}), snap: snap, body: body}
+	c.ahead = r
+	go func() {
+		defer close(r.done)
+		r.table, r.err = decodeCopy(snap, body, trust, warn)
+	}()
+	return true
+}
+
+// Stop ends Prefetch's reading unless Restore took it, and drops its table.
+func (c *SnapshotCopy) Stop() {
+	if r := c.ahead; r != nil {
+		c.ahead = nil
+		r.cut()
+	}
+}
+
+// copyRead is a reading Prefetch started.
+type copyRead struct {
+	snap  events.Snapshot
+	body  io.Closer
+	done  chan struct{} // closed once table and err are set
+	table *Table
+	err   error
+}
+
+// cut ends the reading: the decoding fails at its next read of the body.
+func (r *copyRead) cut() {
+	r.body.Close()
+	<-r.done
+}
+
+// read returns the copy's snapshot and its table, Prefetch's or read now.
+// The table is nil, and no more of the body read, when the copy is older
+// than stored.
+func (c *SnapshotCopy) read(stored uint64, trust *events.Trust, warn time.Duration) (events.Snapshot, *Table, error) {
+	if r := c.ahead; r != nil {
+		c.ahead = nil
+		if r.snap.Seq < stored {
+			r.cut()
+			return r.snap, nil, nil
+		}
+		<-r.done
+		return r.snap, r.table, r.err
+	}
+	snap, body, err := c.Open()
+	if err != nil {
+		return snap, nil, err
+	}
+	if snap.Seq < stored {
+		body.Close()
+		return snap, nil, nil
+	}
+	t, err := decodeCopy(snap, body, trust, warn)
+	return snap, t, err
+}
+
+// decodeCopy is the copy's table, if what the copy says by itself holds.
+// It closes body.
+func decodeCopy(snap events.Snapshot, body io.ReadCloser, trust *events.Trust, warn time.Duration) (*Table, error) {
+	if err := vouched(snap, trust); err != nil {
+		body.Close()
+		return nil, err
+	}
+	return decodeBody(snap, body, warn)
+}

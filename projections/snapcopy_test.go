@@ -3,13 +3,17 @@ package projections_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"tokenledger/access"
@@ -23,6 +27,7 @@ import (
 
 // copyCase is a node with one event, its snapshot store, and a copy's path.
 type copyCase struct {
+	srv   *server.Server
 	n     *nodetest.Node
 	js    natsjs.JetStream
 	store *jetstream.Snapshots
@@ -31,8 +36,9 @@ type copyCase struct {
 
 func mustCopyCase(t *testing.T) *copyCase {
 	t.Helper()
-	n := nodetest.MustNode(t, natstest.MustServer(t), nodetest.Options{})
-	c := &copyCase{n: n, kept: &projections.SnapshotCopy{Path: filepath.Join(t.TempDir(), "snapshot.copy")}}
+	srv := natstest.MustServer(t)
+	n := nodetest.MustNode(t, srv, nodetest.Options{})
+	c := &copyCase{srv: srv, n: n, kept: &projections.SnapshotCopy{Path: filepath.Join(t.TempDir(), "snapshot.copy")}}
 	c.create(t, "a")
 	c.js, _ = natsjs.New(n.Conn)
 	var err error
@@ -60,13 +66,28 @@ func (c *copyCase) save(t *testing.T, signer *events.Signer, kept *projections.S
 }
 
 // restore restores with the copy and says at what sequence, and from where
-// the log says the table came.
+// the log says the table came. It restores twice, reading the copy itself
+// and as a node does, with the copy prefetched, and fails unless both
+// restored the same and said the same of the copy.
 func (c *copyCase) restore(t *testing.T) (uint64, string) {
 	t.Helper()
-	var log bytes.Buffer
-	restored := projections.Restore(context.Background(), c.store, c.kept, c.n.Stream, c.n.Trust, projections.DefaultWarn,
-		slog.New(slog.NewTextHandler(&log, nil)))
-	return restored.Applied(), log.String()
+	var seqs [2]uint64
+	var logs [2]string
+	for i, prefetch := range []bool{false, true} {
+		if prefetch {
+			c.kept.Prefetch(c.n.Trust, projections.DefaultWarn)
+		}
+		var log bytes.Buffer
+		restored := projections.Restore(context.Background(), c.store, c.kept, c.n.Stream, c.n.Trust, projections.DefaultWarn,
+			slog.New(slog.NewTextHandler(&log, nil)))
+		seqs[i], logs[i] = restored.Applied(), log.String()
+	}
+	for _, said := range []string{fromLog(projections.FromCopy), fromLog(projections.FromStore), "copy of its snapshot not used", "replaying the whole stream"} {
+		if seqs[0] != seqs[1] || strings.Contains(logs[0], said) != strings.Contains(logs[1], said) {
+			t.Fatalf("read then, at %d: %s\nprefetched, at %d: %s", seqs[0], logs[0], seqs[1], logs[1])
+		}
+	}
+	return seqs[0], logs[0]
 }
 
 // fromLog is how Restore's log line names where the table came from.
@@ -159,6 +180,103 @@ func TestSnapshotCopyIsTrustedNoMoreThanTheStore(t *testing.T) {
 	if seq, log := c.restore(t); seq != 0 || !strings.Contains(log, "not a snapshot copy") {
 		t.Fatalf("with junk for a copy: restored at %d, want 0; log: %s", seq, log)
 	}
+}
+
+// TestSnapshotCopyPrefetchStopped: a prefetch that Restore never takes (the
+// node failed before it) ends at Stop, its file closed, even while its read
+// of the copy waits (here on a pipe that a writer holds open); Restore ends
+// one it does not use.
+func TestSnapshotCopyPrefetchStopped(t *testing.T) {
+	c := mustCopyCase(t)
+	c.save(t, c.n.Signer, c.kept)
+	raw, err := os.ReadFile(c.kept.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(c.kept.Path); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(c.kept.Path, 0o600); err != nil {
+		t.Skip("no named pipes:", err)
+	}
+	body := bytes.IndexByte(raw, '\n') + 1
+	go func() { // the first line and half the body, and no end
+		w, err := os.OpenFile(c.kept.Path, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		t.Cleanup(func() { w.Close() })
+		w.Write(raw[:body+(len(raw)-body)/2])
+	}()
+	if !c.kept.Prefetch(c.n.Trust, projections.DefaultWarn) || !holdsOpen(t, c.kept.Path) {
+		t.Fatal("the copy was not prefetched")
+	}
+	stopped := make(chan struct{})
+	go func() { c.kept.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(time.Minute):
+		t.Fatal("Stop did not end a reading that waits for more of the copy")
+	}
+	if holdsOpen(t, c.kept.Path) {
+		t.Fatal("the copy is still open after Stop")
+	}
+	c.kept.Stop() // again: nothing to stop
+
+	// Restore ends a prefetch it returns without taking: here its store
+	// cannot say what snapshot it holds.
+	os.Remove(c.kept.Path)
+	c.save(t, c.n.Signer, c.kept)
+	nc := natstest.MustConnect(t, c.srv)
+	js, _ := natsjs.New(nc)
+	gone, err := jetstream.OpenSnapshots(context.Background(), js, events.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	if !c.kept.Prefetch(c.n.Trust, projections.DefaultWarn) {
+		t.Fatal("the copy was not prefetched")
+	}
+	if seq := projections.Restore(context.Background(), gone, c.kept, c.n.Stream, c.n.Trust, projections.DefaultWarn, quiet).Applied(); seq != 0 {
+		t.Fatalf("restored at %d from a store that cannot answer", seq)
+	}
+	if holdsOpen(t, c.kept.Path) {
+		t.Fatal("the copy is still open after a Restore that did not use it")
+	}
+}
+
+// failingSource cannot say what any message of the stream is.
+type failingSource struct{}
+
+func (failingSource) DigestAt(context.Context, uint64) (events.Hash, error) {
+	return events.Hash{}, errors.New("no stream")
+}
+
+// holdsOpen says whether this process has path open for reading (as the
+// node does; the test's writer of a pipe does not count).
+func holdsOpen(t *testing.T, path string) bool {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err != nil || target != path {
+			continue
+		}
+		info, err := os.ReadFile(filepath.Join("/proc/self/fdinfo", fd.Name()))
+		var flags int
+		for _, line := range strings.Split(string(info), "\n") {
+			if f, ok := strings.CutPrefix(line, "flags:"); ok {
+				fmt.Sscanf(strings.TrimSpace(f), "%o", &flags)
+			}
+		}
+		if err == nil && flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+			return true
+		}
+	}
+	return false
 }
 
 // TestSnapshotCopyLeftoversAreRemoved: what a write cut short left beside

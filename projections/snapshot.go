@@ -518,8 +518,12 @@ func (d *snapshotReader) atEOF() bool { return d.err == nil && !d.fill(1) && d.e
 // Restore returns the table of the newest trusted snapshot, or an empty table
 // when there is none or it cannot be trusted (it then says why in the log).
 // With kept (nil: none), the node's own copy of the snapshot it stored last
-// is read instead of the store's when it is at least as new.
+// is read instead of the store's when it is at least as new: the reading
+// kept.Prefetch started, if it did, which Restore ends in any case.
 func Restore(ctx context.Context, store SnapshotStore, kept *SnapshotCopy, src DigestSource, trust *events.Trust, warn time.Duration, log *slog.Logger) *Table {
+	if kept != nil {
+		defer kept.Stop()
+	}
 	t, from, err := restore(ctx, store, kept, src, trust, warn, log)
 	switch {
 	case errors.Is(err, events.ErrNoSnapshot):
@@ -565,17 +569,12 @@ func restore(ctx context.Context, store SnapshotStore, kept *SnapshotCopy, src D
 // there is none, it is older than stored (another node stored a newer), or
 // it fails a check (said in the log).
 func restoreCopy(ctx context.Context, kept *SnapshotCopy, stored uint64, src DigestSource, trust *events.Trust, warn time.Duration, log *slog.Logger) (*Table, bool) {
-	snap, body, err := kept.Open()
-	if errors.Is(err, events.ErrNoSnapshot) {
+	snap, t, err := kept.read(stored, trust, warn)
+	if errors.Is(err, events.ErrNoSnapshot) || err == nil && t == nil {
 		return nil, false
 	}
-	if err == nil && snap.Seq < stored {
-		body.Close()
-		return nil, false
-	}
-	var t *Table
 	if err == nil {
-		t, err = decodeSnapshot(ctx, snap, body, src, trust, warn)
+		err = covers(ctx, snap, src)
 	}
 	if err != nil {
 		log.Warn("the node's copy of its snapshot not used", "reason", err)
@@ -585,27 +584,55 @@ func restoreCopy(ctx context.Context, kept *SnapshotCopy, stored uint64, src Dig
 }
 
 // decodeSnapshot decodes body, the body of snap, into a table if snap is
-// trusted and the body is the one it describes. It closes body.
+// trusted, covers src's stream, and the body is the one it describes. It
+// closes body.
 func decodeSnapshot(ctx context.Context, snap events.Snapshot, body io.ReadCloser, src DigestSource, trust *events.Trust, warn time.Duration) (*Table, error) {
+	err := vouched(snap, trust)
+	if err == nil {
+		err = covers(ctx, snap, src)
+	}
+	if err != nil {
+		body.Close()
+		return nil, err
+	}
+	return decodeBody(snap, body, warn)
+}
+
+// vouched checks what snap's description says by itself: a trusted key
+// signed its body's digest, and the body is not too large.
+func vouched(snap events.Snapshot, trust *events.Trust) error {
+	if err := trust.VerifyDigest(snap.Signer, snap.Body, snap.Sig); err != nil {
+		return err
+	}
+	if snap.Size > MaxSnapshot {
+		return errors.New("snapshot too large")
+	}
+	return nil
+}
+
+// covers checks that snap was made from src's stream: the message at its
+// sequence is the one it names.
+func covers(ctx context.Context, snap events.Snapshot, src DigestSource) error {
+	if snap.Seq == 0 {
+		return nil
+	}
+	at, err := src.DigestAt(ctx, snap.Seq)
+	if err != nil {
+		return fmt.Errorf("the message the snapshot covers: %w", err)
+	}
+	if at != snap.AtSeq {
+		return errors.New("the snapshot was made from another stream")
+	}
+	return nil
+}
+
+// decodeBody decodes body, the body of snap (vouched for), into a table if
+// it is the body snap describes. It closes body.
+func decodeBody(snap events.Snapshot, body io.ReadCloser, warn time.Duration) (*Table, error) {
 	// Closed once: at the end, or at a failed decoding, whose reading ahead
 	// may be waiting for more of the body.
 	closeBody := sync.OnceFunc(func() { body.Close() })
 	defer closeBody()
-	if err := trust.VerifyDigest(snap.Signer, snap.Body, snap.Sig); err != nil {
-		return nil, err
-	}
-	if snap.Size > MaxSnapshot {
-		return nil, errors.New("snapshot too large")
-	}
-	if snap.Seq > 0 {
-		at, err := src.DigestAt(ctx, snap.Seq)
-		if err != nil {
-			return nil, fmt.Errorf("the message the snapshot covers: %w", err)
-		}
-		if at != snap.AtSeq {
-			return nil, errors.New("the snapshot was made from another stream")
-		}
-	}
 	// Decode as the body arrives, and trust the table only once the body's
 	// digest, taken on the way, is the one signed.
 	digest := sha256.New()
