@@ -155,15 +155,21 @@ type Node struct {
 	linked    func() bool
 	leafURL   string // hub: where regional servers connect, nats-leaf://host:port
 	snapshots *jetstream.Snapshots
-	table     *projections.Table
-	follower  *projections.Follower
-	ledger    *commands.Ledger
-	used      *jetstream.Used
-	uses      *commands.UseRecorder
-	claims    *jetstream.Claims
-	guard     *accounts.Guard
-	ln        net.Listener
-	http      *httpapi.BoundedServer
+	// kept is the node's own copy of its snapshots (nil: none); while
+	// prefetching, its decoding runs from before NATS is up, and restored
+	// puts the collector back as it was once the table is built.
+	kept        *projections.SnapshotCopy
+	prefetching bool
+	restored    func()
+	table       *projections.Table
+	follower    *projections.Follower
+	ledger      *commands.Ledger
+	used        *jetstream.Used
+	uses        *commands.UseRecorder
+	claims      *jetstream.Claims
+	guard       *accounts.Guard
+	ln          net.Listener
+	http        *httpapi.BoundedServer
 
 	// paged is closed once the table's memory has first been moved to huge
 	// pages (see hugePages), or Run stopped before; firstPages is what that
@@ -195,7 +201,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}
-	n := &Node{cfg: cfg, log: cfg.Log, join: cfg.Join != "", paged: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Log, join: cfg.Join != "", paged: make(chan struct{}), restored: func() {}}
+	if cfg.Parts&Snapshots != 0 {
+		n.prefetch()
+	}
 	connect := n.startNATS
 	if n.join {
 		connect = n.joinNATS
@@ -382,18 +391,14 @@ func (n *Node) openBuckets(ctx context.Context, js natsjs.JetStream, cfg events.
 func (n *Node) buildLedger(ctx context.Context) {
 	cfg := n.cfg
 	if n.snapshots != nil {
-		kept := n.snapshotCopy()
-		if kept != nil {
-			if err := kept.RemoveLeftovers(); err != nil {
-				n.log.Warn("could not remove what an interrupted write of the snapshot's copy left", "err", err)
-			}
+		if !n.prefetching {
+			n.restored = n.startGC()
 		}
-		done := n.startGC()
-		n.table = projections.Restore(ctx, n.snapshots, kept, n.stream, cfg.Trust, cfg.Warn, n.log)
-		done()
+		n.table = projections.Restore(ctx, n.snapshots, n.kept, n.stream, cfg.Trust, cfg.Warn, n.log)
 	} else {
 		n.table = projections.NewTable(cfg.Warn)
 	}
+	n.restored()
 	n.follower = projections.NewFollower(n.table, n.stream, cfg.Trust, n.log)
 	n.follower.StartGC = cfg.StartGC
 	n.follower.MaxStaleness = cfg.MaxStaleness
@@ -409,12 +414,23 @@ func (n *Node) buildLedger(ctx context.Context) {
 	n.guard = accounts.NewGuard() // failed credentials on both transports
 }
 
-// snapshotCopy is the node's own copy of its snapshots, or nil.
-func (n *Node) snapshotCopy() *projections.SnapshotCopy {
+// prefetch starts decoding the node's copy of its snapshot, if it has one,
+// before it starts or joins NATS: at ten million tokens the embedded server
+// recovers the stream for seconds, and the decoding then runs meanwhile
+// (see projections.SnapshotCopy.Prefetch). Restore takes the table, or
+// drops it for the store's; should New fail first, it is stopped.
+func (n *Node) prefetch() {
 	if n.cfg.SnapshotCopy == "" {
-		return nil
+		return
 	}
-	return &projections.SnapshotCopy{Path: n.cfg.SnapshotCopy}
+	n.kept = &projections.SnapshotCopy{Path: n.cfg.SnapshotCopy}
+	if err := n.kept.RemoveLeftovers(); err != nil {
+		n.log.Warn("could not remove what an interrupted write of the snapshot's copy left", "err", err)
+	}
+	if n.prefetching = n.kept.Prefetch(n.cfg.Trust, n.cfg.Warn); n.prefetching {
+		n.restored = sync.OnceFunc(n.startGC())
+		n.release = append(n.release, n.restored, n.kept.Stop)
+	}
 }
 
 // startGC sets the collector as a start wants it while a snapshot is
@@ -482,7 +498,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	if n.snapshots != nil { // snapshots of the projections, for a quick next start
 		ctx, cancel := context.WithCancel(base)
-		snap := &projections.Snapshotter{Table: n.table, Store: n.snapshots, Copy: n.snapshotCopy(), Stream: n.stream, Signer: cfg.Signer,
+		snap := &projections.Snapshotter{Table: n.table, Store: n.snapshots, Copy: n.kept, Stream: n.stream, Signer: cfg.Signer,
 			Events: cfg.SnapEvents, Interval: cfg.SnapEvery, Log: n.log}
 		g.add(func() error { return snap.Run(ctx) }, cancel)
 	}
