@@ -232,6 +232,11 @@ func (n *Node) joinNATS() error {
 	return nil
 }
 
+// EmbeddedUp is the node's log line once its embedded server is up, its
+// JetStream recovered; "took" says how long that took (seconds at millions
+// of events, which a start from the node's snapshot copy overlaps).
+const EmbeddedUp = "embedded NATS up"
+
 // startNATS starts the embedded server and connects to it in-process. Every
 // connection authenticates: the node makes an nkey user for each role in its
 // private data directory on first start. With NATSConfig, the
@@ -254,10 +259,12 @@ func (n *Node) startNATS() error {
 		n.log.Warn("ADMIN: the admin identity may change or delete the stream for as long as this node runs; restart without --admin when the change is done",
 			"creds", access.Path(cfg.DataDir, access.Admin))
 	}
+	began := time.Now()
 	srv, err := embedded.Start(eo)
 	if err != nil {
 		return events.Errorf(events.Invalid, "%v", err)
 	}
+	n.log.Info(EmbeddedUp, "took", time.Since(began).Round(time.Millisecond))
 	n.release = append(n.release, func() { srv.Shutdown(); srv.WaitForShutdown() })
 	n.clientURL = srv.ClientURL()
 	n.trouble = func() error { return embedded.JetStreamTrouble(srv) }

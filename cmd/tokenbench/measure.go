@@ -360,10 +360,16 @@ func (n *ledgerNode) settle(ctx context.Context) error {
 func keptCopy(dir string) string { return filepath.Join(dir, "snapshot.copy") }
 
 // restoreWatch passes a node's log on to next, and keeps where the node's
-// table was restored from (the "from" of projections.Restore's line).
+// table was restored from (the "from" of projections.Restore's line) and
+// when its embedded server, if it started one, was up.
 type restoreWatch struct {
-	next slog.Handler
-	from *atomic.Pointer[string] // shared with the handlers made from it
+	next     slog.Handler
+	from     *atomic.Pointer[string]    // shared with the handlers made from it
+	serverUp *atomic.Pointer[time.Time] // likewise
+}
+
+func newRestoreWatch(next slog.Handler) *restoreWatch {
+	return &restoreWatch{next: next, from: new(atomic.Pointer[string]), serverUp: new(atomic.Pointer[time.Time])}
 }
 
 func (w *restoreWatch) where() string {
@@ -373,12 +379,21 @@ func (w *restoreWatch) where() string {
 	return ""
 }
 
+// upAt is when the node's embedded server was up; zero if it started none.
+func (w *restoreWatch) upAt() time.Time {
+	if p := w.serverUp.Load(); p != nil {
+		return *p
+	}
+	return time.Time{}
+}
+
 func (w *restoreWatch) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelInfo || w.next.Enabled(ctx, l)
 }
 
 func (w *restoreWatch) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "started from a snapshot" {
+	switch r.Message {
+	case "started from a snapshot":
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "from" {
 				from := a.Value.String()
@@ -386,6 +401,9 @@ func (w *restoreWatch) Handle(ctx context.Context, r slog.Record) error {
 			}
 			return true
 		})
+	case node.EmbeddedUp:
+		at := r.Time
+		w.serverUp.Store(&at)
 	}
 	if !w.next.Enabled(ctx, r.Level) {
 		return nil
@@ -394,11 +412,11 @@ func (w *restoreWatch) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (w *restoreWatch) WithAttrs(as []slog.Attr) slog.Handler {
-	return &restoreWatch{next: w.next.WithAttrs(as), from: w.from}
+	return &restoreWatch{next: w.next.WithAttrs(as), from: w.from, serverUp: w.serverUp}
 }
 
 func (w *restoreWatch) WithGroup(g string) slog.Handler {
-	return &restoreWatch{next: w.next.WithGroup(g), from: w.from}
+	return &restoreWatch{next: w.next.WithGroup(g), from: w.from, serverUp: w.serverUp}
 }
 
 // nodeLog is where the benchmark's nodes log: nowhere, unless a node
@@ -410,12 +428,25 @@ var nodeLog *slog.Logger
 // kept, "": none) and the events after it, or, unless fromSnapshot, by
 // replaying the whole stream.
 func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer *events.Signer, trust *events.Trust, fromSnapshot bool, kept string) (*ledgerNode, error) {
+	n, _, err := startNodeOn(ctx, s, "", cfg, signer, trust, fromSnapshot, kept)
+	return n, err
+}
+
+// startNodeOn is startNode on s or, with s nil, on an embedded server of
+// its own on the data directory dir, as serve starts one; it also says
+// when that server was up.
+func startNodeOn(ctx context.Context, s *server.Server, dir string, cfg events.Config, signer *events.Signer, trust *events.Trust, fromSnapshot bool, kept string) (*ledgerNode, time.Time, error) {
 	next := slog.DiscardHandler
 	if nodeLog != nil {
 		next = nodeLog.Handler()
 	}
-	from := &restoreWatch{next: next, from: new(atomic.Pointer[string])}
-	ncfg := node.Config{Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn, Log: slog.New(from), SnapshotCopy: kept}
+	watch := newRestoreWatch(next)
+	ncfg := node.Config{Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn, Log: slog.New(watch), SnapshotCopy: kept}
+	if s != nil {
+		ncfg.Join = s.ClientURL()
+	} else {
+		ncfg.DataDir, ncfg.Listen = dir, "127.0.0.1:0"
+	}
 	if os.Getenv("GOGC") == "" { // as serve does
 		ncfg.StartGC = projections.CatchUpGC
 	}
@@ -423,21 +454,21 @@ func startNode(ctx context.Context, s *server.Server, cfg events.Config, signer 
 		// It stores no snapshot in its short life.
 		ncfg.Parts, ncfg.SnapEvents, ncfg.SnapEvery = node.Snapshots, math.MaxUint64, time.Hour
 	}
-	n, err := runNode(ctx, s, ncfg)
+	n, err := runNode(ctx, ncfg)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if fromSnapshot && n.restored == 0 {
 		n.stop()
-		return nil, fmt.Errorf("the snapshot was not used")
+		return nil, time.Time{}, fmt.Errorf("the snapshot was not used")
 	}
 	if want := projections.FromStore; fromSnapshot && kept != "" {
-		if want = projections.FromCopy; from.where() != want {
+		if want = projections.FromCopy; watch.where() != want {
 			n.stop()
-			return nil, fmt.Errorf("the snapshot was read from %q, not %s", from.where(), want)
+			return nil, time.Time{}, fmt.Errorf("the snapshot was read from %q, not %s", watch.where(), want)
 		}
 	}
-	return n, nil
+	return n, watch.upAt(), nil
 }
 
 // connect opens a connection to s and its JetStream context; whoever has it

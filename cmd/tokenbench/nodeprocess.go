@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"tokenledger/access"
-	"tokenledger/embedded"
 	"tokenledger/events"
 	"tokenledger/internal/headroom"
 )
@@ -74,19 +73,15 @@ func nodeProcess(ctx context.Context, dir string, fromSnapshot bool, stdout io.W
 	if os.Getenv("GOGC") == "" { // as serve does
 		defer headroom.Bound(headroom.Default)()
 	}
+	// The node starts its embedded server on the stream's directory, as
+	// serve does, and (from its snapshot) reads its copy meanwhile.
 	start := time.Now()
-	s, err := embedded.Start(embedded.Options{DataDir: dir, Listen: "127.0.0.1:0", Anonymous: true})
-	if err != nil {
-		return err
-	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
-	f := nodeFigures{ServerUp: time.Since(start)}
-	n, err := startNode(ctx, s, events.DefaultConfig(), signer, trust, fromSnapshot, keptCopy(dir))
+	n, up, err := startNodeOn(ctx, nil, dir, events.DefaultConfig(), signer, trust, fromSnapshot, keptCopy(dir))
 	if err != nil {
 		return err
 	}
 	defer n.stop()
-	f.Ready = time.Since(start)
+	f := nodeFigures{ServerUp: up.Sub(start), Ready: time.Since(start)}
 	f.Applied = n.table.Applied()
 	if f.Peak, err = procStatus("VmHWM"); err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"tokenledger/commands"
@@ -54,14 +53,14 @@ func regionRevokeLatency(ctx context.Context, dir string, signer *events.Signer,
 		}
 	}
 
-	hub, err := runNode(ctx, hubS, node.Config{Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn})
+	hub, err := runNode(ctx, node.Config{Join: hubS.ClientURL(), Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn})
 	if err != nil {
 		return nil, fmt.Errorf("hub node: %w", err)
 	}
 	defer hub.stop()
 	// The region's node is the only one with the service: every answer is
 	// the region's.
-	region, err := runNode(ctx, euS, node.Config{Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn,
+	region, err := runNode(ctx, node.Config{Join: euS.ClientURL(), Stream: cfg, Signer: signer, Trust: trust, Warn: projections.DefaultWarn,
 		Region: &node.Region{Name: "eu", HubDomain: "hub"}, Parts: node.Service, Version: "0.0.0-bench"})
 	if err != nil {
 		return nil, fmt.Errorf("regional node: %w", err)
@@ -128,10 +127,9 @@ func regionRevokeLatency(ctx context.Context, dir string, signer *events.Signer,
 	return lat, nil
 }
 
-// runNode runs a node with cfg joined to s until stop, and returns once its
+// runNode runs a node with cfg until stop, and returns once its
 // table has caught up (and before it settles: see ledgerNode.settle).
-func runNode(ctx context.Context, s *server.Server, cfg node.Config) (*ledgerNode, error) {
-	cfg.Join = s.ClientURL()
+func runNode(ctx context.Context, cfg node.Config) (*ledgerNode, error) {
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return nil, err
