@@ -155,21 +155,20 @@ type Node struct {
 	linked    func() bool
 	leafURL   string // hub: where regional servers connect, nats-leaf://host:port
 	snapshots *jetstream.Snapshots
-	// kept is the node's own copy of its snapshots (nil: none); while
-	// prefetching, its decoding runs from before NATS is up, and restored
-	// puts the collector back as it was once the table is built.
-	kept        *projections.SnapshotCopy
-	prefetching bool
-	restored    func()
-	table       *projections.Table
-	follower    *projections.Follower
-	ledger      *commands.Ledger
-	used        *jetstream.Used
-	uses        *commands.UseRecorder
-	claims      *jetstream.Claims
-	guard       *accounts.Guard
-	ln          net.Listener
-	http        *httpapi.BoundedServer
+	// kept is the node's own copy of its snapshots (nil: none). restored
+	// puts the collector back as it was once the table is built; it is set
+	// before NATS is up when the copy is being decoded from then on.
+	kept     *projections.SnapshotCopy
+	restored func()
+	table    *projections.Table
+	follower *projections.Follower
+	ledger   *commands.Ledger
+	used     *jetstream.Used
+	uses     *commands.UseRecorder
+	claims   *jetstream.Claims
+	guard    *accounts.Guard
+	ln       net.Listener
+	http     *httpapi.BoundedServer
 
 	// paged is closed once the table's memory has first been moved to huge
 	// pages (see hugePages), or Run stopped before; firstPages is what that
@@ -201,7 +200,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}
-	n := &Node{cfg: cfg, log: cfg.Log, join: cfg.Join != "", paged: make(chan struct{}), restored: func() {}}
+	n := &Node{cfg: cfg, log: cfg.Log, join: cfg.Join != "", paged: make(chan struct{})}
 	if cfg.Parts&Snapshots != 0 {
 		n.prefetch()
 	}
@@ -398,14 +397,14 @@ func (n *Node) openBuckets(ctx context.Context, js natsjs.JetStream, cfg events.
 func (n *Node) buildLedger(ctx context.Context) {
 	cfg := n.cfg
 	if n.snapshots != nil {
-		if !n.prefetching {
+		if n.restored == nil {
 			n.restored = n.startGC()
 		}
 		n.table = projections.Restore(ctx, n.snapshots, n.kept, n.stream, cfg.Trust, cfg.Warn, n.log)
+		n.restored()
 	} else {
 		n.table = projections.NewTable(cfg.Warn)
 	}
-	n.restored()
 	n.follower = projections.NewFollower(n.table, n.stream, cfg.Trust, n.log)
 	n.follower.StartGC = cfg.StartGC
 	n.follower.MaxStaleness = cfg.MaxStaleness
@@ -434,7 +433,7 @@ func (n *Node) prefetch() {
 	if err := n.kept.RemoveLeftovers(); err != nil {
 		n.log.Warn("could not remove what an interrupted write of the snapshot's copy left", "err", err)
 	}
-	if n.prefetching = n.kept.Prefetch(n.cfg.Trust, n.cfg.Warn); n.prefetching {
+	if n.kept.Prefetch(n.cfg.Trust, n.cfg.Warn) {
 		n.restored = sync.OnceFunc(n.startGC())
 		n.release = append(n.release, n.restored, n.kept.Stop)
 	}
