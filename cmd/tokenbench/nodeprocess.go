@@ -36,6 +36,7 @@ type nodeFigures struct {
 	RSS      uint64        // the resident set once ready and collected, bytes
 	Heap     uint64        // the Go heap in use then, bytes
 	Applied  uint64        // the table's last applied sequence
+	Used     usage         // what the process had used once ready
 }
 
 // measureNode runs a node process on dir and returns its figures.
@@ -81,7 +82,7 @@ func nodeProcess(ctx context.Context, dir string, fromSnapshot bool, stdout io.W
 		return err
 	}
 	defer n.stop()
-	f := nodeFigures{ServerUp: up.Sub(start), Ready: time.Since(start)}
+	f := nodeFigures{ServerUp: up.Sub(start), Ready: time.Since(start), Used: usedSoFar()}
 	f.Applied = n.table.Applied()
 	if f.Peak, err = procStatus("VmHWM"); err != nil {
 		return err
