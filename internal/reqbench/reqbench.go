@@ -80,24 +80,29 @@ func Run(nc *nats.Conn, subject string, bodies [][]byte, concurrency, n int, che
 // noise. It keeps each side's best round (highest throughput; lowest p99),
 // and each round's ratio of the service's throughput to the baseline's.
 //
-// Each round starts from a collected heap. A process holding millions of
-// tokens takes seconds to mark, and a collection that one round's garbage
-// set off would otherwise run on into the next, on whichever side came
-// then: at ten million tokens the rounds' ratios spread from 0.55 to 1.35.
-// Where a round's garbage outgrows the heap's headroom (a million tokens:
-// 256 MiB or so), collections still fall within rounds, on both sides
-// alike; where it does not (ten million: gigabytes), neither side is
-// charged for its garbage, of which the service makes some 8% more than the
-// echo (1,580 bytes a request against 1,460, client and server included).
+// Each side of a round starts from a collected heap. A process holding
+// millions of tokens takes seconds to mark, and a collection that one
+// side's garbage set off would otherwise run on into what came next: at ten
+// million tokens, with a collection at each round's start only, the rounds'
+// ratios split by order, 0.53 to 0.66 where the echo went first and 1.23 to
+// 1.35 where the service did, the second side each time the slower (after
+// the first side's garbage, it grows the heap into memory not touched
+// before, which on a virtual machine costs the host's work, or meets a
+// collection that garbage set off); and the median of ten such rounds fell
+// between the two groups.
+// Where a side's garbage outgrows the heap's headroom (a million tokens:
+// 256 MiB or so), collections still fall within sides, on both alike; the
+// service makes some 8% more garbage than the echo (1,580 bytes a request
+// against 1,460, client and server included).
 func Compare(nc *nats.Conn, baseline, service string, bodies [][]byte, concurrency, n, rounds int, check func([]byte) error) (base, svc Result, ratios []float64, err error) {
 	for r := range rounds {
-		runtime.GC()
 		order := []string{baseline, service}
 		if r%2 == 1 {
 			order[0], order[1] = service, baseline
 		}
 		var b, s Result
 		for _, subject := range order {
+			runtime.GC()
 			res, err := Run(nc, subject, bodies, concurrency, n, check)
 			if err != nil {
 				return Result{}, Result{}, nil, err
