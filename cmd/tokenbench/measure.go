@@ -539,7 +539,16 @@ func orderedRead(ctx context.Context, nc *nats.Conn, cfg events.Config, want int
 	if err != nil {
 		return err
 	}
-	defer sub.Stop()
+	defer func() {
+		sub.Stop()
+		// The server keeps an ordered consumer until it has been idle a
+		// while: without this, each round would leave one behind.
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = st.DeleteConsumer(dctx, info.Name)
+		}
+	}()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
