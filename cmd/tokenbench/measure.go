@@ -154,9 +154,10 @@ func measure(ctx context.Context, sz size, logw io.Writer) (*report, error) {
 	// As serve restarts: from the copy of its snapshot it keeps on its
 	// disk. Then as a node whose snapshot another node stored: from the
 	// object store. Then from the copy twice more, one start after another:
-	// the same work, into memory the start before freed. What the kernel's
-	// share of each start's CPU does then is the machine's, not the node's
-	// (see the README's "A node's start, overlapped").
+	// the same work each time. A start's CPU is the whole process's, and on
+	// a virtual machine the kernel's share of it depends on how long ago the
+	// memory it fills was freed (see the README's "Why the same start takes
+	// 3 s one minute and 6 s the next").
 	startFrom := func(kept string) (string, error) {
 		start, used := time.Now(), usedSoFar()
 		n3, err := startNode(ctx, s, cfg, signer, trust, true, kept)
