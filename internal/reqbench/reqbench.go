@@ -90,6 +90,7 @@ func Run(nc *nats.Conn, subject string, bodies [][]byte, concurrency, n int, che
 // before, which on a virtual machine costs the host's work, or meets a
 // collection that garbage set off); and the median of ten such rounds fell
 // between the two groups.
+//
 // Where a side's garbage outgrows the heap's headroom (a million tokens:
 // 256 MiB or so), collections still fall within sides, on both alike; the
 // service makes some 8% more garbage than the echo (1,580 bytes a request
